@@ -1,0 +1,43 @@
+"""Errors raised by samforge.
+
+Every error a user can cause derives from :class:`SamforgeError` and its message says what
+was wrong and what to do about it, so a CLI can print it as it is.
+"""
+
+from __future__ import annotations
+
+
+class SamforgeError(Exception):
+    """Base class of every error caused by input, files or configuration."""
+
+
+class CheckpointError(SamforgeError):
+    """A checkpoint file cannot be read, or does not match the architecture."""
+
+
+class UnsupportedCheckpointError(CheckpointError):
+    """A checkpoint holds tensors of an architecture samforge does not build (yet)."""
+
+
+class ModelNotFoundError(SamforgeError):
+    """A name is neither a registered model nor an existing file."""
+
+
+class DownloadError(SamforgeError):
+    """A registered checkpoint could not be downloaded or failed its checksum."""
+
+
+class InputImageError(SamforgeError):
+    """An image or volume has the wrong shape, dtype or values (NaN, empty, ...)."""
+
+
+class PromptError(SamforgeError):
+    """A prompt is malformed or lies outside the image."""
+
+
+class DataError(SamforgeError):
+    """A data file or dataset layout cannot be read."""
+
+
+class ConfigError(SamforgeError):
+    """A configuration value is unknown or out of range."""

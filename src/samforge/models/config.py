@@ -1,0 +1,137 @@
+"""Architecture configs: a model is a name plus a :class:`SamConfig`.
+
+The numbers of the public ViT-B/L/H models follow the official ``segment_anything`` build
+functions; the small configs keep every structural feature (windowed and global attention,
+relative positions, padding of windows) at a fraction of the cost, for tests and the
+built-in model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from ..errors import ConfigError
+
+Preprocessing = Literal["sam", "medsam"]
+
+SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
+SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass(frozen=True)
+class SamConfig:
+    """Everything needed to build a SAM-architecture model.
+
+    ``preprocessing`` names the input convention the weights were trained with:
+    ``"sam"`` resizes the longest side to ``image_size``, pads bottom/right and normalises
+    0–255 RGB with ``pixel_mean``/``pixel_std``; ``"medsam"`` resizes straight to
+    ``image_size``², scales min–max to [0, 1] and applies no mean/std.
+    """
+
+    encoder_embed_dim: int = 768
+    encoder_depth: int = 12
+    encoder_num_heads: int = 12
+    encoder_global_attn_indexes: tuple[int, ...] = (2, 5, 8, 11)
+    window_size: int = 14
+    patch_size: int = 16
+    image_size: int = 1024
+    mlp_ratio: float = 4.0
+    prompt_embed_dim: int = 256
+    mask_in_chans: int = 16
+    decoder_depth: int = 2
+    decoder_mlp_dim: int = 2048
+    decoder_num_heads: int = 8
+    num_multimask_outputs: int = 3
+    iou_head_depth: int = 3
+    iou_head_hidden_dim: int = 256
+    preprocessing: Preprocessing = "sam"
+    pixel_mean: tuple[float, float, float] = field(default=SAM_PIXEL_MEAN)
+    pixel_std: tuple[float, float, float] = field(default=SAM_PIXEL_STD)
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ConfigError(
+                f"image_size {self.image_size} is not a multiple of patch_size "
+                f"{self.patch_size}; choose e.g. {self.image_size // self.patch_size * self.patch_size}."
+            )
+        if self.encoder_embed_dim % self.encoder_num_heads:
+            raise ConfigError(
+                f"encoder_embed_dim {self.encoder_embed_dim} is not divisible by "
+                f"encoder_num_heads {self.encoder_num_heads}."
+            )
+        bad = [i for i in self.encoder_global_attn_indexes if not 0 <= i < self.encoder_depth]
+        if bad:
+            raise ConfigError(
+                f"global attention indexes {bad} lie outside the {self.encoder_depth} blocks."
+            )
+        if self.preprocessing not in ("sam", "medsam"):
+            raise ConfigError(
+                f"preprocessing must be 'sam' or 'medsam', not {self.preprocessing!r}."
+            )
+
+    @property
+    def embedding_size(self) -> int:
+        """Side of the image embedding grid (64 for SAM at 1024²)."""
+        return self.image_size // self.patch_size
+
+    def with_changes(self, **changes: Any) -> SamConfig:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SamConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown SamConfig keys {unknown}; known keys: {sorted(known)}.")
+        values = dict(values)
+        for key in ("encoder_global_attn_indexes", "pixel_mean", "pixel_std"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+VIT_B = SamConfig()
+VIT_L = SamConfig(
+    encoder_embed_dim=1024,
+    encoder_depth=24,
+    encoder_num_heads=16,
+    encoder_global_attn_indexes=(5, 11, 17, 23),
+)
+VIT_H = SamConfig(
+    encoder_embed_dim=1280,
+    encoder_depth=32,
+    encoder_num_heads=16,
+    encoder_global_attn_indexes=(7, 15, 23, 31),
+)
+# For tests: every structural feature of SAM (16×16 tokens padded to two 14-wide windows,
+# one global block, full-size prompt encoder and decoder) in a few hundred kB of encoder.
+VIT_TEST = SamConfig(
+    encoder_embed_dim=64,
+    encoder_depth=2,
+    encoder_num_heads=2,
+    encoder_global_attn_indexes=(1,),
+    image_size=256,
+)
+
+ARCHITECTURES: dict[str, SamConfig] = {
+    "vit_b": VIT_B,
+    "vit_l": VIT_L,
+    "vit_h": VIT_H,
+    "vit_test": VIT_TEST,
+}
+
+# Official checkpoints carry no config: the encoder width identifies the architecture.
+ARCHITECTURE_BY_EMBED_DIM = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
+
+
+def get_config(name: str) -> SamConfig:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}."
+        ) from None

@@ -1,0 +1,77 @@
+"""The SAM model: image encoder, prompt encoder and mask decoder under the official names.
+
+The model works in its own input frame: images already resized, padded and normalised to
+``config.image_size``², prompts in that frame's pixels. Mapping from and to the original
+image lives in :mod:`samforge.models.transforms`, shared by inference, training and
+evaluation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import SamConfig
+from .image_encoder import ImageEncoderViT
+from .mask_decoder import MaskDecoder
+from .prompt_encoder import PromptEncoder
+
+
+class Sam(nn.Module):
+    mask_threshold: float = 0.0
+
+    def __init__(self, config: SamConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.image_encoder = ImageEncoderViT.from_config(config)
+        self.prompt_encoder = PromptEncoder.from_config(config)
+        self.mask_decoder = MaskDecoder.from_config(config)
+        # Not persistent: official checkpoints do not hold them; the config does.
+        self.register_buffer(
+            "pixel_mean", torch.tensor(config.pixel_mean).view(-1, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "pixel_std", torch.tensor(config.pixel_std).view(-1, 1, 1), persistent=False
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) model-ready images -> (B, 256, S/16, S/16) embeddings."""
+        return self.image_encoder(images)
+
+    def decode(
+        self,
+        image_embeddings: torch.Tensor,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        multimask_output: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode B prompts against one image, or one image per prompt.
+
+        Args:
+            image_embeddings: (1 or B, 256, h, w).
+            points: coords (B, N, 2) in model-frame pixels (x, y) and labels (B, N).
+            boxes: (B, 4) x0, y0, x1, y1 in model-frame pixels.
+            mask_inputs: (B, 1, 4h, 4w) low-resolution logits from an earlier prediction.
+            multimask_output: return three masks per prompt instead of one.
+
+        Returns:
+            low-resolution logits (B, M, 4h, 4w) and IoU predictions (B, M).
+        """
+        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_inputs)
+        return self.mask_decoder(
+            image_embeddings=image_embeddings,
+            image_pe=self.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask_output,
+        )
+
+
+def build_sam(config: SamConfig) -> Sam:
+    """A randomly initialised model in eval mode (weights come from ``load_model``)."""
+    return Sam(config).eval()

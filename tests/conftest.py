@@ -28,9 +28,7 @@ def shared_data() -> Path:
     """The real-data folder; skips the test when it is absent."""
     path = shared_data_dir()
     if path is None:
-        pytest.skip(
-            "real data not found: set SAMFORGE_SHARED_DATA or place it at ../shared/data"
-        )
+        pytest.skip("real data not found: set SAMFORGE_SHARED_DATA or place it at ../shared/data")
     return path
 
 

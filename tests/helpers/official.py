@@ -34,7 +34,7 @@ def _unused(*_args, **_kwargs):
 def install_torchvision_stand_in() -> None:
     """Put a minimal ``torchvision`` into ``sys.modules`` if the real one is absent."""
     try:
-        import torchvision  # noqa: F401
+        import torchvision
 
         return
     except Exception:

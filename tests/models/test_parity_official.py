@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam, official_predictor
 
+from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam, official_predictor
 from samforge.inference import Predictor
 from samforge.models.config import VIT_B, VIT_TEST
 from samforge.models.sam import build_sam
@@ -57,11 +57,13 @@ def random_rgb(height: int, width: int, seed: int) -> np.ndarray:
 
 PROMPTS = {
     "point": dict(point_coords=[[60.0, 70.0]], point_labels=[1]),
-    "points": dict(point_coords=[[60.0, 70.0], [100.0, 40.0], [20.0, 140.0]],
-                   point_labels=[1, 0, 1]),
+    "points": dict(
+        point_coords=[[60.0, 70.0], [100.0, 40.0], [20.0, 140.0]], point_labels=[1, 0, 1]
+    ),
     "box": dict(box=[30.0, 40.0, 140.0, 150.0]),
-    "box+points": dict(box=[30.0, 40.0, 140.0, 150.0], point_coords=[[80.0, 90.0], [35, 45]],
-                       point_labels=[1, 0]),
+    "box+points": dict(
+        box=[30.0, 40.0, 140.0, 150.0], point_coords=[[80.0, 90.0], [35, 45]], point_labels=[1, 0]
+    ),
 }
 
 

@@ -1,9 +1,9 @@
 """Interactive 2D segmentation: embed an image once, then decode any number of prompts.
 
-    >>> predictor = Predictor(samforge.load_model("sam_vit_b"))
-    >>> predictor.set_image(ct_slice, intensity="ct", window="soft_tissue")
-    >>> result = predictor.predict(boxes=[[40, 60, 120, 140]])
-    >>> result.masks.shape   # (objects, masks per object, H, W)
+>>> predictor = Predictor(samforge.load_model("sam_vit_b"))
+>>> predictor.set_image(ct_slice, intensity="ct", window="soft_tissue")
+>>> result = predictor.predict(boxes=[[40, 60, 120, 140]])
+>>> result.masks.shape   # (objects, masks per object, H, W)
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import torch
 from ..data.intensity import normalize_intensity
 from ..errors import InputImageError
 from ..models.sam import Sam
-from ..models.transforms import ModelInputTransform
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
 from .prompts_validation import PromptBatch, validate_prompts
 
@@ -76,7 +75,7 @@ class Predictor:
         cache_size: int = 8,
     ) -> None:
         self.model = model.eval()
-        self.transform = ModelInputTransform(model.config)
+        self.transform = model.config.input_transform()
         self.intensity = intensity
         self.window = window
         self.cache = EmbeddingCache(cache_size)

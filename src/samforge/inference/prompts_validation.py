@@ -73,7 +73,9 @@ def validate_prompts(
     if points is not None or labels is not None:
         if points is None or labels is None:
             raise PromptError("points and labels go together: pass both, one label per point.")
-        point_array = _batched(_as_float_array(points, "points"), "points", 2, "(N, 2) or (B, N, 2)")
+        point_array = _batched(
+            _as_float_array(points, "points"), "points", 2, "(N, 2) or (B, N, 2)"
+        )
         label_array = _batched(_as_float_array(labels, "labels"), "labels", 1, "(N,) or (B, N)")
         if point_array.shape[-1] != 2:
             raise PromptError(f"points must have (x, y) in the last axis, got {point_array.shape}.")

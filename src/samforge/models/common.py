@@ -25,9 +25,7 @@ class LayerNorm2d(nn.Module):
 class MLPBlock(nn.Module):
     """Two linear layers with an activation between them: (..., D) -> (..., D)."""
 
-    def __init__(
-        self, embedding_dim: int, mlp_dim: int, act: type[nn.Module] = nn.GELU
-    ) -> None:
+    def __init__(self, embedding_dim: int, mlp_dim: int, act: type[nn.Module] = nn.GELU) -> None:
         super().__init__()
         self.lin1 = nn.Linear(embedding_dim, mlp_dim)
         self.lin2 = nn.Linear(mlp_dim, embedding_dim)

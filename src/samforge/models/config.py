@@ -12,11 +12,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..preprocessing import SAM_PIXEL_MEAN, SAM_PIXEL_STD, ModelInputTransform
 
 Preprocessing = Literal["sam", "medsam"]
-
-SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
-SAM_PIXEL_STD = (58.395, 57.12, 57.375)
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,8 @@ class SamConfig:
         if self.image_size % self.patch_size:
             raise ConfigError(
                 f"image_size {self.image_size} is not a multiple of patch_size "
-                f"{self.patch_size}; choose e.g. {self.image_size // self.patch_size * self.patch_size}."
+                f"{self.patch_size}; choose a multiple such as "
+                f"{self.image_size // self.patch_size * self.patch_size}."
             )
         if self.encoder_embed_dim % self.encoder_num_heads:
             raise ConfigError(
@@ -74,6 +73,12 @@ class SamConfig:
     def embedding_size(self) -> int:
         """Side of the image embedding grid (64 for SAM at 1024²)."""
         return self.image_size // self.patch_size
+
+    def input_transform(self) -> ModelInputTransform:
+        """The mapping from original images and prompts into this model's input frame."""
+        return ModelInputTransform(
+            self.image_size, self.preprocessing, self.pixel_mean, self.pixel_std
+        )
 
     def with_changes(self, **changes: Any) -> SamConfig:
         return replace(self, **changes)

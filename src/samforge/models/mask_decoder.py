@@ -96,8 +96,9 @@ class MaskDecoder(nn.Module):
         batch = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         output_tokens = output_tokens.unsqueeze(0).expand(batch, -1, -1)
-        tokens = torch.cat([output_tokens.to(sparse_prompt_embeddings.dtype),
-                            sparse_prompt_embeddings], dim=1)
+        tokens = torch.cat(
+            [output_tokens.to(sparse_prompt_embeddings.dtype), sparse_prompt_embeddings], dim=1
+        )
 
         src = image_embeddings.expand(batch, -1, -1, -1) + dense_prompt_embeddings
         _, channels, height, width = src.shape

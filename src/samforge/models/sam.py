@@ -2,7 +2,7 @@
 
 The model works in its own input frame: images already resized, padded and normalised to
 ``config.image_size``², prompts in that frame's pixels. Mapping from and to the original
-image lives in :mod:`samforge.models.transforms`, shared by inference, training and
+image lives in :mod:`samforge.preprocessing`, shared by inference, training and
 evaluation.
 """
 

@@ -12,7 +12,11 @@ from .common import MLPBlock
 
 class TwoWayTransformer(nn.Module):
     def __init__(
-        self, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int,
+        self,
+        depth: int,
+        embedding_dim: int,
+        num_heads: int,
+        mlp_dim: int,
         attention_downsample_rate: int = 2,
     ) -> None:
         super().__init__()
@@ -82,7 +86,10 @@ class TwoWayAttentionBlock(nn.Module):
         self.skip_first_layer_pe = skip_first_layer_pe
 
     def forward(
-        self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        query_pe: torch.Tensor,
         key_pe: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.skip_first_layer_pe:

@@ -1,0 +1,115 @@
+"""Time samforge against the official ``segment_anything`` on the same random weights.
+
+Prints, for image embedding and for one prompt decoded to a full-resolution mask, the
+median seconds of each implementation and the ratio official / samforge (> 1: samforge is
+faster). Both run in this process, on the same image and weights, one after the other.
+
+    python benchmarks/bench_vs_official.py --arch vit_b --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.official import (
+    OFFICIAL_ARCHITECTURES,
+    build_official_sam,
+    official_predictor,
+)
+from samforge.inference import Predictor
+from samforge.models.config import VIT_TEST, get_config
+from samforge.models.sam import build_sam
+
+SMALL = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
+
+
+def median_seconds(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="vit_b", choices=[*OFFICIAL_ARCHITECTURES, "vit_test"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--decode-repeats", type=int, default=20)
+    parser.add_argument("--image-side", type=int, default=512, help="side of the test image")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    if args.arch == "vit_test":
+        config, arch = VIT_TEST, SMALL
+    else:
+        config, arch = get_config(args.arch), OFFICIAL_ARCHITECTURES[args.arch]
+    official = build_official_sam(image_size=config.image_size, **arch)
+    ours = build_sam(config)
+    ours.load_state_dict(official.state_dict(), strict=True)
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(args.image_side, args.image_side, 3), dtype=np.uint8)
+    side = args.image_side
+    box = np.array([side * 0.2, side * 0.3, side * 0.6, side * 0.7])
+    point = np.array([[side * 0.4, side * 0.5]])
+
+    reference = official_predictor(official)
+    predictor = Predictor(ours, cache_size=0)  # no cache: every call embeds
+    rows = []
+    with torch.inference_mode():
+        rows.append(
+            (
+                "embed image",
+                median_seconds(lambda: reference.set_image(image), args.repeats),
+                median_seconds(lambda: predictor.set_image(image), args.repeats),
+            )
+        )
+        rows.append(
+            (
+                "decode 1 box -> mask",
+                median_seconds(
+                    lambda: reference.predict(box=box, multimask_output=False), args.decode_repeats
+                ),
+                median_seconds(lambda: predictor.predict(boxes=box), args.decode_repeats),
+            )
+        )
+        rows.append(
+            (
+                "decode 1 point, multimask",
+                median_seconds(
+                    lambda: reference.predict(
+                        point_coords=point, point_labels=np.array([1]), multimask_output=True
+                    ),
+                    args.decode_repeats,
+                ),
+                median_seconds(
+                    lambda: predictor.predict(points=point, labels=[1], multimask=True),
+                    args.decode_repeats,
+                ),
+            )
+        )
+
+    print(
+        f"# {args.arch}, input {config.image_size}², image {side}×{side}, fp32, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}"
+    )
+    print(f"{'step':<28}{'official s':>12}{'samforge s':>12}{'ratio':>8}")
+    for name, official_s, ours_s in rows:
+        print(f"{name:<28}{official_s:>12.4f}{ours_s:>12.4f}{official_s / ours_s:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

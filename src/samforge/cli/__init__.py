@@ -1,0 +1,42 @@
+"""The ``samforge`` command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from ..errors import SamforgeError
+from . import data_inspect, data_synthetic, demo, models, segment
+
+app = typer.Typer(
+    name="samforge",
+    help="Segment Anything for medical images: load, segment, fine-tune, fuse, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command(
+    "segment",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)(segment.segment)
+app.command("demo")(demo.demo)
+app.add_typer(models.app, name="models")
+
+data_app = typer.Typer(
+    help="Inspect, corrupt and synthesise medical image data.", no_args_is_help=True
+)
+data_app.command("inspect")(data_inspect.inspect)
+data_app.command("corrupt")(data_synthetic.corrupt)
+data_app.command("phantom")(data_synthetic.phantom)
+data_app.command("contact-sheet")(data_synthetic.contact_sheet)
+app.add_typer(data_app, name="data")
+
+
+def main() -> None:
+    """Entry point: user errors print as one clear message and exit with status 2."""
+    try:
+        app()
+    except SamforgeError as error:
+        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,199 @@
+"""A PyTorch Dataset for SAM training: model-ready images, each with ``n_obj`` object masks.
+
+Each item is one 2D image (or one slice of a volume) that holds at least one object (a
+connected component of a class with ≥ ``min_size`` pixels, see :mod:`samforge.data.objects`).
+Up to ``n_obj`` of its objects are drawn without replacement, with a generator seeded by
+(``seed``, epoch, index): the same item gives the same objects in any worker, and
+:meth:`ObjectSegmentationDataset.set_epoch` draws new ones each epoch.
+
+Images and masks enter the model frame through :class:`samforge.preprocessing.ModelInputTransform`,
+the same code the Predictor uses: ``"sam"`` resizes the longest side to S, normalises with
+the pixel mean/std and pads bottom/right; ``"medsam"`` resizes straight to S × S and scales
+to [0, 1]. Masks are resized nearest (pixel centres) and padded with 0. ``input_size`` is
+the (h, w) of the content inside the frame.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError, DataError
+from ..preprocessing import PREPROCESSING_CONVENTIONS, ModelInputTransform
+from .intensity import IntensityMapping, intensity_mapping, validate_image, volume_normalizer
+from .objects import count_objects, instances_from_labels
+from .record import Case
+
+
+class ObjectSegmentationDataset(Dataset):
+    """Items for interactive-segmentation training (MedicoSAM Alg. 1, MedSAM, SAM-UNet).
+
+    Args:
+        cases: 2D cases and/or volumes (a lazy ``CaseList`` is fine; each case is read once
+            while indexing, then on demand with a small cache).
+        n_obj: objects per image (fewer when an image has fewer).
+        image_size: S, the model's input size.
+        preprocessing: "sam" (resize longest side + pad) or "medsam" (direct resize).
+        min_size: smallest object in pixels of the original image; smaller ones are ignored,
+            and images without any object are skipped.
+        seed: seed of the object sampling.
+        classes: class ids that count as objects (default: all).
+        intensity, window: passed to :func:`samforge.data.intensity.normalize_intensity`;
+            slices of a volume share one mapping computed over the whole volume.
+        slice_axis: axis along which volumes are cut into 2D items (0 = z).
+        connectivity: of connected components (1 = faces).
+        transform: the model's input transform (``model.config.input_transform()``);
+            by default SAM's pixel statistics with ``image_size`` and ``preprocessing``.
+        cache_size: cases kept in memory (volumes are read once for all their slices).
+
+    Items are dicts:
+        ``image`` (3, S, S) float32 model input (normalised as the Predictor does);
+        ``masks`` (n, S, S) float32 in {0, 1};
+        ``class_ids`` (n,) int64; ``input_size`` (2,) int64 (h, w) of the content;
+        ``original_size`` (2,) int64 (H, W); ``name`` str (case, and slice for volumes).
+    """
+
+    def __init__(
+        self,
+        cases: Sequence[Case],
+        n_obj: int = 5,
+        image_size: int = 1024,
+        preprocessing: str = "sam",
+        min_size: int = 20,
+        seed: int = 0,
+        *,
+        classes: Iterable[int] | None = None,
+        intensity: str = "auto",
+        window: str | tuple[float, float] | None = None,
+        slice_axis: int = 0,
+        connectivity: int = 1,
+        transform: ModelInputTransform | None = None,
+        cache_size: int = 2,
+    ) -> None:
+        if preprocessing not in PREPROCESSING_CONVENTIONS:
+            raise ConfigError(f"preprocessing must be 'sam' or 'medsam'; got {preprocessing!r}.")
+        if n_obj < 1 or image_size < 1:
+            raise ConfigError(f"n_obj and image_size must be ≥ 1; got {n_obj}, {image_size}.")
+        intensity_mapping(np.zeros((1, 1), np.float32), intensity, window)  # fail early
+        self.cases = cases
+        self.transform = transform or ModelInputTransform(image_size, preprocessing)
+        self.n_obj = n_obj
+        self.min_size, self.seed, self.connectivity = min_size, seed, connectivity
+        self.classes = None if classes is None else tuple(int(c) for c in classes)
+        self.intensity, self.window, self.slice_axis = intensity, window, slice_axis
+        self.cache_size = cache_size
+        self.epoch = 0
+        self._cache: OrderedDict[int, tuple[Case, IntensityMapping | None]] = OrderedDict()
+        self.index = self._build_index()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw different objects in each epoch (call from the training loop)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        case_index, slice_index = self.index[index]
+        case, mapping = self._case(case_index)
+        image, label = self._plane(case, slice_index)
+        masks, class_ids = self._sample_objects(label, index)
+        image_t = self.transform.image(self._normalised(image, case, mapping))
+        masks_t = self.transform.label_masks(torch.from_numpy(masks)[None])
+        size = self.transform.resized_shape(label.shape)
+        if slice_index is not None:
+            name = f"{case.name}_{'zyx'[self.slice_axis]}{slice_index:03d}"
+        return {
+            "image": image_t[0].contiguous(),
+            "masks": masks_t[0].float(),
+            "class_ids": torch.tensor(class_ids, dtype=torch.int64),
+            "input_size": torch.tensor(size, dtype=torch.int64),
+            "original_size": torch.tensor(label.shape, dtype=torch.int64),
+            "name": case.name if slice_index is None else name,
+        }
+
+    def _sample_objects(self, label: np.ndarray, index: int) -> tuple[np.ndarray, list[int]]:
+        """(n, H, W) uint8 masks of up to ``n_obj`` objects drawn without replacement."""
+        instances = instances_from_labels(label, self.min_size, self.classes, self.connectivity)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        chosen = rng.choice(len(instances), size=min(self.n_obj, len(instances)), replace=False)
+        masks = np.stack([instances[i].mask for i in chosen]).view(np.uint8)
+        return masks, [instances[i].class_id for i in chosen]
+
+    def _normalised(
+        self, image: np.ndarray, case: Case, mapping: IntensityMapping | None
+    ) -> torch.Tensor:
+        """(1, C, H, W) float image in [0, 255]; C = 1 for grey images (expanded later)."""
+        image = validate_image(image)
+        if mapping is None:
+            mapping = intensity_mapping(image, self.intensity, self.window, modality=case.modality)
+        values = torch.from_numpy(mapping.apply(image))
+        return values[None, None] if values.ndim == 2 else values.permute(2, 0, 1)[None]
+
+    def _build_index(self) -> list[tuple[int, int | None]]:
+        index: list[tuple[int, int | None]] = []
+        names, unlabelled = [], 0
+        for case_index in range(len(self.cases)):
+            case = self.cases[case_index]
+            names.append(case.name)
+            if case.label is None:
+                unlabelled += 1
+                continue
+            planes = range(case.label.shape[self.slice_axis]) if case.is_volume else [None]
+            for slice_index in planes:
+                _, label = self._plane(case, slice_index, image=False)
+                if label.any() and any(self._count(label).values()):
+                    index.append((case_index, slice_index))
+        if not index:
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise DataError(
+                f"no image among {len(names)} cases ({shown}; {unlabelled} without labels) has "
+                f"an object of ≥ {self.min_size} pixels, so there is nothing to train on. Lower "
+                "min_size, check the class ids, or check that the labels are not empty."
+            )
+        return index
+
+    def _count(self, label: np.ndarray) -> dict[int, list[int]]:
+        return count_objects(label, self.min_size, self.classes, self.connectivity)
+
+    def _plane(
+        self, case: Case, slice_index: int | None, image: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        if slice_index is None:
+            return (case.image if image else None), case.label
+        where = (slice(None),) * self.slice_axis + (slice_index,)
+        return (case.image[where] if image else None), case.label[where]
+
+    def _case(self, case_index: int) -> tuple[Case, IntensityMapping | None]:
+        if case_index in self._cache:
+            self._cache.move_to_end(case_index)
+            return self._cache[case_index]
+        case = self.cases[case_index]
+        mapping = None
+        if case.is_volume:
+            mapping = volume_normalizer(
+                case.image, mode=self.intensity, window=self.window, modality=case.modality
+            )
+        self._cache[case_index] = (case, mapping)
+        while len(self._cache) > max(self.cache_size, 1):
+            self._cache.popitem(last=False)
+        return case, mapping
+
+
+def collate_objects(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batch items, keeping the smallest object count of the batch for every image (as the
+    MedicoSAM reference does), so masks stack into (B, n, S, S)."""
+    count = min(len(s["masks"]) for s in samples)
+    return {
+        "image": torch.stack([s["image"] for s in samples]),
+        "masks": torch.stack([s["masks"][:count] for s in samples]),
+        "class_ids": torch.stack([s["class_ids"][:count] for s in samples]),
+        "input_size": torch.stack([s["input_size"] for s in samples]),
+        "original_size": torch.stack([s["original_size"] for s in samples]),
+        "name": [s["name"] for s in samples],
+    }

@@ -1,0 +1,103 @@
+"""The one mapping between original images, prompts and masks and a model's input frame.
+
+Used by the Predictor, the training Dataset and evaluation alike, so every number means
+the same thing everywhere. It sits below ``models/`` and ``data/`` (it knows tensors, not
+files or architectures). Two conventions exist in the wild (``SamConfig.preprocessing``):
+
+- ``"sam"`` (SAM, MedicoSAM, micro-sam): resize the longest side to S (bilinear,
+  antialiased when shrinking), normalise 0–255 RGB with the pixel mean/std, zero-pad bottom
+  and right (after normalisation, as the official code does). Masks come back by
+  upsampling to S², cropping the padding and resizing to the original.
+- ``"medsam"`` (MedSAM): resize straight to S×S (bicubic, antialiased when shrinking; the
+  aspect ratio is not kept), scale min–max to [0, 1]. Masks come back by one resize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
+SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+PREPROCESSING_CONVENTIONS = ("sam", "medsam")
+
+
+def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(h, w) after scaling the longest side to ``long_side``, rounded as SAM does."""
+    scale = long_side / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+class ModelInputTransform:
+    """Maps images, prompts and masks between an (H, W) original and the S×S model frame."""
+
+    def __init__(
+        self,
+        image_size: int,
+        preprocessing: str = "sam",
+        pixel_mean: Sequence[float] = SAM_PIXEL_MEAN,
+        pixel_std: Sequence[float] = SAM_PIXEL_STD,
+    ) -> None:
+        if preprocessing not in PREPROCESSING_CONVENTIONS:
+            raise ValueError(f"preprocessing must be 'sam' or 'medsam', not {preprocessing!r}.")
+        self.image_size = image_size
+        self.preprocessing = preprocessing
+        self.pixel_mean = torch.tensor(pixel_mean, dtype=torch.float32).view(-1, 1, 1)
+        self.pixel_std = torch.tensor(pixel_std, dtype=torch.float32).view(-1, 1, 1)
+
+    def resized_shape(self, original_size: tuple[int, int]) -> tuple[int, int]:
+        """Size of the image content inside the model frame (before padding)."""
+        if self.preprocessing == "medsam":
+            return self.image_size, self.image_size
+        return resized_shape(*original_size, self.image_size)
+
+    def image(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 1 or 3, H, W) images in [0, 255] -> (B, 3, S, S) model input."""
+        height, width = images.shape[-2:]
+        size = self.resized_shape((height, width))
+        images = images.float().expand(-1, 3, -1, -1)
+        if size != (height, width):
+            # Antialiasing only matters when shrinking; enlarging it changes < 1e-3 grey levels.
+            shrinking = size[0] < height or size[1] < width
+            mode = "bicubic" if self.preprocessing == "medsam" else "bilinear"
+            images = F.interpolate(
+                images, size=size, mode=mode, align_corners=False, antialias=shrinking
+            )
+        if self.preprocessing == "medsam":
+            low = images.amin(dim=(1, 2, 3), keepdim=True)
+            high = images.amax(dim=(1, 2, 3), keepdim=True)
+            return (images - low) / (high - low).clamp_min(1e-8)
+        images = (images - self.pixel_mean.to(images)) / self.pixel_std.to(images)
+        return F.pad(images, (0, self.image_size - size[1], 0, self.image_size - size[0]))
+
+    def label_masks(self, masks: torch.Tensor) -> torch.Tensor:
+        """(B, N, H, W) binary masks -> (B, N, S, S) in the model frame (nearest, padded)."""
+        size = self.resized_shape(tuple(masks.shape[-2:]))
+        if size != tuple(masks.shape[-2:]):
+            # nearest-exact samples pixel centres: the alignment of bilinear/align_corners=False
+            masks = F.interpolate(masks.float(), size=size, mode="nearest-exact").to(masks.dtype)
+        return F.pad(masks, (0, self.image_size - size[1], 0, self.image_size - size[0]))
+
+    def coords(self, coords: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+        """(..., 2) pixel coordinates (x, y) in the original -> model frame."""
+        height, width = original_size
+        new_h, new_w = self.resized_shape(original_size)
+        return coords * coords.new_tensor([new_w / width, new_h / height])
+
+    def boxes(self, boxes: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+        """(..., 4) boxes x0, y0, x1, y1 in the original -> model frame."""
+        corners = boxes.reshape(*boxes.shape[:-1], 2, 2)
+        return self.coords(corners, original_size).reshape(boxes.shape)
+
+    def masks(self, low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+        """(B, M, h, w) low-resolution logits -> (B, M, H, W) logits at the original size."""
+        if self.preprocessing == "medsam":
+            return F.interpolate(low_res, size=original_size, mode="bilinear", align_corners=False)
+        new_h, new_w = self.resized_shape(original_size)
+        masks = F.interpolate(
+            low_res, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+        )
+        masks = masks[..., :new_h, :new_w]
+        return F.interpolate(masks, size=original_size, mode="bilinear", align_corners=False)

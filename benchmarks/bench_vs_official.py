@@ -2,7 +2,7 @@
 
 Prints, for image embedding and for one prompt decoded to a full-resolution mask, the
 median seconds of each implementation and the ratio official / samforge (> 1: samforge is
-faster). Both run in this process, on the same image and weights, one after the other.
+faster). Both run in this process, on the same image and weights, timed alternately.
 
     python benchmarks/bench_vs_official.py --arch vit_b --repeats 3
 """
@@ -32,13 +32,18 @@ from samforge.models.sam import build_sam
 SMALL = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
 
 
-def median_seconds(function, repeats: int) -> float:
-    times = []
+def paired_medians(official, ours, repeats: int) -> tuple[float, float]:
+    """Median seconds of each, after one warm-up call each, timed alternately so that load
+    from other processes falls on both alike."""
+    official()
+    ours()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for function, record in ((official, times[0]), (ours, times[1])):
+            start = time.perf_counter()
+            function()
+            record.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main() -> None:
@@ -67,39 +72,30 @@ def main() -> None:
 
     reference = official_predictor(official)
     predictor = Predictor(ours, cache_size=0)  # no cache: every call embeds
-    rows = []
+    steps = {
+        "embed image": (
+            lambda: reference.set_image(image),
+            lambda: predictor.set_image(image),
+            args.repeats,
+        ),
+        "decode 1 box -> mask": (
+            lambda: reference.predict(box=box, multimask_output=False),
+            lambda: predictor.predict(boxes=box),
+            args.decode_repeats,
+        ),
+        "decode 1 point, multimask": (
+            lambda: reference.predict(
+                point_coords=point, point_labels=np.array([1]), multimask_output=True
+            ),
+            lambda: predictor.predict(points=point, labels=[1], multimask=True),
+            args.decode_repeats,
+        ),
+    }
     with torch.inference_mode():
-        rows.append(
-            (
-                "embed image",
-                median_seconds(lambda: reference.set_image(image), args.repeats),
-                median_seconds(lambda: predictor.set_image(image), args.repeats),
-            )
-        )
-        rows.append(
-            (
-                "decode 1 box -> mask",
-                median_seconds(
-                    lambda: reference.predict(box=box, multimask_output=False), args.decode_repeats
-                ),
-                median_seconds(lambda: predictor.predict(boxes=box), args.decode_repeats),
-            )
-        )
-        rows.append(
-            (
-                "decode 1 point, multimask",
-                median_seconds(
-                    lambda: reference.predict(
-                        point_coords=point, point_labels=np.array([1]), multimask_output=True
-                    ),
-                    args.decode_repeats,
-                ),
-                median_seconds(
-                    lambda: predictor.predict(points=point, labels=[1], multimask=True),
-                    args.decode_repeats,
-                ),
-            )
-        )
+        rows = [
+            (name, *paired_medians(official_step, our_step, repeats))
+            for name, (official_step, our_step, repeats) in steps.items()
+        ]
 
     print(
         f"# {args.arch}, input {config.image_size}², image {side}×{side}, fp32, "

@@ -146,3 +146,28 @@ def test_batched_boxes_match_official_batched_call():
 @pytest.mark.slow
 def test_vit_b_matches_official():
     check_model_parity(VIT_B, OFFICIAL_ARCHITECTURES["vit_b"], random_rgb(1024, 1024, seed=3))
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_export_loads_strictly_in_segment_anything_and_predicts_the_same(tmp_path, suffix):
+    from safetensors.torch import load_file
+
+    from helpers.official import official_sam_from_state_dict
+    from samforge.models import export_official, load_model
+
+    _, ours = paired_models(VIT_TEST, SMALL_ARCH, seed=7)
+    path = export_official(ours, tmp_path / f"model{suffix}")
+    state = load_file(path) if suffix == ".safetensors" else torch.load(path, weights_only=True)
+    official = official_sam_from_state_dict(state, image_size=256, **SMALL_ARCH)
+    reloaded = load_model(path)
+
+    image = random_rgb(200, 256, seed=4)
+    reference = official_predictor(official)
+    reference.set_image(image)
+    for model in (ours, reloaded):
+        predictor = Predictor(model)
+        predictor.set_image(image)
+        for name, prompt in PROMPTS.items():
+            (ref_logits, ref_iou, _), ours_pred = run_both(reference, predictor, prompt, True)
+            assert_close(ours_pred.logits[0], ref_logits, f"exported {name} logits")
+            assert_close(ours_pred.scores[0], ref_iou, f"exported {name} iou")

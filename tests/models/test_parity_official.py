@@ -171,3 +171,35 @@ def test_export_loads_strictly_in_segment_anything_and_predicts_the_same(tmp_pat
             (ref_logits, ref_iou, _), ours_pred = run_both(reference, predictor, prompt, True)
             assert_close(ours_pred.logits[0], ref_logits, f"exported {name} logits")
             assert_close(ours_pred.scores[0], ref_iou, f"exported {name} iou")
+
+
+def disk_image(height: int, width: int, centre: tuple[int, int], radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[:height, :width]
+    inside = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius**2
+    image = np.where(inside, 200, 40).astype(np.uint8)
+    return np.repeat(image[..., None], 3, axis=-1)
+
+
+def test_disk_from_box_and_from_point_matches_official():
+    """A synthetic disk on a non-square image, prompted by its box and by its centre."""
+    official, ours = paired_models(VIT_TEST, SMALL_ARCH, seed=3)
+    centre, radius = (150, 70), 40
+    image = disk_image(180, 256, centre, radius)
+    reference = official_predictor(official)
+    reference.set_image(image)
+    predictor = Predictor(ours)
+    predictor.set_image(image)
+    x, y = centre
+    prompts = {
+        "box": dict(box=[x - radius, y - radius, x + radius + 1, y + radius + 1]),
+        "point": dict(point_coords=[[float(x), float(y)]], point_labels=[1]),
+    }
+    for name, prompt in prompts.items():
+        (ref_logits, ref_iou, ref_low), ours_pred = run_both(
+            reference, predictor, prompt, multimask=name == "point"
+        )
+        assert ours_pred.masks.shape[-2:] == (180, 256)
+        assert_close(ours_pred.logits[0], ref_logits, f"disk {name} logits")
+        assert_close(ours_pred.scores[0], ref_iou, f"disk {name} iou")
+        assert_close(ours_pred.low_res_logits[0], ref_low, f"disk {name} low-res")
+        assert_masks_agree(ours_pred.masks[0], ref_logits, f"disk {name}")

@@ -62,6 +62,10 @@ def install_torchvision_stand_in() -> None:
 
 
 install_torchvision_stand_in()
+# A library imported earlier (MONAI probes for segment_anything) may have failed half-way on
+# the missing torchvision, leaving submodules without their package; start afresh.
+for _name in [name for name in sys.modules if name.split(".")[0] == "segment_anything"]:
+    del sys.modules[_name]
 
 import segment_anything  # noqa: E402
 from segment_anything.modeling import (  # noqa: E402

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from ..errors import SamforgeError
-from . import data_inspect, data_synthetic, demo, models, segment
+from . import data_inspect, data_synthetic, demo, evaluate, evaluate3d, models, segment
 
 app = typer.Typer(
     name="samforge",
@@ -22,6 +22,9 @@ app.command(
 )(segment.segment)
 app.command("demo")(demo.demo)
 app.add_typer(models.app, name="models")
+
+evaluate.app.command("interactive3d")(evaluate3d.interactive3d)
+app.add_typer(evaluate.app, name="evaluate")
 
 data_app = typer.Typer(
     help="Inspect, corrupt and synthesise medical image data.", no_args_is_help=True

@@ -1,4 +1,10 @@
-"""``samforge segment``: one object (or several) in a 2D image or a slice of a volume."""
+"""``samforge segment``: objects in a 2D image or a slice of a volume, or one object
+through a whole volume (``--propagate``).
+
+``--slice N`` is read here together with the prompts (it is not a declared option), so
+that each ``--slice`` keeps the prompts that follow it: ``--propagate --slice 10 --box ...
+--slice 30 --box ...`` prompts two slices of one object.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..data.intensity import volume_normalizer
 from ..data.io import read_case, write_mask
 from ..data.record import Case
 from ..errors import InputImageError, PromptError
 from ..inference.objects import segment_objects
 from ..inference.predictor import Predictor
+from ..inference.propagation import (
+    PropagationResult,
+    PropagationSettings,
+    SlicePrompt,
+    propagate,
+)
+from ..inference.volume_prompts import PROMPT_MODES
 from ..models.checkpoint import load_model
-from .prompt_args import parse_prompt_args
+from .prompt_args import PromptArgs, parse_prompt_args
 
 console = Console()
 
@@ -31,9 +45,6 @@ def segment(
     image: Path = typer.Argument(..., help="PNG/TIFF/JPEG image, NIfTI volume or DICOM folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Mask file (.png, .tif, .nii.gz)."),
     model: str = typer.Option(..., "--model", "-m", help="Registry name or checkpoint file."),
-    slice_index: int | None = typer.Option(
-        None, "--slice", help="Slice of a volume (first axis of the array, z)."
-    ),
     intensity: str = typer.Option("auto", help=INTENSITY_HELP),
     window: str | None = typer.Option(
         None, help="CT window: soft_tissue, lung, bone, brain (with --intensity ct)."
@@ -43,24 +54,51 @@ def segment(
         "--multimask/--single-mask",
         help="Default: three masks (best kept) for a single point, one mask otherwise.",
     ),
+    propagate_: bool = typer.Option(
+        False, "--propagate", help="Follow one object through the volume from prompted slices."
+    ),
+    mode: str = typer.Option(
+        "mask", help=f"With --propagate: prompts for the next slice ({', '.join(PROMPT_MODES)})."
+    ),
+    iou_threshold: float = typer.Option(
+        0.8, help="With --propagate: stop when IoU(previous, new slice mask) is below this."
+    ),
+    box_extension: float = typer.Option(
+        0.0, help="With --propagate: fraction (< 1) or pixels (≥ 1) added to each box side."
+    ),
 ) -> None:
     """Segment objects from prompts and write a mask with the input's geometry.
 
     Prompts (repeatable): --point X Y [--label 0|1], --box X0 Y0 X1 Y1, in pixel
     coordinates of the image or slice (x = column, y = row). Several boxes give several
-    objects, written as labels 1, 2, ...; points refine a single object.
+    objects, written as labels 1, 2, ...; points refine a single object. A volume needs
+    --slice N (first array axis, z) to say which slice the prompts are on.
+
+    With --propagate, one object is followed slice by slice through the volume; give
+    --slice N and its prompts once, or several times to prompt several slices (each
+    --slice takes the prompts after it). The whole 3D mask is written as label 1.
     """
-    prompts = parse_prompt_args(ctx.args)
-    if not prompts.points and not prompts.boxes:
-        raise PromptError("no prompt given: add --box X0 Y0 X1 Y1 or --point X Y.")
+    groups = _slice_groups(ctx.args)
+    case = read_case(image)
+    if propagate_:
+        settings = PropagationSettings(mode, iou_threshold, box_extension)
+        _propagate(case, image, groups, settings, output, model, intensity, window)
+        return
+    if len(groups) > 1:
+        raise PromptError("--slice is given more than once: only --propagate takes several.")
+    slice_index, prompts = groups[0]
     if prompts.points and len(prompts.boxes) > 1:
         raise PromptError("points refine one object: combine them with at most one --box.")
 
-    case = read_case(image)
     plane = _plane(case, slice_index, image)
     started = time.perf_counter()
     predictor = Predictor(load_model(model), intensity=intensity, window=window)
-    predictor.set_image(plane, modality=case.modality)
+    mapping = None
+    if case.is_volume:  # one intensity mapping for the whole volume, as in training
+        mapping = volume_normalizer(
+            case.image, mode=intensity, window=window, modality=case.modality
+        )
+    predictor.set_image(plane, modality=case.modality, mapping=mapping)
     points = np.array([prompts.points], dtype=np.float32) if prompts.points else None
     labels = np.array([prompts.labels], dtype=np.float32) if prompts.points else None
     boxes = np.array(prompts.boxes, dtype=np.float32) if prompts.boxes else None
@@ -73,6 +111,79 @@ def segment(
         label_map = full
     write_mask(output, label_map, reference=case)
     _report(output, prediction.scores[:, 0], label_map, elapsed)
+
+
+def _propagate(
+    case: Case,
+    path: Path,
+    groups: list[tuple[int | None, PromptArgs]],
+    settings: PropagationSettings,
+    output: Path,
+    model: str,
+    intensity: str,
+    window: str | None,
+) -> None:
+    """Segment one object through the volume from prompts on one or more slices."""
+    if not case.is_volume:
+        raise InputImageError(f"{path} is a 2D image: --propagate needs a volume.")
+    prompts = [_slice_prompt(case, index, args, path) for index, args in groups]
+    started = time.perf_counter()
+    predictor = Predictor(load_model(model), intensity=intensity, window=window)
+    mapping = volume_normalizer(case.image, mode=intensity, window=window, modality=case.modality)
+    result = propagate(predictor, case.image, prompts, settings, mapping=mapping)
+    elapsed = time.perf_counter() - started
+    write_mask(output, result.mask.astype(np.uint8), reference=case)
+    _report_propagation(output, result, settings, elapsed)
+
+
+def _slice_groups(args: list[str]) -> list[tuple[int | None, PromptArgs]]:
+    """Split the extra arguments at each ``--slice N`` into (N, prompts after it).
+
+    With a single ``--slice`` its place does not matter (``--box ... --slice 4`` works as
+    it always did); with several, each slice takes the prompts that follow it.
+    """
+    cuts = [i for i, token in enumerate(args) if token == "--slice"]
+    indices = [_slice_number(args, i) for i in cuts]
+    if len(cuts) <= 1:
+        rest = args if not cuts else args[: cuts[0]] + args[cuts[0] + 2 :]
+        groups = [(indices[0] if indices else None, rest)]
+    else:
+        if cuts[0] != 0:
+            raise PromptError(
+                f"prompts {args[: cuts[0]]} come before the first --slice: with several "
+                "slices, put each slice's prompts after its --slice N."
+            )
+        bounds = [*cuts, len(args)]
+        groups = [(indices[k], args[bounds[k] + 2 : bounds[k + 1]]) for k in range(len(cuts))]
+    parsed = []
+    for index, tokens in groups:
+        prompts = parse_prompt_args(tokens)
+        if not prompts.points and not prompts.boxes:
+            where = "" if index is None else f" for --slice {index}"
+            raise PromptError(f"no prompt given{where}: add --box X0 Y0 X1 Y1 or --point X Y.")
+        parsed.append((index, prompts))
+    return parsed
+
+
+def _slice_number(args: list[str], position: int) -> int:
+    value = args[position + 1] if position + 1 < len(args) else ""
+    try:
+        return int(value)
+    except ValueError:
+        raise PromptError(f"--slice takes a slice number (an integer), got {value!r}.") from None
+
+
+def _slice_prompt(case: Case, index: int | None, prompts: PromptArgs, path: Path) -> SlicePrompt:
+    _plane(case, index, path)  # checks that the slice is given and inside the volume
+    if len(prompts.boxes) > 1:
+        raise PromptError(
+            f"--slice {index} has {len(prompts.boxes)} boxes: --propagate follows one object, "
+            "so give at most one --box per slice."
+        )
+    points = np.array(prompts.points, dtype=np.float32) if prompts.points else None
+    labels = np.array(prompts.labels, dtype=np.float32) if prompts.points else None
+    box = np.array(prompts.boxes[0], dtype=np.float32) if prompts.boxes else None
+    return SlicePrompt(index, points=points, labels=labels, box=box)
 
 
 def _plane(case: Case, slice_index: int | None, path: Path) -> np.ndarray:
@@ -99,3 +210,22 @@ def _report(output: Path, scores: np.ndarray, label_map: np.ndarray, seconds: fl
         table.add_row(str(index), str(int((label_map == index).sum())), f"{score:.3f}")
     console.print(table)
     console.print(f"done in {seconds:.2f} s")
+
+
+def _report_propagation(
+    output: Path, result: PropagationResult, settings: PropagationSettings, seconds: float
+) -> None:
+    table = Table(title=f"samforge segment --propagate ({settings.label()}) → {output}")
+    for column in ("from slice", "direction", "last slice", "stopped by"):
+        table.add_column(column)
+    for stop in result.stops:
+        reason = stop.reason if stop.iou is None else f"IoU {stop.iou:.2f} < threshold"
+        direction = "down" if stop.step < 0 else "up"
+        table.add_row(str(stop.start), direction, str(stop.last), reason)
+    console.print(table)
+    segmented = np.flatnonzero(result.segmented)
+    span = f"{segmented.min()}–{segmented.max()}" if segmented.size else "none"
+    console.print(
+        f"{segmented.size} slices segmented ({span}), {int(result.mask.sum())} voxels; "
+        f"done in {seconds:.2f} s"
+    )

@@ -1,5 +1,14 @@
-"""Inference: the 2D Predictor (and, later, volume propagation and semantic inference)."""
+"""Inference: the 2D Predictor and prompt propagation through volumes."""
 
 from .predictor import ImageEmbedding, Prediction, Predictor
+from .propagation import PropagationResult, PropagationSettings, SlicePrompt, propagate
 
-__all__ = ["ImageEmbedding", "Prediction", "Predictor"]
+__all__ = [
+    "ImageEmbedding",
+    "Prediction",
+    "Predictor",
+    "PropagationResult",
+    "PropagationSettings",
+    "SlicePrompt",
+    "propagate",
+]

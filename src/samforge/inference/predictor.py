@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.intensity import normalize_intensity
+from ..data.intensity import IntensityMapping, normalize_intensity
 from ..errors import InputImageError
 from ..models.sam import Sam
+from .disk_cache import DiskEmbeddingCache
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
 from .prompts_validation import PromptBatch, validate_prompts
 
@@ -73,12 +74,14 @@ class Predictor:
         intensity: str = "auto",
         window: str | tuple[float, float] | None = None,
         cache_size: int = 8,
+        disk_cache: DiskEmbeddingCache | None = None,
     ) -> None:
         self.model = model.eval()
         self.transform = model.config.input_transform()
         self.intensity = intensity
         self.window = window
         self.cache = EmbeddingCache(cache_size)
+        self.disk_cache = disk_cache
         self._current: ImageEmbedding | None = None
 
     @property
@@ -102,19 +105,37 @@ class Predictor:
         intensity: str | None = None,
         window: str | tuple[float, float] | None = None,
         modality: str | None = None,
+        mapping: IntensityMapping | None = None,
     ) -> None:
-        """Embed a 2D image (see the class docstring for accepted inputs)."""
+        """Embed a 2D image (see the class docstring for accepted inputs).
+
+        ``mapping`` replaces ``intensity``/``window`` with a mapping computed once for a
+        whole volume (:func:`samforge.data.intensity.volume_normalizer`), so that every
+        slice of the volume is normalised alike.
+        """
         image = _as_image_array(image)
         intensity = intensity or self.intensity
         window = window if window is not None else self.window
-        key = (
-            model_state_key(self.model),
-            content_key(image, intensity, window, modality, self.model.config.preprocessing),
-        )
+        settings = mapping if mapping is not None else (intensity, window, modality)
+        content = content_key(image, settings, self.model.config.preprocessing)
+        key = (model_state_key(self.model), content)
         embedding = self.cache.get(key)
         if embedding is None:
-            rgb = normalize_intensity(image, mode=intensity, window=window, modality=modality)
-            embedding = self.embed_rgb(rgb)
+            disk_key = None if self.disk_cache is None else self.disk_cache.key(self.model, content)
+            if disk_key is not None:
+                embedding = self.disk_cache.get(disk_key)
+                if embedding is not None:
+                    embedding = embedding.to(self.device)
+            if embedding is None:
+                if mapping is not None:
+                    rgb = mapping(image)
+                else:
+                    rgb = normalize_intensity(
+                        image, mode=intensity, window=window, modality=modality
+                    )
+                embedding = self.embed_rgb(rgb)
+                if disk_key is not None:
+                    self.disk_cache.put(disk_key, embedding)
             self.cache.put(key, embedding)
         self._current = ImageEmbedding(embedding, (int(image.shape[0]), int(image.shape[1])))
 

@@ -1,0 +1,150 @@
+"""``samforge evaluate``: interactive 2D and robustness evaluations with reports.
+
+Runs write ``results.csv`` (long format), ``summary.json``, PNG plots and ``report.html``
+into ``--out``. A run into an existing folder resumes: the (model, case, start[, corruption,
+severity]) combinations already in ``results.csv`` are skipped, and image embeddings are
+cached on disk (``--cache``, default ``OUT/embeddings``), shared by later runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ..data.corruptions import PAPER_SEVERITY, resolve_corruption_names
+from ..data.io import open_dataset
+from ..errors import ConfigError
+from ..evaluation.interactive2d import START_PROMPTS, InteractiveSettings
+from ..evaluation.report import RESULTS_CSV, read_csv, write_csv
+from ..evaluation.robustness import run_robustness, summarize_robustness, write_robustness_report
+from ..evaluation.runs import (
+    EvalImage,
+    iter_images,
+    run_interactive2d,
+    summarize_interactive,
+    write_interactive_report,
+)
+from ..inference.disk_cache import DiskEmbeddingCache
+from ..inference.predictor import Predictor
+from ..models.checkpoint import load_model
+
+app = typer.Typer(
+    help="Evaluate models with the published protocols and write CSV, JSON, plots and HTML.",
+    no_args_is_help=True,
+)
+
+MODEL_HELP = "Registered model name or checkpoint file; repeat to compare models."
+DATA_HELP = "Dataset folder (any layout samforge reads); repeat for several datasets."
+
+
+def _predictors(models: list[str], cache: Path) -> dict[str, Predictor]:
+    """Model label -> Predictor with a shared on-disk embedding cache."""
+    disk_cache = DiskEmbeddingCache(cache)
+    predictors: dict[str, Predictor] = {}
+    for name in models:
+        label = Path(name).stem if Path(name).is_file() else name
+        if label in predictors:
+            raise ConfigError(f"model {name!r} is given twice (as {label!r}); give each once.")
+        predictors[label] = Predictor(load_model(name), disk_cache=disk_cache)
+    return predictors
+
+
+def _images(data: list[Path], intensity: str, limit: int | None) -> Iterator[EvalImage]:
+    for folder in data:
+        yield from iter_images(open_dataset(folder), folder.name, intensity=intensity, limit=limit)
+
+
+def _starts(values: list[str]) -> list[str]:
+    """--start values -> start prompts in order, ``both`` meaning box and point."""
+    expanded = [v for value in values for v in (START_PROMPTS if value == "both" else [value])]
+    bad = sorted(set(expanded) - set(START_PROMPTS))
+    if bad:
+        raise ConfigError(f"--start {bad} not understood; use box, point or both.")
+    return list(dict.fromkeys(expanded))
+
+
+def _checkpoint(out: Path):
+    def save(rows: list[dict]) -> None:
+        write_csv(out / RESULTS_CSV, rows)
+
+    return save
+
+
+@app.command("interactive2d")
+def interactive2d(
+    model: list[str] = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    data: list[Path] = typer.Option(..., "--data", "-d", help=DATA_HELP, exists=True),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumed if it exists)."),
+    start: list[str] = typer.Option(
+        ["box"], "--start", help="Start prompt: box, point or both; repeatable."
+    ),
+    rounds: int = typer.Option(8, help="Predictions per object: the start + corrections."),
+    use_masks: bool = typer.Option(False, "--use-masks", help="Feed back low-res logits."),
+    min_size: int = typer.Option(20, help="Smallest object (connected component) in pixels."),
+    limit: int | None = typer.Option(None, help="At most this many images per dataset."),
+    intensity: str = typer.Option("auto", help="Intensity mapping: auto, ct, mr, percentile."),
+    seed: int = typer.Option(0, help="Seed of the correction points."),
+    cache: Path | None = typer.Option(None, help="Embedding cache folder [OUT/embeddings]."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Box or point start, then corrections; Dice per round for each model."""
+    starts = _starts(start)
+    settings = InteractiveSettings(rounds=rounds, use_masks=use_masks, min_size=min_size, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    predictors = _predictors(model, cache or out / "embeddings")
+    rows, overlays = run_interactive2d(
+        predictors,
+        _images(data, intensity, limit),
+        starts,
+        settings,
+        rows=read_csv(out / RESULTS_CSV),
+        checkpoint=_checkpoint(out),
+        show_progress=progress,
+    )
+    summary = summarize_interactive(rows, settings)
+    report = write_interactive_report(out, rows, overlays, summary, "Interactive 2D evaluation")
+    Console().print(f"report: {report}", highlight=False, soft_wrap=True)
+
+
+@app.command("robustness")
+def robustness(
+    model: list[str] = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    data: list[Path] = typer.Option(..., "--data", "-d", help=DATA_HELP, exists=True),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumed if it exists)."),
+    types: list[str] | None = typer.Option(
+        None, "--types", help="Corruption names or groups (mri, ultrasound, ..., all) [all]."
+    ),
+    severities: list[int] = typer.Option(
+        [PAPER_SEVERITY], "--severities", help="Severities 1–5 (3 = paper); repeatable."
+    ),
+    start: str = typer.Option("box", help="Start prompt: box or point."),
+    rounds: int = typer.Option(8, help="Predictions per object: the start + corrections."),
+    min_size: int = typer.Option(20, help="Smallest object (connected component) in pixels."),
+    limit: int | None = typer.Option(None, help="At most this many images per dataset."),
+    intensity: str = typer.Option("auto", help="Intensity mapping: auto, ct, mr, percentile."),
+    cache: Path | None = typer.Option(None, help="Embedding cache folder [OUT/embeddings]."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """The interactive protocol on clean and corrupted images: clean vs degraded Dice."""
+    corruptions = resolve_corruption_names(types or None)
+    bad = sorted(s for s in severities if not 1 <= s <= 5)
+    if bad:
+        raise ConfigError(f"--severities {bad} out of range; use 1–5 (3 = the paper's setting).")
+    settings = InteractiveSettings(start=start, rounds=rounds, min_size=min_size)
+    out.mkdir(parents=True, exist_ok=True)
+    predictors = _predictors(model, cache or out / "embeddings")
+    rows = run_robustness(
+        predictors,
+        _images(data, intensity, limit),
+        corruptions,
+        sorted(set(severities)),
+        settings,
+        rows=read_csv(out / RESULTS_CSV),
+        checkpoint=_checkpoint(out),
+        show_progress=progress,
+    )
+    report = write_robustness_report(out, rows, summarize_robustness(rows), "Robustness")
+    Console().print(f"report: {report}", highlight=False, soft_wrap=True)

@@ -1,0 +1,101 @@
+"""Image embeddings cached on disk, shared across runs and processes.
+
+An entry's name is a digest of everything that determines the embedding: the image content
+and its normalisation settings (:func:`~samforge.inference.embedding_cache.content_key`) and
+the model's weights and preprocessing (:func:`model_digest`). A file that exists therefore
+always holds the right embedding, whichever run or process wrote it, and nothing ever needs
+invalidating. Writes go to a temporary file in the same folder and are renamed into place
+(``os.replace`` is atomic), so a crash never leaves a half-written entry under a real name;
+an entry that is corrupt anyway (truncated copy, full disk) is treated as a miss and
+rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .embedding_cache import model_state_key
+
+
+def model_digest(model: nn.Module) -> str:
+    """A digest of a model's class, weights and buffers (and config, when it has one).
+
+    Unlike :func:`model_state_key` it is the same in every process that loads the same
+    weights, so it can name files. Hashing reads every weight once (about a second for
+    ViT-H); :class:`DiskEmbeddingCache` remembers it per model state.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(type(model).__qualname__.encode())
+    digest.update(repr(getattr(model, "config", None)).encode())
+    for name, tensor in model.state_dict().items():
+        array = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}{tuple(array.shape)}{array.dtype}".encode())
+        digest.update(array.view(torch.uint8).numpy().tobytes() if array.numel() else b"")
+    return digest.hexdigest()
+
+
+class DiskEmbeddingCache:
+    """A folder of ``<digest>.pt`` files holding (1, C, h, w) embeddings.
+
+    Args:
+        root: the folder (created if missing); safe to share between processes.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._digests: dict[tuple[int, int], str] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, model: nn.Module, content: str) -> str:
+        """The entry name for an image ``content`` key embedded by ``model``."""
+        state = model_state_key(model)
+        if state not in self._digests:
+            self._digests[state] = model_digest(model)
+        return hashlib.blake2b(
+            f"{self._digests[state]}:{content}".encode(), digest_size=20
+        ).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.pt"
+
+    def get(self, key: str) -> torch.Tensor | None:
+        """The embedding stored under ``key``, or None (missing or unreadable: a miss)."""
+        path = self.path(key)
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+            embedding = entry["embedding"] if entry.get("key") == key else None
+        except FileNotFoundError:
+            embedding = None
+        except Exception:
+            # Truncated or corrupt (killed writer, copied half a folder): recompute and
+            # overwrite rather than fail a long run.
+            embedding = None
+        if not isinstance(embedding, torch.Tensor):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return embedding
+
+    def put(self, key: str, embedding: torch.Tensor) -> None:
+        """Store ``embedding`` under ``key`` atomically (temp file + rename)."""
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save({"key": key, "embedding": embedding.detach().cpu()}, file)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.root.glob("*/*.pt"))

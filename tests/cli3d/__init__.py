@@ -1,0 +1,1 @@
+"""Tests of ``samforge segment --propagate``."""

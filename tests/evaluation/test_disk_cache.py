@@ -1,0 +1,73 @@
+"""The on-disk embedding cache: content addressing, atomic writes, damaged files."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from samforge.inference.disk_cache import DiskEmbeddingCache, model_digest
+from samforge.inference.predictor import Predictor
+from samforge.models.config import VIT_TEST
+from samforge.models.sam import Sam
+
+
+def tiny_model(seed: int) -> Sam:
+    torch.manual_seed(seed)
+    return Sam(VIT_TEST).eval()
+
+
+def test_digest_follows_the_weights_not_the_object():
+    assert model_digest(tiny_model(0)) == model_digest(tiny_model(0))  # another "process"
+    assert model_digest(tiny_model(0)) != model_digest(tiny_model(1))
+    model = tiny_model(0)
+    before = model_digest(model)
+    with torch.no_grad():
+        model.mask_decoder.iou_prediction_head.layers[0].bias.add_(1.0)
+    assert model_digest(model) != before
+
+
+def test_round_trip_and_damaged_entries(tmp_path):
+    cache = DiskEmbeddingCache(tmp_path)
+    model = tiny_model(0)
+    key = cache.key(model, "image-a")
+    assert key != cache.key(model, "image-b") and key != cache.key(tiny_model(1), "image-a")
+    assert cache.get(key) is None
+    embedding = torch.randn(1, 256, 16, 16)
+    cache.put(key, embedding)
+    torch.testing.assert_close(cache.get(key), embedding)
+    assert not list(tmp_path.glob("*/.tmp-*"))  # no temporary file left behind
+    path = cache.path(key)
+    for damage in (b"", path.read_bytes()[:100], b"not a torch file" * 10):
+        path.write_bytes(damage)
+        assert cache.get(key) is None  # a miss, not a crash
+    cache.put(key, embedding)
+    torch.testing.assert_close(cache.get(key), embedding)
+
+
+def test_a_file_under_another_key_is_not_served(tmp_path):
+    cache = DiskEmbeddingCache(tmp_path)
+    model = tiny_model(0)
+    first, second = cache.key(model, "a"), cache.key(model, "b")
+    cache.put(first, torch.ones(1, 2, 3, 3))
+    cache.path(second).parent.mkdir(parents=True, exist_ok=True)
+    cache.path(second).write_bytes(cache.path(first).read_bytes())  # misplaced copy
+    assert cache.get(second) is None
+
+
+def test_predictor_uses_the_disk_before_embedding(tmp_path):
+    image = np.random.default_rng(0).integers(0, 255, (40, 50), dtype=np.uint8)
+    first = Predictor(tiny_model(0), disk_cache=DiskEmbeddingCache(tmp_path))
+    first.set_image(image)
+    expected = first.image_embedding.embedding
+    # A new Predictor with its own model object and an empty memory cache: served from disk,
+    # with the encoder disabled to prove it is not run.
+    second_model = tiny_model(0)
+    second_model.embed_images = None
+    second = Predictor(second_model, disk_cache=DiskEmbeddingCache(tmp_path))
+    second.set_image(image)
+    torch.testing.assert_close(second.image_embedding.embedding, expected)
+    assert second.disk_cache.hits == 1
+    # Other weights: a different entry, computed afresh.
+    third = Predictor(tiny_model(1), disk_cache=DiskEmbeddingCache(tmp_path))
+    third.set_image(image)
+    assert third.disk_cache.misses == 1 and len(third.disk_cache) == 2

@@ -145,55 +145,49 @@ _SAM_CHECKSUM_SOURCE = (
     "publishes none. The file name's 6-hex suffix is the start of the file's MD5 ({md5})."
 )
 
-register_model(
-    ModelSpec(
-        name="sam_vit_b",
-        architecture="vit_b",
+
+def _sam_spec(architecture: str, sha256: str, md5: str, size: str) -> ModelSpec:
+    """One of Meta's three SAM checkpoints; the file name carries the MD5's first 6 hex."""
+    filename = f"sam_{architecture}_{md5[:6]}.pth"
+    return ModelSpec(
+        name=f"sam_{architecture}",
+        architecture=architecture,
         input_size=1024,
         preprocessing="sam",
-        url=_SAM_URL + "sam_vit_b_01ec64.pth",
-        checksum="sha256:ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-        checksum_source=_SAM_CHECKSUM_SOURCE.format(md5="01ec64d29a2fca3f0661936605ae66f8"),
-        filename="sam_vit_b_01ec64.pth",
+        url=_SAM_URL + filename,
+        checksum=f"sha256:{sha256}",
+        checksum_source=_SAM_CHECKSUM_SOURCE.format(md5=md5),
+        filename=filename,
         format="bare",
         family="SAM",
-        description="Segment Anything ViT-B (Meta), natural images.",
+        description=f"Segment Anything {size} (Meta), natural images.",
         licence="Apache-2.0",
         homepage="https://github.com/facebookresearch/segment-anything",
     )
-)
+
+
 register_model(
-    ModelSpec(
-        name="sam_vit_l",
-        architecture="vit_l",
-        input_size=1024,
-        preprocessing="sam",
-        url=_SAM_URL + "sam_vit_l_0b3195.pth",
-        checksum="sha256:3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-        checksum_source=_SAM_CHECKSUM_SOURCE.format(md5="0b3195507c641ddb6910d2bb5adee89c"),
-        filename="sam_vit_l_0b3195.pth",
-        format="bare",
-        family="SAM",
-        description="Segment Anything ViT-L (Meta), natural images.",
-        licence="Apache-2.0",
-        homepage="https://github.com/facebookresearch/segment-anything",
+    _sam_spec(
+        "vit_b",
+        "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        "01ec64d29a2fca3f0661936605ae66f8",
+        "ViT-B",
     )
 )
 register_model(
-    ModelSpec(
-        name="sam_vit_h",
-        architecture="vit_h",
-        input_size=1024,
-        preprocessing="sam",
-        url=_SAM_URL + "sam_vit_h_4b8939.pth",
-        checksum="sha256:a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-        checksum_source=_SAM_CHECKSUM_SOURCE.format(md5="4b8939a88964f0f4ff5f5b2642c598a6"),
-        filename="sam_vit_h_4b8939.pth",
-        format="bare",
-        family="SAM",
-        description="Segment Anything ViT-H (Meta), natural images.",
-        licence="Apache-2.0",
-        homepage="https://github.com/facebookresearch/segment-anything",
+    _sam_spec(
+        "vit_l",
+        "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        "0b3195507c641ddb6910d2bb5adee89c",
+        "ViT-L",
+    )
+)
+register_model(
+    _sam_spec(
+        "vit_h",
+        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        "4b8939a88964f0f4ff5f5b2642c598a6",
+        "ViT-H",
     )
 )
 register_model(

@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError
+from ...errors import ConfigError, InputImageError
+from ..record import normalize_modality
 from . import _abdomen, _ultrasound, _xray
 from ._geometry import Grid
 
@@ -48,28 +49,20 @@ __all__ = ["MIN_SIZE", "MODALITIES", "make_phantom", "phantom_cases"]
 MODALITIES: tuple[str, ...] = ("ct", "mr", "us", "xray")
 MIN_SIZE = 32  # pixels along each in-plane axis; below that the organs are a few pixels
 
-_ALIASES = {
-    "ct": "ct",
-    "mr": "mr",
-    "mri": "mr",
-    "us": "us",
-    "ultrasound": "us",
-    "xray": "xray",
-    "x-ray": "xray",
-    "x_ray": "xray",
-    "cxr": "xray",
-}
 
 Phantom = tuple[np.ndarray, np.ndarray, dict[str, Any]]
 
 
 def _modality(modality: str) -> str:
-    key = str(modality).strip().lower()
-    if key not in _ALIASES:
+    try:
+        kind = normalize_modality(modality)
+    except InputImageError:
+        kind = None
+    if kind not in MODALITIES:
         raise ConfigError(
             f"unknown phantom modality {modality!r}; choose one of: ct, mr, us, xray."
         )
-    return _ALIASES[key]
+    return kind
 
 
 def _shape3(shape: tuple[int, ...], modality: str) -> tuple[tuple[int, int, int], bool]:

@@ -188,3 +188,62 @@ def test_report_has_results_summary_and_plots(tmp_path):
     assert summary["chosen_settings"]["oracle"]["setting"] == "box/iou0.5/ext0"
     (test_row,) = summary["test_results"]
     assert test_row["objects"] == 2 and test_row["dice"] == 1.0
+
+
+# --- resume -----------------------------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_without_recomputing_finished_cases(monkeypatch, tmp_path):
+    from samforge.evaluation.report import read_csv, write_csv
+
+    val, test = val_and_test()
+    grid = settings_grid(["box"], [0.1, 0.5], [0.0])
+    csv_path = tmp_path / "results.csv"
+    complete, complete_summary = run_interactive3d(
+        {"oracle": Predictor(ObjectOracleSam())}, val, test, grid, Protocol3D()
+    )
+
+    def save_then_stop(rows):
+        write_csv(csv_path, rows)
+        raise Interrupted  # as if killed right after the first case was saved
+
+    with pytest.raises(Interrupted):
+        run_interactive3d(
+            {"oracle": Predictor(ObjectOracleSam())},
+            val,
+            test,
+            grid,
+            Protocol3D(),
+            checkpoint=save_then_stop,
+        )
+    saved = read_csv(csv_path)
+    assert {row["case"] for row in saved} == {val[0].name}
+
+    evaluated = []
+    real = protocol_module.evaluate_case
+    monkeypatch.setattr(
+        protocol_module,
+        "evaluate_case",
+        lambda predictor, case, *args, **kwargs: (
+            evaluated.append(case.name) or real(predictor, case, *args, **kwargs)
+        ),
+    )
+    resumed, summary = run_interactive3d(
+        {"oracle": Predictor(ObjectOracleSam())},
+        val,
+        test,
+        grid,
+        Protocol3D(),
+        rows=saved,
+        checkpoint=lambda rows: write_csv(csv_path, rows),
+    )
+    assert val[0].name not in evaluated  # finished before the interruption
+    assert sorted(evaluated) == sorted([val[1].name, *(case.name for case in test)])
+    assert summary == complete_summary
+    key = lambda row: (row["split"], row["case"], row["object"], row["setting"])  # noqa: E731
+    assert sorted(map(key, resumed)) == sorted(map(key, complete))
+    assert len(read_csv(csv_path)) == len(complete)

@@ -27,6 +27,7 @@ from ..evaluation.interactive3d import (
     settings_grid,
     write_interactive3d_report,
 )
+from ..evaluation.report import RESULTS_CSV, read_csv, write_csv
 from ..inference.disk_cache import DiskEmbeddingCache
 from ..inference.predictor import Predictor
 from ..inference.volume_prompts import PROMPT_MODES
@@ -80,6 +81,7 @@ def interactive3d(
     labels = [_label(name) for name in model]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"--model names {labels} repeat: give each model once.")
+    out.mkdir(parents=True, exist_ok=True)
     disk_cache = DiskEmbeddingCache(cache or out / "embeddings")
     predictors = {
         label: Predictor(load_model(name), disk_cache=disk_cache)
@@ -102,8 +104,9 @@ def interactive3d(
             grid,
             protocol,
             on_case=lambda case: bar.advance(task),
+            rows=read_csv(out / RESULTS_CSV),
+            checkpoint=lambda rows: write_csv(out / RESULTS_CSV, rows),
         )
-    out.mkdir(parents=True, exist_ok=True)
     report = write_interactive3d_report(out, rows, summary)
     for row in summary["test_results"]:
         console.print(

@@ -160,14 +160,25 @@ def grid_search(
     grid: Sequence[PropagationSettings],
     protocol: Protocol3D,
     on_case: Callable[[Case], None] | None = None,
+    *,
+    done: Sequence[dict] = (),
+    on_rows: Callable[[list[dict]], None] | None = None,
 ) -> tuple[PropagationSettings, list[dict]]:
     """The setting with the highest mean per-object Dice on ``val_cases``, and the rows.
 
     Only validation cases are read here; ties go to the earliest setting in ``grid``.
+    ``done`` holds rows of an earlier, interrupted run: a case whose rows cover the whole
+    grid is taken from them instead of being recomputed. ``on_rows`` receives each case's
+    new rows as soon as they exist (to save them).
     """
     rows = []
     for case in val_cases:
-        rows.extend(evaluate_case(predictor, case, grid, protocol, surface_metrics=False))
+        case_rows = finished_rows(done, case.name, grid)
+        if case_rows is None:
+            case_rows = evaluate_case(predictor, case, grid, protocol, surface_metrics=False)
+            if on_rows is not None:
+                on_rows(case_rows)
+        rows.extend(case_rows)
         if on_case is not None:
             on_case(case)
     if not rows:
@@ -178,6 +189,15 @@ def grid_search(
     means = mean_dice_per_setting(rows)
     best = max(grid, key=lambda setting: means[setting.label()])  # max keeps the first tie
     return best, rows
+
+
+def finished_rows(
+    done: Sequence[dict], case_name: str, grid: Sequence[PropagationSettings]
+) -> list[dict] | None:
+    """The rows of ``case_name`` in ``done`` if they cover every setting of ``grid``."""
+    labels = {setting.label() for setting in grid}
+    rows = [row for row in done if row["case"] == case_name and row["setting"] in labels]
+    return rows if rows and {row["setting"] for row in rows} == labels else None
 
 
 def mean_dice_per_setting(rows: Iterable[dict]) -> dict[str, float]:
@@ -195,6 +215,9 @@ def run_interactive3d(
     grid: Sequence[PropagationSettings],
     protocol: Protocol3D,
     on_case: Callable[[Case], None] | None = None,
+    *,
+    rows: Sequence[dict] = (),
+    checkpoint: Callable[[list[dict]], None] | None = None,
 ) -> tuple[list[dict], dict]:
     """Grid search on the validation cases, then the test cases with the chosen setting.
 
@@ -202,19 +225,39 @@ def run_interactive3d(
     ``model`` names the predictor) and a summary with the chosen setting per model.
     ``val_cases``/``test_cases`` may be lazy (a CaseList); each is iterated once per model,
     and no test case is loaded before that model's setting is chosen.
+
+    Resuming: ``rows`` of an earlier run into the same output (same grid and protocol) are
+    kept, and a case whose rows are all there is not recomputed; ``checkpoint`` receives
+    all rows after every newly computed case.
     """
-    rows: list[dict] = []
+    results = list(rows)
     chosen = {}
+
+    def keep(model: str, split: str, new_rows: list[dict]) -> None:
+        results.extend({"model": model, "split": split, **row} for row in new_rows)
+        if checkpoint is not None:
+            checkpoint(results)
+
     for name, predictor in predictors.items():
-        best, val_rows = grid_search(predictor, val_cases, grid, protocol, on_case)
-        chosen[name] = best
-        rows.extend({"model": name, "split": "val", **row} for row in val_rows)
+        earlier = {
+            split: [row for row in rows if row["model"] == name and row["split"] == split]
+            for split in ("val", "test")
+        }
+        chosen[name], _ = grid_search(
+            predictor,
+            val_cases,
+            grid,
+            protocol,
+            on_case,
+            done=earlier["val"],
+            on_rows=lambda new_rows, name=name: keep(name, "val", new_rows),
+        )
         for case in test_cases:
-            test_rows = evaluate_case(predictor, case, [best], protocol)
-            rows.extend({"model": name, "split": "test", **row} for row in test_rows)
+            if finished_rows(earlier["test"], case.name, [chosen[name]]) is None:
+                keep(name, "test", evaluate_case(predictor, case, [chosen[name]], protocol))
             if on_case is not None:
                 on_case(case)
-    return rows, summarize_interactive3d(rows, chosen, protocol)
+    return results, summarize_interactive3d(results, chosen, protocol)
 
 
 def summarize_interactive3d(

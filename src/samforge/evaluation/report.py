@@ -54,8 +54,18 @@ def write_csv(path: Path, rows: Sequence[dict]) -> Path:
 
 # Columns read back as numbers; everything else stays text (a case called "007" must not
 # become the integer 7, or a resumed run would not recognise it).
-INT_COLUMNS = ("round", "severity", "class_id", "num_objects")
-FLOAT_COLUMNS = ("dice",)
+INT_COLUMNS = (
+    "round",
+    "severity",
+    "class_id",
+    "num_objects",
+    "object",
+    "voxels",
+    "prompt_slice",
+    "slices_true",
+    "slices_segmented",
+)
+FLOAT_COLUMNS = ("dice", "hd95", "nsd", "iou_threshold", "box_extension")
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -71,3 +71,19 @@ def test_predictor_uses_the_disk_before_embedding(tmp_path):
     third = Predictor(tiny_model(1), disk_cache=DiskEmbeddingCache(tmp_path))
     third.set_image(image)
     assert third.disk_cache.misses == 1 and len(third.disk_cache) == 2
+
+
+def test_a_new_model_never_inherits_a_freed_models_digest(tmp_path, monkeypatch):
+    """Python reuses the id of a freed object, so (id, versions) can repeat across models;
+    simulate exactly that collision: the digest must still follow the model itself."""
+    import samforge.inference.disk_cache as disk_cache_module
+
+    monkeypatch.setattr(disk_cache_module, "model_state_key", lambda model: (1234, 0))
+    cache = DiskEmbeddingCache(tmp_path)
+    first, second = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    torch.nn.init.constant_(first.weight, 1.0)
+    torch.nn.init.constant_(second.weight, 2.0)
+    first_key = cache.key(first, "image")
+    del first
+    assert cache.key(second, "image") != first_key
+    assert cache.key(second, "image") == DiskEmbeddingCache(tmp_path).key(second, "image")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import typer
 from rich.console import Console
 from rich.panel import Panel
@@ -19,9 +20,11 @@ from rich.table import Table
 
 from ..data.io import read_case, write_mask
 from ..data.objects import instances_from_labels
+from ..evaluation.metrics import dice
 from ..inference.objects import segment_objects
 from ..inference.predictor import Predictor
 from ..models.checkpoint import load_model
+from ..prompts import center_points
 from . import data_synthetic
 
 console = Console()
@@ -55,7 +58,7 @@ def demo(
     predictor = Predictor(load_model(model))
     predictor.set_image(case.image[slice_index], modality=case.modality)
     box = np.asarray(target.box, dtype=np.float32)
-    centre = _inner_point(target.mask)
+    centre = center_points(torch.from_numpy(target.mask)[None])[0].numpy()
     runs = {
         "box": segment_objects(predictor, boxes=box[None]),
         "point": segment_objects(predictor, points=centre[None, None], labels=np.ones((1, 1))),
@@ -73,7 +76,7 @@ def demo(
         write_mask(mask_path, volume, reference=case)
         table.add_row(
             name,
-            f"{_dice(label_map > 0, target.mask):.3f}",
+            f"{dice(label_map > 0, target.mask):.3f}",
             f"{prediction.scores[0, 0]:.3f}",
             str(mask_path),
         )
@@ -87,19 +90,6 @@ def demo(
     )
     console.print(table)
     console.print(f"overlay: {overlay}; done in {time.perf_counter() - started:.1f} s")
-
-
-def _inner_point(mask: np.ndarray) -> np.ndarray:
-    """(x, y) of the pixel deepest inside the mask (argmax of the distance transform)."""
-    from scipy.ndimage import distance_transform_edt
-
-    y, x = np.unravel_index(np.argmax(distance_transform_edt(mask)), mask.shape)
-    return np.array([x, y], dtype=np.float32)
-
-
-def _dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    total = prediction.sum() + truth.sum()
-    return float(2 * (prediction & truth).sum() / total) if total else 1.0
 
 
 def _plot_overlay(path: Path, image, truth, predictions: dict, box, point) -> Path:

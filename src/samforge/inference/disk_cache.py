@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import weakref
 from pathlib import Path
 
 import torch
@@ -50,18 +51,22 @@ class DiskEmbeddingCache:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._digests: dict[tuple[int, int], str] = {}
+        # Keyed by the model object itself (weakly), not by id(): ids are reused once a
+        # model is freed, and a new model must never inherit another model's digest.
+        self._digests: weakref.WeakKeyDictionary[nn.Module, tuple[int, str]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.hits = 0
         self.misses = 0
 
     def key(self, model: nn.Module, content: str) -> str:
         """The entry name for an image ``content`` key embedded by ``model``."""
-        state = model_state_key(model)
-        if state not in self._digests:
-            self._digests[state] = model_digest(model)
-        return hashlib.blake2b(
-            f"{self._digests[state]}:{content}".encode(), digest_size=20
-        ).hexdigest()
+        _, version = model_state_key(model)
+        known = self._digests.get(model)
+        if known is None or known[0] != version:  # new model, or weights changed in place
+            known = (version, model_digest(model))
+            self._digests[model] = known
+        return hashlib.blake2b(f"{known[1]}:{content}".encode(), digest_size=20).hexdigest()
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pt"

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
 from ..preprocessing import PREPROCESSING_CONVENTIONS, ModelInputTransform
+from .corruptions import PAPER_SEVERITY, corrupt, get_corruption, resolve_corruption_names
 from .intensity import IntensityMapping, intensity_mapping, validate_image, volume_normalizer
 from .objects import count_objects, instances_from_labels
 from .record import Case
@@ -50,12 +51,18 @@ class ObjectSegmentationDataset(Dataset):
         transform: the model's input transform (``model.config.input_transform()``);
             by default SAM's pixel statistics with ``image_size`` and ``preprocessing``.
         cache_size: cases kept in memory (volumes are read once for all their slices).
+        degradations: corruption names (:mod:`samforge.data.corruptions`); when given, each
+            item also carries a degraded view of its image, made by one of them (drawn per
+            item and epoch) at ``severity`` on the normalised 0–255 image, for RobustMedSAM's
+            clean/degraded training. Objects and masks are shared by both views.
+        severity: 1–5 (3 = the paper's setting).
 
     Items are dicts:
         ``image`` (3, S, S) float32 model input (normalised as the Predictor does);
         ``masks`` (n, S, S) float32 in {0, 1};
         ``class_ids`` (n,) int64; ``input_size`` (2,) int64 (h, w) of the content;
-        ``original_size`` (2,) int64 (H, W); ``name`` str (case, and slice for volumes).
+        ``original_size`` (2,) int64 (H, W); ``name`` str (case, and slice for volumes);
+        with ``degradations``: ``degraded_image`` (3, S, S) and ``degradation`` str.
     """
 
     def __init__(
@@ -74,6 +81,8 @@ class ObjectSegmentationDataset(Dataset):
         connectivity: int = 1,
         transform: ModelInputTransform | None = None,
         cache_size: int = 2,
+        degradations: Sequence[str] | None = None,
+        severity: int = PAPER_SEVERITY,
     ) -> None:
         if preprocessing not in PREPROCESSING_CONVENTIONS:
             raise ConfigError(f"preprocessing must be 'sam' or 'medsam'; got {preprocessing!r}.")
@@ -87,6 +96,10 @@ class ObjectSegmentationDataset(Dataset):
         self.classes = None if classes is None else tuple(int(c) for c in classes)
         self.intensity, self.window, self.slice_axis = intensity, window, slice_axis
         self.cache_size = cache_size
+        self.degradations = None if degradations is None else resolve_corruption_names(degradations)
+        if self.degradations is not None:
+            get_corruption(self.degradations[0]).level(severity)  # fail early on a bad severity
+        self.severity = severity
         self.epoch = 0
         self._cache: OrderedDict[int, tuple[Case, IntensityMapping | None]] = OrderedDict()
         self.index = self._build_index()
@@ -103,12 +116,13 @@ class ObjectSegmentationDataset(Dataset):
         case, mapping = self._case(case_index)
         image, label = self._plane(case, slice_index)
         masks, class_ids = self._sample_objects(label, index)
-        image_t = self.transform.image(self._normalised(image, case, mapping))
+        normalised = self._normalised(image, case, mapping)
+        image_t = self.transform.image(normalised)
         masks_t = self.transform.label_masks(torch.from_numpy(masks)[None])
         size = self.transform.resized_shape(label.shape)
         if slice_index is not None:
             name = f"{case.name}_{'zyx'[self.slice_axis]}{slice_index:03d}"
-        return {
+        item = {
             "image": image_t[0].contiguous(),
             "masks": masks_t[0].float(),
             "class_ids": torch.tensor(class_ids, dtype=torch.int64),
@@ -116,6 +130,21 @@ class ObjectSegmentationDataset(Dataset):
             "original_size": torch.tensor(label.shape, dtype=torch.int64),
             "name": case.name if slice_index is None else name,
         }
+        if self.degradations is not None:
+            kind, degraded = self._degraded(normalised, index)
+            item["degraded_image"] = self.transform.image(degraded)[0].contiguous()
+            item["degradation"] = kind
+        return item
+
+    def _degraded(self, normalised: torch.Tensor, index: int) -> tuple[str, torch.Tensor]:
+        """One corruption, drawn per (seed, epoch, item), of a (1, C, H, W) 0–255 image."""
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        kind = self.degradations[int(rng.integers(len(self.degradations)))]
+        image = normalised[0].permute(1, 2, 0).numpy()
+        image = image[..., 0] if image.shape[-1] == 1 else image
+        degraded = corrupt(image, kind, self.severity, seed=rng)
+        values = torch.from_numpy(np.ascontiguousarray(degraded, dtype=np.float32))
+        return kind, values[None, None] if values.ndim == 2 else values.permute(2, 0, 1)[None]
 
     def _sample_objects(self, label: np.ndarray, index: int) -> tuple[np.ndarray, list[int]]:
         """(n, H, W) uint8 masks of up to ``n_obj`` objects drawn without replacement."""
@@ -189,7 +218,7 @@ def collate_objects(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Batch items, keeping the smallest object count of the batch for every image (as the
     MedicoSAM reference does), so masks stack into (B, n, S, S)."""
     count = min(len(s["masks"]) for s in samples)
-    return {
+    batch = {
         "image": torch.stack([s["image"] for s in samples]),
         "masks": torch.stack([s["masks"][:count] for s in samples]),
         "class_ids": torch.stack([s["class_ids"][:count] for s in samples]),
@@ -197,3 +226,7 @@ def collate_objects(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "original_size": torch.stack([s["original_size"] for s in samples]),
         "name": [s["name"] for s in samples],
     }
+    if "degraded_image" in samples[0]:
+        batch["degraded_image"] = torch.stack([s["degraded_image"] for s in samples])
+        batch["degradation"] = [s["degradation"] for s in samples]
+    return batch

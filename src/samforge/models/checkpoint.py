@@ -33,6 +33,7 @@ from .checkpoint_io import (
 )
 from .config import ARCHITECTURES, Preprocessing, SamConfig
 from .families import detect_unsupported
+from .peft import has_peft
 from .position_tables import adapt_position_tables, checkpoint_grid
 from .registry import ModelSpec
 from .sam import Sam, build_sam
@@ -329,6 +330,11 @@ def export_official(
 
 def official_state_dict(model: Sam) -> dict[str, torch.Tensor]:
     """The model's tensors under official names: CPU, fp32, contiguous, detached."""
+    if has_peft(model):
+        raise CheckpointError(
+            "the model carries unmerged LoRA/SVD layers, which SAM tools cannot load; call "
+            "samforge.models.peft.merge_peft(model) (on a copy to keep training) first."
+        )
     state = model.state_dict()
     foreign = [key for key in state if key.split(".", 1)[0] not in SAM_ROOTS]
     if foreign:

@@ -40,11 +40,11 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, InputImageError
-from ..record import normalize_modality
+from ..record import Case, normalize_modality
 from . import _abdomen, _ultrasound, _xray
 from ._geometry import Grid
 
-__all__ = ["MIN_SIZE", "MODALITIES", "make_phantom", "phantom_cases"]
+__all__ = ["MIN_SIZE", "MODALITIES", "as_case", "make_phantom", "phantom_case", "phantom_cases"]
 
 MODALITIES: tuple[str, ...] = ("ct", "mr", "us", "xray")
 MIN_SIZE = 32  # pixels along each in-plane axis; below that the organs are a few pixels
@@ -171,3 +171,20 @@ def phantom_cases(
     _shape3(shape, _modality(modality))  # fail here, not lazily at the first case
     seeds = [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(n)]
     return (make_phantom(modality, shape=shape, seed=s) for s in seeds)
+
+
+def phantom_case(
+    modality: str, shape: tuple[int, ...] = (256, 256), seed: int = 0, name: str | None = None
+) -> Case:
+    """A phantom as a :class:`Case`, ready for datasets and evaluation (see make_phantom)."""
+    return as_case(make_phantom(modality, shape=shape, seed=seed), name)
+
+
+def as_case(phantom: Phantom, name: str | None = None) -> Case:
+    """A phantom ``(image, label, info)`` as a :class:`Case` named ``name`` (default: by its
+    modality and seed)."""
+    image, label, info = phantom
+    case_name = name or f"phantom_{info['modality']}_{info['seed']}"
+    meta = {"source": "samforge phantom", "label_names": info["labels"], "seed": info["seed"]}
+    spacing = tuple(info["spacing"])
+    return Case(image, label, spacing, info["affine"], info["modality"], case_name, case_name, meta)

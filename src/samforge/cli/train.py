@@ -1,0 +1,51 @@
+"""``samforge train``: fine-tune a model from a YAML config or a preset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ..training.config import PRESETS, load_config
+
+console = Console()
+
+
+def train(
+    config: str = typer.Option(
+        ...,
+        "--config",
+        "-c",
+        help=f"A YAML config file, or a preset: {', '.join(PRESETS)}.",
+    ),
+    overrides: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override one setting, e.g. --set trainer.max_steps=50 (repeatable).",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run from its last checkpoint."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Validate the config and print it resolved; train nothing."
+    ),
+) -> None:
+    """Fine-tune a SAM model with the MedicoSAM or RobustMedSAM objective on Lightning.
+
+    Writes checkpoints, CSV and TensorBoard logs, and the final model in the official SAM
+    format into <output_dir>/<name>/.
+    """
+    resolved = load_config(Path(config) if Path(config).is_file() else config, overrides)
+    if check:
+        console.print(resolved.to_yaml(), highlight=False)
+        return
+    from ..training.engine import train as run  # Lightning loads only when training
+
+    result = run(resolved, resume=resume)
+    if result.export_path is not None:
+        console.print(
+            f"[green]done[/]: {result.global_step} steps; model {result.export_path}; "
+            f"logs {result.run_dir / 'logs'}",
+            highlight=False,
+        )

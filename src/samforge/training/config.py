@@ -1,0 +1,288 @@
+"""The training config: one YAML file, validated completely before any heavy work.
+
+A config may start from a preset (``extends: medicosam``, or a path to another YAML file)
+and override any key; nested sections merge key by key. Unknown keys, values of the wrong
+type or range and missing data folders raise :class:`ConfigError` naming the key, e.g.
+``objective.p_box: Input should be less than or equal to 1``.
+
+Presets (``src/samforge/configs/*.yaml``, also under ``configs/`` in the repository):
+``medsam``, ``simpleft``, ``medicosam`` (MedicoSAM's three objectives) and ``robust``
+(RobustMedSAM's decoder-only training on clean/degraded pairs).
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+from .freeze import POLICIES
+
+PRESETS = ("medsam", "simpleft", "medicosam", "robust")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSource(_Section):
+    """A dataset on disk (any layout ``samforge.data.open_dataset`` reads) or phantoms."""
+
+    path: Path | None = None
+    layout: str = "auto"
+    modality: str | None = None
+    subjects: list[str] | None = None  # keep only these subject ids
+    phantoms: list[str] | None = None  # modalities of generated phantoms instead of files
+    count: int = Field(8, ge=1)  # phantoms per modality
+    shape: tuple[int, int] = (128, 128)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DataSource:
+        if (self.path is None) == (self.phantoms is None):
+            raise ValueError("give either `path` (a dataset folder) or `phantoms` (modalities)")
+        return self
+
+
+class DataConfig(_Section):
+    train: list[DataSource]
+    val: list[DataSource] = []
+    n_obj: int = Field(5, ge=1)
+    min_size: int = Field(20, ge=1)
+    classes: list[int] | None = None
+    intensity: str = "auto"
+    window: str | tuple[float, float] | None = None
+    batch_size: int = Field(1, ge=1)
+    num_workers: int = Field(0, ge=0)
+    degradations: list[str] | None = None  # corruption names or groups; robust training
+    severity: int = Field(3, ge=1, le=5)
+
+
+class ObjectiveConfig(_Section):
+    kind: Literal["iterative", "robust"] = "iterative"
+    n_steps: int = Field(8, ge=0)
+    p_box: float = Field(0.5, ge=0.0, le=1.0)
+    p_mask: float = Field(0.5, ge=0.0, le=1.0)
+    box_jitter: float = Field(0.025, ge=0.0)
+    iou_weight: float = Field(1.0, ge=0.0)
+    # robust objective
+    num_points: int = Field(3, ge=0)
+    focal_weight: float = Field(20.0, ge=0.0)
+    dice_weight: float = Field(1.0, ge=0.0)
+    feature_weight: float = Field(100.0, ge=0.0)
+    token_weight: float = Field(2.0, ge=0.0)
+
+
+class FreezeConfig(_Section):
+    policy: str = "full"
+    blocks: list[int] | None = None
+    trainable: list[str] | None = None
+    frozen: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _known_policy(self) -> FreezeConfig:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; choose one of {list(POLICIES)}")
+        return self
+
+
+class PeftConfig(_Section):
+    kind: Literal["none", "lora", "svd"] = "none"
+    rank: int = Field(4, ge=1)
+    alpha: float | None = None
+    include_mlp: bool = False
+    blocks: list[int] | None = None
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class OptimizerConfig(_Section):
+    name: Literal["adamw", "adam"] = "adamw"
+    lr: float = Field(1e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    lr_decay: float = Field(0.9, gt=0.0, le=1.0)  # multiplied into the LR after every epoch
+    grad_clip: float | None = Field(None, gt=0.0)
+
+
+class TrainerConfig(_Section):
+    max_epochs: int = Field(1, ge=1)
+    max_steps: int = -1  # -1: no limit beyond max_epochs
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = Field(1, ge=1)
+    strategy: Literal["auto", "ddp", "fsdp", "ddp_spawn"] = "auto"
+    precision: Literal["32", "32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32"
+    accumulate_grad_batches: int = Field(1, ge=1)
+    checkpoint_every_n_steps: int = Field(100, ge=1)
+    log_every_n_steps: int = Field(10, ge=1)
+    val_every_n_epochs: int = Field(1, ge=1)
+    seed: int = 0
+    deterministic: bool = False
+    progress: bool = True
+    record_weight_digests: bool = False  # per-rank parameter digests after every step
+
+
+class TrainConfig(_Section):
+    name: str = "run"
+    model: str = "samforge_random_tiny"
+    image_size: int | None = Field(None, ge=16)
+    preprocessing: Literal["sam", "medsam"] | None = None
+    output_dir: Path = Path("runs")
+    export: str = "model.pth"  # written into the run folder in the official SAM format
+    data: DataConfig
+    objective: ObjectiveConfig = ObjectiveConfig()
+    freeze: FreezeConfig = FreezeConfig()
+    peft: PeftConfig = PeftConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    trainer: TrainerConfig = TrainerConfig()
+
+    @model_validator(mode="after")
+    def _robust_needs_degradations(self) -> TrainConfig:
+        if self.objective.kind == "robust" and not self.data.degradations:
+            raise ValueError(
+                "objective.kind 'robust' trains on clean/degraded pairs: set "
+                "data.degradations (e.g. [all] or [mri, modality_agnostic])"
+            )
+        if self.peft.kind != "none" and self.freeze.policy == "full":
+            raise ValueError(
+                f"peft.kind {self.peft.kind!r} with freeze.policy 'full' would train the whole "
+                "encoder besides the PEFT deltas; set freeze.policy to 'encoder_frozen' (PEFT "
+                "deltas, prompt encoder and decoder train) or 'decoder'"
+            )
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) -> TrainConfig:
+    """The validated config of a YAML file, a preset name or a dict, with ``key.path=value``
+    overrides (values parsed as YAML) applied last.
+
+    Raises:
+        ConfigError: unreadable file, unknown preset, unknown keys, bad values, or a data
+            folder that does not exist.
+    """
+    values = _resolve(source, seen=())
+    for override in overrides:
+        _apply_override(values, override)
+    try:
+        config = TrainConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, values)) from None
+    _check_paths(config)
+    return config
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of a built-in preset."""
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, PRESETS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown preset {name!r}.{hint} Presets: {', '.join(PRESETS)}.")
+    return Path(str(resources.files("samforge") / "configs" / f"{name}.yaml"))
+
+
+def _resolve(source: str | Path | dict[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
+    """The merged dict of a config and the chain of files it ``extends``."""
+    if isinstance(source, dict):
+        values, origin = dict(source), "<dict>"
+    else:
+        path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
+        values, origin = _read_yaml(path), str(path)
+    if origin in seen:
+        raise ConfigError(f"config files extend each other in a loop: {' -> '.join(seen)}.")
+    parent = values.pop("extends", None)
+    if parent is None:
+        return values
+    return _merged(_resolve(parent, (*seen, origin)), values)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} does not exist; pass a YAML file or a preset "
+            f"({', '.join(PRESETS)})."
+        )
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(values).__name__}.")
+    return values
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_override(values: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"override {override!r} must read key.path=value, e.g. trainer.max_steps=10."
+        )
+    *parents, leaf = key.strip().split(".")
+    node: Any = values
+    for part in parents:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]  # e.g. data.train.0.count=4
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            node = None
+        if not isinstance(node, dict | list):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section or list item.")
+    if isinstance(node, list):
+        raise ConfigError(f"override {override!r}: give a list item's index and key.")
+    node[leaf] = yaml.safe_load(raw)
+
+
+def _describe(error: ValidationError, values: dict[str, Any]) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key" + _suggestion(item["loc"])
+        problems.append(f"{where}: {message}")
+    return "invalid training config: " + "; ".join(problems)
+
+
+def _suggestion(location: tuple[Any, ...]) -> str:
+    """' (did you mean 'x'?)' for a misspelt key, from the fields of its section."""
+    section: type[BaseModel] = TrainConfig
+    for part in location[:-1]:
+        field = section.model_fields.get(str(part)) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None) if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            section = annotation
+        elif isinstance(part, int):
+            section = DataSource
+    close = difflib.get_close_matches(str(location[-1]), list(section.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_paths(config: TrainConfig) -> None:
+    for split in ("train", "val"):
+        for index, source in enumerate(getattr(config.data, split)):
+            if source.path is not None and not source.path.exists():
+                raise ConfigError(
+                    f"data.{split}[{index}].path: {source.path} does not exist; check the path "
+                    "(relative paths start from the folder you run samforge in)."
+                )

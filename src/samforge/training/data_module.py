@@ -1,0 +1,204 @@
+"""The Lightning DataModule of training: cases from the config, batches of objects.
+
+Data order is a pure function of (seed, epoch, rank), and the DataModule's state (saved in
+every checkpoint) records how many batches of the current epoch were trained. A resumed run
+skips exactly those batches, so an interrupted and resumed run sees the same batches as an
+uninterrupted one. The sampler shards the order across ranks itself (Lightning's
+``use_distributed_sampler`` is off), the way ``DistributedSampler`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from ..data.dataset import ObjectSegmentationDataset, collate_objects
+from ..data.phantoms import as_case, phantom_cases
+from ..data.readers.layouts import open_dataset
+from ..data.record import Case, CaseList
+from ..errors import ConfigError
+from ..preprocessing import ModelInputTransform
+from .config import DataConfig, DataSource
+
+_RANGE = re.compile(r"^(\d+)-(\d+)$")
+
+
+class ResumableSampler(Sampler[int]):
+    """Indices of one rank for one epoch: a seeded permutation, padded to a multiple of the
+    world size, every ``world_size``-th index from ``rank``; the first ``skip`` batches of
+    the resumed epoch are left out."""
+
+    def __init__(
+        self,
+        dataset: ObjectSegmentationDataset,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+    ) -> None:
+        self.dataset, self.batch_size = dataset, batch_size
+        self.seed, self.rank, self.world_size, self.shuffle = seed, rank, world_size, shuffle
+        self.epoch = 0
+        self.resume_epoch, self.skip_batches = -1, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch."""
+        self.epoch = int(epoch)
+        self.dataset.set_epoch(epoch)
+
+    def resume(self, epoch: int, batches_done: int) -> None:
+        self.resume_epoch, self.skip_batches = int(epoch), int(batches_done)
+
+    def _rank_indices(self) -> list[int]:
+        total = len(self.dataset)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(total, generator=generator).tolist()
+        else:
+            order = list(range(total))
+        padded = -(-total // self.world_size) * self.world_size
+        order += order[: padded - total]
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        indices = self._rank_indices()
+        if self.epoch == self.resume_epoch:
+            indices = indices[self.skip_batches * self.batch_size :]
+            self.resume_epoch = -1  # only the epoch that was interrupted is shortened
+        return iter(indices)
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.world_size)
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Training (and optional validation) batches for :class:`SamTrainingModule`.
+
+    Args:
+        config: the ``data`` section of the training config.
+        transform: the model's input transform (``model.config.input_transform()``).
+        seed: seed of data order and object sampling.
+    """
+
+    def __init__(self, config: DataConfig, transform: ModelInputTransform, seed: int = 0) -> None:
+        super().__init__()
+        self.config, self.transform, self.seed = config, transform, seed
+        self.train_set: ObjectSegmentationDataset | None = None
+        self.val_set: ObjectSegmentationDataset | None = None
+        self._sampler: ResumableSampler | None = None
+        self._resume_state: dict[str, int] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self._dataset(self.config.train, self.seed)
+            if self.config.val:
+                self.val_set = self._dataset(self.config.val, self.seed + 1)
+
+    def _dataset(self, sources: Sequence[DataSource], seed: int) -> ObjectSegmentationDataset:
+        return ObjectSegmentationDataset(
+            collect_cases(sources),
+            n_obj=self.config.n_obj,
+            min_size=self.config.min_size,
+            seed=seed,
+            classes=self.config.classes,
+            intensity=self.config.intensity,
+            window=self.config.window,
+            transform=self.transform,
+            degradations=self.config.degradations,
+            severity=self.config.severity,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        self._sampler = ResumableSampler(
+            self.train_set, self.config.batch_size, self.seed, rank, world
+        )
+        if self._resume_state is not None:
+            self._sampler.resume(**self._resume_state)
+            self._resume_state = None
+        return self._loader(self.train_set, self._sampler)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        sampler = ResumableSampler(self.val_set, self.config.batch_size, self.seed, shuffle=False)
+        return self._loader(self.val_set, sampler)
+
+    def _loader(self, dataset: ObjectSegmentationDataset, sampler: Sampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.config.batch_size,
+            sampler=sampler,
+            collate_fn=collate_objects,
+            num_workers=self.config.num_workers,
+            persistent_workers=False,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where in the data the run is: saved in checkpoints by Lightning."""
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        loop = trainer.fit_loop.epoch_loop
+        return {
+            "epoch": trainer.current_epoch,
+            "batches_done": loop.batch_progress.current.processed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            self._resume_state = {
+                "epoch": int(state["epoch"]),
+                "batches_done": int(state["batches_done"]),
+            }
+
+
+def collect_cases(sources: Sequence[DataSource]) -> CaseList:
+    """All cases of the configured sources, files read lazily, phantoms generated."""
+    cases: list[Case] = []
+    lists: list[CaseList] = []
+    for source in sources:
+        if source.phantoms is not None:
+            cases.extend(_phantoms(source))
+        else:
+            found = open_dataset(source.path, layout=source.layout, modality=source.modality)
+            lists.append(_select_subjects(found, source.subjects) if source.subjects else found)
+    refs = [ref for found in lists for ref in found.refs]
+    refs += CaseList.from_cases(cases).refs
+    return CaseList(refs, description="training data")
+
+
+def _phantoms(source: DataSource) -> list[Case]:
+    return [
+        as_case(phantom, name=f"{modality}_{index:03d}")
+        for modality in source.phantoms
+        for index, phantom in enumerate(
+            phantom_cases(modality, source.count, source.shape, source.seed)
+        )
+    ]
+
+
+def _select_subjects(found: CaseList, wanted: Sequence[str]) -> CaseList:
+    """Cases whose subject id is listed; ``"000-249"`` stands for a range of numbered ids."""
+    chosen = set()
+    for item in wanted:
+        match = _RANGE.match(str(item))
+        if match:
+            first, last = (int(g) for g in match.groups())
+            chosen.update(s for s in found.subjects if s.isdigit() and first <= int(s) <= last)
+        else:
+            chosen.add(str(item))
+    indices = [i for i, subject in enumerate(found.subjects) if subject in chosen]
+    if not indices:
+        raise ConfigError(
+            f"no case of {found.description or 'the dataset'} belongs to subjects {list(wanted)}; "
+            f"its subjects look like {found.subjects[:3]}."
+        )
+    return found.select(indices)

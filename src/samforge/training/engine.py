@@ -1,0 +1,281 @@
+"""Running a training config on Lightning: model preparation, trainer, resume and export.
+
+A run lives in ``<output_dir>/<name>/``::
+
+    config.yaml            the resolved config (a resumed run must match it)
+    checkpoints/           last.ckpt, step-NNNNNN.ckpt (every N steps), final.ckpt
+    logs/metrics.csv       CSV log; tensorboard/ holds the TensorBoard events
+    model.pth              the final model in the official SAM format (PEFT merged)
+    summary.json           steps, time, first/last losses, export path
+
+Lightning writes checkpoints atomically (a temporary file renamed into place) and this
+module reads them back only with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from ..errors import ConfigError
+from ..models.checkpoint import export_official, load_model
+from ..models.peft import apply_lora, apply_svd, merge_peft
+from .config import TrainConfig
+from .data_module import SegmentationDataModule
+from .freeze import FreezeReport, apply_freeze_policy
+from .module import SamTrainingModule
+
+# Keys that may change between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = {("trainer", "max_epochs"), ("trainer", "max_steps"), ("trainer", "progress")}
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    export_path: Path | None
+    final_checkpoint: Path
+    global_step: int
+    freeze: FreezeReport
+
+
+def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
+    """The model to train: loaded, PEFT layers added, freeze policy applied."""
+    model = load_model(
+        config.model, image_size=config.image_size, preprocessing=config.preprocessing
+    )
+    peft = config.peft
+    if peft.kind == "lora":
+        apply_lora(
+            model,
+            rank=peft.rank,
+            alpha=peft.alpha,
+            blocks=peft.blocks,
+            include_mlp=peft.include_mlp,
+            dropout=peft.dropout,
+        )
+    elif peft.kind == "svd":
+        apply_svd(model, blocks=peft.blocks, include_mlp=peft.include_mlp)
+    freeze = config.freeze
+    report = apply_freeze_policy(
+        model,
+        freeze.policy,
+        blocks=freeze.blocks,
+        trainable=freeze.trainable,
+        frozen=freeze.frozen,
+    )
+    return model.train(), report
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
+    """Train as configured; with ``resume`` continue from the run's last checkpoint.
+
+    Raises:
+        ConfigError: a run of that name exists and ``resume`` is off, ``resume`` without a
+            checkpoint, or a resumed run whose config differs from the saved one.
+    """
+    run_dir = config.run_dir
+    checkpoint = _resume_checkpoint(config, run_dir) if resume else None
+    if checkpoint is None:
+        _start_run_folder(config, run_dir)
+    L.seed_everything(config.trainer.seed, workers=True, verbose=False)
+    model, report = prepare_model(config)
+    module = SamTrainingModule(model, config.objective, config.optimizer, config.trainer.seed)
+    data = SegmentationDataModule(config.data, model.config.input_transform(), config.trainer.seed)
+    trainer = build_trainer(config, run_dir)
+    if trainer.is_global_zero:
+        print(f"samforge train: {config.name} — {report}", flush=True)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True)
+    final = run_dir / "checkpoints" / "final.ckpt"
+    trainer.save_checkpoint(final, weights_only=True)
+    export_path = None
+    if trainer.is_global_zero:
+        export_path = _export(module.model, run_dir / config.export, config)
+        _write_summary(run_dir, trainer, export_path, time.perf_counter() - started, report)
+    return TrainResult(run_dir, export_path, final, trainer.global_step, report)
+
+
+def build_trainer(config: TrainConfig, run_dir: Path) -> L.Trainer:
+    settings = config.trainer
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="step-{step:06d}",
+            every_n_train_steps=settings.checkpoint_every_n_steps,
+            save_top_k=-1,
+            save_last=True,
+            auto_insert_metric_name=False,
+        )
+    ]
+    if settings.progress:
+        callbacks.append(RichProgressBar(leave=True))
+    if settings.record_weight_digests:
+        callbacks.append(WeightDigests(run_dir / "digests"))
+    return L.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=settings.max_epochs,
+        max_steps=settings.max_steps,
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        strategy=_strategy(settings.strategy, settings.accelerator),
+        precision=settings.precision,
+        accumulate_grad_batches=settings.accumulate_grad_batches,
+        gradient_clip_val=config.optimizer.grad_clip,
+        log_every_n_steps=settings.log_every_n_steps,
+        check_val_every_n_epoch=settings.val_every_n_epochs,
+        limit_val_batches=None if config.data.val else 0,
+        num_sanity_val_steps=0,
+        deterministic=settings.deterministic,
+        enable_progress_bar=settings.progress,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # SegmentationDataModule shards the data itself
+        callbacks=callbacks,
+        logger=[
+            CSVLogger(run_dir, name="logs", version=""),
+            TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False),
+        ],
+    )
+
+
+def _strategy(name: str, accelerator: str) -> Any:
+    if name in ("ddp", "ddp_spawn"):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        on_cpu = accelerator == "cpu" or not torch.cuda.is_available()
+        start = "spawn" if name == "ddp_spawn" else "popen"
+        # A step prompts with a box or with points, with or without a mask, so some prompt
+        # embeddings get no gradient in some steps (and ranks draw differently).
+        return DDPStrategy(
+            process_group_backend="gloo" if on_cpu else None,
+            start_method=start,
+            find_unused_parameters=True,
+        )
+    if name == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        # One full state dict in the checkpoint: resumable on any number of GPUs and
+        # exportable to the official format.
+        return FSDPStrategy(state_dict_type="full")
+    return name
+
+
+class WeightDigests(Callback):
+    """After every optimiser step, each rank appends a digest of its parameters to
+    ``digests/rank<r>.jsonl``: replicas that stay in sync write identical digests."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import xxhash
+
+        digest = xxhash.xxh3_128()
+        for name, tensor in sorted(pl_module.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"step": trainer.global_step, "digest": digest.hexdigest()})
+        with open(self.folder / f"rank{trainer.global_rank}.jsonl", "a") as handle:
+            handle.write(line + "\n")
+
+
+def _export(model: torch.nn.Module, path: Path, config: TrainConfig) -> Path:
+    """The trained model in the official format, PEFT deltas merged into dense weights."""
+    merged = merge_peft(copy.deepcopy(model)).eval()
+    provenance = {
+        "trained_by": "samforge train",
+        "run": config.name,
+        "base_model": config.model,
+        "objective": config.objective.model_dump(mode="json"),
+        "peft": config.peft.kind,
+        "freeze": config.freeze.policy,
+    }
+    return export_official(merged, path, provenance=provenance)
+
+
+def _start_run_folder(config: TrainConfig, run_dir: Path) -> None:
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.exists() and any(checkpoints.iterdir()):
+        raise ConfigError(
+            f"{run_dir} already holds a run with checkpoints. Pass --resume to continue it, "
+            "or choose another `name` / `output_dir`."
+        )
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
+        _write_atomic(run_dir / "config.yaml", config.to_yaml())
+
+
+def _resume_checkpoint(config: TrainConfig, run_dir: Path) -> Path:
+    """The newest checkpoint of the run. Files are renamed into place whole, so any file
+    present is complete; a kill between writing ``step-N.ckpt`` and ``last.ckpt`` leaves the
+    step file the newer one."""
+    folder = run_dir / "checkpoints"
+    candidates = [*folder.glob("step-*.ckpt"), folder / "last.ckpt"] if folder.is_dir() else []
+    candidates = [path for path in candidates if path.is_file()]
+    if not candidates:
+        raise ConfigError(
+            f"--resume: {folder} holds no checkpoint, so there is nothing to resume; start "
+            "the run without --resume."
+        )
+    last = max(candidates, key=lambda path: path.stat().st_mtime_ns)
+    saved_file = run_dir / "config.yaml"
+    if saved_file.is_file():
+        saved = yaml.safe_load(saved_file.read_text())
+        changed = _differences(saved, config.model_dump(mode="json"))
+        changed = [key for key in changed if tuple(key.split(".")) not in _RESUMABLE_CHANGES]
+        if changed:
+            raise ConfigError(
+                f"--resume: the config differs from the one {run_dir.name} started with, at "
+                f"{', '.join(changed)}; resume with the saved config ({saved_file}) or start a "
+                "new run."
+            )
+    return last
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [
+            d for key in keys for d in _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        ]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def _write_summary(
+    run_dir: Path,
+    trainer: L.Trainer,
+    export_path: Path | None,
+    seconds: float,
+    report: FreezeReport,
+) -> None:
+    metrics = {key: float(value) for key, value in trainer.logged_metrics.items()}
+    summary = {
+        "global_step": trainer.global_step,
+        "epochs": trainer.current_epoch,
+        "seconds": round(seconds, 2),
+        "export": None if export_path is None else str(export_path),
+        "trainable_parameters": report.trainable,
+        "frozen_parameters": report.frozen,
+        "last_metrics": metrics,
+    }
+    _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temp, path)

@@ -1,0 +1,49 @@
+"""Segmentation losses of the training objectives, on logits at the model's input size.
+
+Shapes: ``logits`` (N, M, S, S) with M masks per object, ``targets`` (N, S, S) bool.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+# Keeps Dice defined for an empty prediction of an empty target (never the case for a
+# sampled object, but padding objects of a batch could be).
+DICE_EPS = 1e-6
+
+
+def dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Soft Dice loss of each mask: (N, M, S, S), (N, S, S) -> (N, M), 0 is perfect."""
+    probs = torch.sigmoid(logits).flatten(2)
+    truth = targets.flatten(1)[:, None].to(probs.dtype)
+    intersection = (probs * truth).sum(-1)
+    total = probs.sum(-1) + truth.sum(-1)
+    return 1.0 - (2.0 * intersection + DICE_EPS) / (total + DICE_EPS)
+
+
+def mask_iou(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """IoU of the binarised masks (logit > 0) with the targets: (N, M), no gradient."""
+    with torch.no_grad():
+        predicted = logits.flatten(2) > 0
+        truth = targets.flatten(1)[:, None].bool()
+        intersection = (predicted & truth).sum(-1).float()
+        union = (predicted | truth).sum(-1).float()
+        return torch.where(union > 0, intersection / union.clamp(min=1), 1.0)
+
+
+def focal_loss(
+    logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0, alpha: float = 0.25
+) -> torch.Tensor:
+    """Sigmoid focal loss (Lin et al. 2017) averaged over pixels: (N, M, S, S) -> (N, M)."""
+    truth = targets[:, None].to(logits.dtype).expand_as(logits)
+    cross_entropy = F.binary_cross_entropy_with_logits(logits, truth, reduction="none")
+    probs = torch.sigmoid(logits)
+    p_true = probs * truth + (1 - probs) * (1 - truth)
+    weight = alpha * truth + (1 - alpha) * (1 - truth)
+    return (weight * (1 - p_true) ** gamma * cross_entropy).flatten(2).mean(-1)
+
+
+def upscale_logits(low_res: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Low-resolution logits (N, M, s, s) -> (N, M, S, S), bilinear as SAM's postprocessing."""
+    return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)

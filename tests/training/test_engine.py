@@ -1,0 +1,219 @@
+"""`samforge train` on Lightning: runs, exports, resumes after a kill, and runs DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from helpers.official import official_sam_from_state_dict
+from samforge.errors import ConfigError
+from samforge.models.checkpoint import load_model
+from samforge.training.config import load_config
+from samforge.training.engine import train
+
+SAMFORGE = [sys.executable, "-c", "from samforge.cli import main; main()"]
+
+
+def tiny_config(tmp_path: Path, **changes) -> dict:
+    """A run of a few steps of the small random model on 64² phantoms."""
+    config = {
+        "name": "run",
+        "model": "samforge_random_tiny",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {
+            "train": [{"phantoms": ["ct", "us"], "count": 3, "shape": [64, 64]}],
+            "n_obj": 2,
+            "batch_size": 1,
+        },
+        "objective": {"n_steps": 2, "p_box": 0.5, "p_mask": 0.5},
+        "optimizer": {"lr": 1e-4},
+        "trainer": {
+            "max_epochs": 3,
+            "max_steps": 8,
+            "checkpoint_every_n_steps": 3,
+            "log_every_n_steps": 1,
+            "deterministic": True,
+            "progress": False,
+        },
+    }
+    for dotted, value in changes.items():
+        node = config
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config
+
+
+def write_config(tmp_path: Path, name: str = "config.yaml", **changes) -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path, **changes)))
+    return path
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SAMFORGE, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_run_writes_checkpoints_logs_and_an_official_export(tmp_path):
+    config = load_config(tiny_config(tmp_path, freeze__policy="decoder"))
+    result = train(config)
+    run = result.run_dir
+    assert result.global_step == 8
+    assert {p.name for p in (run / "checkpoints").iterdir()} >= {
+        "last.ckpt",
+        "final.ckpt",
+        "step-000003.ckpt",
+        "step-000006.ckpt",
+    }
+    metrics = (run / "logs" / "metrics.csv").read_text().splitlines()
+    assert "train/loss" in metrics[0] and len(metrics) > 2
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["global_step"] == 8
+
+    exported = state(result.export_path)
+    start = load_model("samforge_random_tiny").state_dict()
+    # Decoder-only: every encoder and prompt-encoder tensor bitwise unchanged.
+    for key, value in start.items():
+        if key.startswith("mask_decoder."):
+            continue
+        assert torch.equal(exported[key], value), key
+    assert any(
+        not torch.equal(exported[k], start[k]) for k in start if k.startswith("mask_decoder.")
+    )
+    # Tools load the export strictly.
+    official = official_sam_from_state_dict(
+        exported, image_size=256, embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,)
+    )
+    assert torch.equal(
+        official.mask_decoder.iou_token.weight, exported["mask_decoder.iou_token.weight"]
+    )
+
+
+def test_lora_run_exports_merged_dense_weights(tmp_path):
+    config = load_config(
+        tiny_config(
+            tmp_path,
+            peft__kind="lora",
+            peft__rank=2,
+            freeze__policy="encoder_frozen",
+            trainer__max_steps=3,
+        )
+    )
+    result = train(config)
+    exported = state(result.export_path)
+    start = load_model("samforge_random_tiny").state_dict()
+    assert set(exported) == set(start)  # no lora_A/lora_B keys: merged
+    qkv = "image_encoder.blocks.0.attn.qkv.weight"
+    assert not torch.equal(exported[qkv], start[qkv])  # the LoRA delta is in the dense weight
+    assert torch.equal(
+        exported["image_encoder.patch_embed.proj.weight"],
+        start["image_encoder.patch_embed.proj.weight"],
+    )
+
+
+def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    """Kill -9 in the middle of an epoch (6 items per epoch, checkpoints every 3 steps)."""
+    config = write_config(tmp_path)
+    full = run_cli("train", "-c", str(config), "--set", "name=full")
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    cut_dir = tmp_path / "runs" / "cut" / "checkpoints"
+    process = subprocess.Popen(
+        [*SAMFORGE, "train", "-c", str(config), "--set", "name=cut"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while not (cut_dir / "step-000003.ckpt").exists():
+        assert process.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (cut_dir / "final.ckpt").exists()  # really interrupted
+
+    resumed = run_cli("train", "-c", str(config), "--set", "name=cut", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    ours, reference = (
+        state(tmp_path / "runs/cut/model.pth"),
+        state(tmp_path / "runs/full/model.pth"),
+    )
+    assert all(torch.equal(ours[key], reference[key]) for key in reference)
+    start = load_model("samforge_random_tiny").state_dict()
+    assert not all(torch.equal(reference[key], start[key]) for key in start)  # it trained
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
+    config = write_config(
+        tmp_path,
+        trainer__strategy="ddp",
+        trainer__accelerator="cpu",
+        trainer__devices=2,
+        trainer__max_steps=3,
+        trainer__record_weight_digests=True,
+    )
+    env = {**os.environ, "MASTER_PORT": str(29500 + os.getpid() % 1000)}
+    done = subprocess.run(
+        [*SAMFORGE, "train", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    digests = tmp_path / "runs" / "run" / "digests"
+    ranks = [
+        [json.loads(line) for line in (digests / f"rank{r}.jsonl").read_text().splitlines()]
+        for r in (0, 1)
+    ]
+    assert [row["step"] for row in ranks[0]] == [1, 2, 3]
+    assert ranks[0] == ranks[1]
+    assert len({row["digest"] for row in ranks[0]}) == 3  # the weights changed every step
+    assert (tmp_path / "runs" / "run" / "model.pth").is_file()
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tmp_path):
+    config = load_config(tiny_config(tmp_path, trainer__max_steps=3))
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train(config, resume=True)
+    train(config)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(config)
+    changed = load_config(tiny_config(tmp_path, trainer__max_steps=3, optimizer__lr=1e-3))
+    with pytest.raises(ConfigError, match="optimizer.lr"):
+        train(changed, resume=True)
+
+
+def test_cli_check_prints_the_resolved_preset(tmp_path):
+    done = run_cli("train", "-c", "medsam", "--check", "--set", "trainer.max_steps=5")
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    assert resolved["objective"]["n_steps"] == 0 and resolved["objective"]["p_box"] == 1.0
+    assert resolved["trainer"]["max_steps"] == 5
+
+
+def test_cli_reports_a_bad_config_in_one_line(tmp_path):
+    config = write_config(tmp_path, objective__p_bx=0.3)
+    done = run_cli("train", "-c", str(config))
+    assert done.returncode == 2
+    assert "objective.p_bx: unknown key (did you mean 'p_box'?)" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -199,7 +199,7 @@ def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tmp_path):
     with pytest.raises(ConfigError, match="--resume"):
         train(config)
     changed = load_config(tiny_config(tmp_path, trainer__max_steps=3, optimizer__lr=1e-3))
-    with pytest.raises(ConfigError, match="optimizer.lr"):
+    with pytest.raises(ConfigError, match=r"optimizer\.lr"):
         train(changed, resume=True)
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from .config import SamConfig
 from .image_encoder import ImageEncoderViT
-from .mask_decoder import MaskDecoder
+from .mask_decoder import DecoderOutput, MaskDecoder
 from .prompt_encoder import PromptEncoder
 
 
@@ -62,8 +62,25 @@ class Sam(nn.Module):
         Returns:
             low-resolution logits (B, M, 4h, 4w) and IoU predictions (B, M).
         """
+        low_res, iou = self.decode_with_features(
+            image_embeddings, points, boxes, mask_inputs, multimask_output
+        )[:2]
+        return low_res, iou
+
+    def decode_with_features(
+        self,
+        image_embeddings: torch.Tensor,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        multimask_output: bool = False,
+        clean: bool = False,
+    ) -> DecoderOutput:
+        """As :meth:`decode`, also returning the decoder's mask features (B, 32, 4h, 4w) and
+        the selected mask tokens (B, M, 256). ``clean`` selects RobustSAM's clean-image path
+        in models that have one; plain SAM has a single path and ignores it."""
         sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_inputs)
-        return self.mask_decoder(
+        return self.mask_decoder.forward_with_features(
             image_embeddings=image_embeddings,
             image_pe=self.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,

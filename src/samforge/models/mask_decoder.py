@@ -154,15 +154,18 @@ class MaskDecoder(nn.Module):
             tokens, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
         )
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
-        hyper_in = torch.stack(
-            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
-            dim=1,
-        )
-        masks = read_masks(hyper_in, upscaled)
+        masks = read_masks(self.hypernetwork_weights(mask_tokens_out), upscaled)
         iou_pred = self.iou_prediction_head(hs[:, 0, :])
         selected = mask_slice(multimask_output)
         return DecoderOutput(
             masks[:, selected], iou_pred[:, selected], upscaled, mask_tokens_out[:, selected]
+        )
+
+    def hypernetwork_weights(self, mask_tokens_out: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) mask tokens -> (B, T, C/8) weights, one hypernetwork MLP per token."""
+        return torch.stack(
+            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
+            dim=1,
         )
 
     def run_transformer(

@@ -18,14 +18,18 @@ from .prompt_encoder import PromptEncoder
 
 
 class Sam(nn.Module):
+    """Plain SAM (and SAM-Med2D, whose adapters live inside the image encoder)."""
+
     mask_threshold: float = 0.0
+    # Families that only swap the decoder (RobustSAM) subclass Sam and change this.
+    mask_decoder_class: type[MaskDecoder] = MaskDecoder
 
     def __init__(self, config: SamConfig) -> None:
         super().__init__()
         self.config = config
         self.image_encoder = ImageEncoderViT.from_config(config)
         self.prompt_encoder = PromptEncoder.from_config(config)
-        self.mask_decoder = MaskDecoder.from_config(config)
+        self.mask_decoder = self.mask_decoder_class.from_config(config)
         # Not persistent: official checkpoints do not hold them; the config does.
         self.register_buffer(
             "pixel_mean", torch.tensor(config.pixel_mean).view(-1, 1, 1), persistent=False
@@ -89,6 +93,10 @@ class Sam(nn.Module):
         )
 
 
-def build_sam(config: SamConfig) -> Sam:
-    """A randomly initialised model in eval mode (weights come from ``load_model``)."""
-    return Sam(config).eval()
+def build_sam(config: SamConfig) -> nn.Module:
+    """A randomly initialised model of ``config``'s family (plain SAM, RobustSAM, SAM-UNet)
+    in eval mode; weights come from ``load_model``. See :func:`samforge.models.build`."""
+    # The family classes build on Sam, so they are imported when needed, not at the top.
+    from .build import build_model
+
+    return build_model(config)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from ..errors import SamforgeError
-from . import data_inspect, data_synthetic, demo, evaluate, evaluate3d, models, segment
+from . import data_inspect, data_synthetic, demo, evaluate, evaluate3d, fuse, models, segment
 
 app = typer.Typer(
     name="samforge",
@@ -21,6 +21,7 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )(segment.segment)
 app.command("demo")(demo.demo)
+app.command("fuse")(fuse.fuse)
 app.add_typer(models.app, name="models")
 
 evaluate.app.command("interactive3d")(evaluate3d.interactive3d)
@@ -41,5 +42,6 @@ def main() -> None:
     try:
         app()
     except SamforgeError as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        # soft_wrap: one line however long, not wrapped at the console width
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(2)

@@ -102,6 +102,15 @@ def test_matches_package(models, image, prompt, clean, multimask):
     assert max(errors.values()) <= RELATIVE_TOLERANCE, errors
 
 
+def test_ddp_trained_checkpoint_loads(models):
+    """RobustSAM's training script saves the DDP model's state dict (``module.`` keys)."""
+    reference, _ = models
+    ddp = {f"module.{key}": value for key, value in reference.state_dict().items()}
+    loaded = load_model(ddp)
+    assert loaded.config.family == "RobustSAM"
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in reference.state_dict().items())
+
+
 def test_decode_is_the_robust_path(models, image):
     _, ours = models
     with torch.no_grad():

@@ -157,3 +157,19 @@ def test_sam_weights_load_into_sammed2d_at_256_with_interpolated_tables():
     model = load_model(state, image_size=256)
     assert model.config == VIT_TEST.with_changes(encoder_adapter=True, preprocessing="sammed2d")
     assert "image_encoder.pos_embed" in model.provenance["interpolated"]
+
+
+def test_export_keeps_the_public_layout_or_drops_adapters_on_request(checkpoint, tmp_path):
+    from samforge.errors import CheckpointError
+    from samforge.models import export_model, export_official
+
+    model = load_model(checkpoint)
+    path = export_model(model, tmp_path / "sam-med2d.pth")
+    saved = torch.load(path, weights_only=True)
+    assert list(saved) == ["model"] and set(saved["model"]) == set(checkpoint["model"])
+    with pytest.raises(CheckpointError, match=r"SAM-Med2D.*drop_extras=True"):
+        export_official(model, tmp_path / "plain.pth")
+    with pytest.warns(UserWarning, match="dropped 12 SAM-Med2D tensors"):
+        plain_path = export_official(model, tmp_path / "plain.pth", drop_extras=True)
+    plain = torch.load(plain_path, weights_only=True)
+    assert set(plain) == {k for k in checkpoint["model"] if ".Adapter." not in k}

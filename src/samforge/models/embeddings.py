@@ -49,10 +49,6 @@ def require(embeddings: Embeddings, keys: tuple[str, ...], family: str) -> Mappi
     return embeddings
 
 
-def batch_size(embeddings: Embeddings) -> int:
-    return image_embeddings(embeddings).shape[0]
-
-
 def to_device(embeddings: Embeddings, device: torch.device | str) -> Embeddings:
     return tree_map(lambda tensor: tensor.to(device), embeddings)
 

@@ -27,17 +27,6 @@ SAM_UNET_KEY = re.compile(r"^(image_encoder\.sam_img_encoder|resnet|adapters_in)
 _ADAPTER_GATE = re.compile(r"^image_encoder\.blocks\.\d+\.Adapter\.channel\.0\.weight$")
 
 
-def family_name(state: Mapping[str, Any]) -> str:
-    """``"SAM-UNet"``, ``"RobustSAM"``, ``"SAM-Med2D"``, ``"RobustSAM + SAM-Med2D adapters"``
-    or ``"SAM"``, from the keys alone."""
-    if is_sam_unet(state):
-        return "SAM-UNet"
-    robust, adapters = is_robust(state), has_adapters(state)
-    if robust:
-        return "RobustSAM + SAM-Med2D adapters" if adapters else "RobustSAM"
-    return "SAM-Med2D" if adapters else "SAM"
-
-
 def is_sam_unet(state: Mapping[str, Any]) -> bool:
     return any(SAM_UNET_KEY.match(key) for key in state)
 

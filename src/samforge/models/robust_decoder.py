@@ -17,6 +17,7 @@ Unlike the package, any number of prompts per call works (it handled one).
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from .common import MLP
 from .config import SamConfig
@@ -44,7 +45,7 @@ class RobustMaskDecoder(MaskDecoder):
             transformer_dim, transformer, num_multimask_outputs, iou_head_depth, iou_head_hidden_dim
         )
         tokens = self.num_mask_tokens
-        self.custom_robust_token = torch.nn.Embedding(tokens, transformer_dim)
+        self.custom_robust_token = nn.Embedding(tokens, transformer_dim)
         self.robust_mlp = MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3)
         self.fourier_mask_features = MaskFeatureBlock(transformer_dim)
         self.fourier_first_layer_features = FirstLayerFeatureBlock(vit_dim, transformer_dim)

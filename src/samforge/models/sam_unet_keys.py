@@ -22,16 +22,6 @@ WRAPPED_PREFIXES = {
     "prompt_encoder.sam_prompt_encoder.": "prompt_encoder.",
     "mask_decoder.sam_mask_decoder.": "mask_decoder.",
 }
-# Everything SAM-UNet adds to SAM; these train while the ViT stays frozen.
-SAM_UNET_ADDITIONS = (
-    "resnet",
-    "adapters_in",
-    "adapters_bridge",
-    "embedding_encoder",
-    "mask_decoder.med_token",
-    "mask_decoder.hf_mlp",
-    "mask_decoder.embedding_maskfeature",
-)
 _STAGE_BLOCK = re.compile(r"^resnet\.stage([1-9])\.(\d+)\.")
 
 

@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# RobustSAM's package, a test reference only; --no-deps keeps pip from pulling torchvision.
+	$(BIN)/python -m pip install --quiet --no-deps robust-segment-anything==1.0.0
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -41,3 +41,7 @@ class DataError(SamforgeError):
 
 class ConfigError(SamforgeError):
     """A configuration value is unknown or out of range."""
+
+
+class EmbeddingError(SamforgeError):
+    """Image embeddings do not fit the model they are decoded with."""

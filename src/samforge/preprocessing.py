@@ -2,7 +2,7 @@
 
 Used by the Predictor, the training Dataset and evaluation alike, so every number means
 the same thing everywhere. It sits below ``models/`` and ``data/`` (it knows tensors, not
-files or architectures). Two conventions exist in the wild (``SamConfig.preprocessing``):
+files or architectures). Three conventions exist in the wild (``SamConfig.preprocessing``):
 
 - ``"sam"`` (SAM, MedicoSAM, micro-sam): resize the longest side to S (bilinear,
   antialiased when shrinking), normalise 0–255 RGB with the pixel mean/std, zero-pad bottom
@@ -10,6 +10,10 @@ files or architectures). Two conventions exist in the wild (``SamConfig.preproce
   upsampling to S², cropping the padding and resizing to the original.
 - ``"medsam"`` (MedSAM): resize straight to S×S (bicubic, antialiased when shrinking; the
   aspect ratio is not kept), scale min–max to [0, 1]. Masks come back by one resize.
+- ``"sammed2d"`` (SAM-Med2D): resize straight to S×S with nearest neighbour (its predictor's
+  ``cv2.INTER_NEAREST``, which PyTorch's ``"nearest"`` reproduces), normalise with the
+  pixel mean/std, no padding. Masks come back by upsampling to S² and then resizing to the
+  original, as SAM-Med2D's ``postprocess_masks`` does.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import torch.nn.functional as F
 
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)
-PREPROCESSING_CONVENTIONS = ("sam", "medsam")
+PREPROCESSING_CONVENTIONS = ("sam", "medsam", "sammed2d")
+# Conventions that stretch the image to S×S (aspect ratio not kept, no padding).
+_STRETCHING = ("medsam", "sammed2d")
 
 
 def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
@@ -41,7 +47,9 @@ class ModelInputTransform:
         pixel_std: Sequence[float] = SAM_PIXEL_STD,
     ) -> None:
         if preprocessing not in PREPROCESSING_CONVENTIONS:
-            raise ValueError(f"preprocessing must be 'sam' or 'medsam', not {preprocessing!r}.")
+            raise ValueError(
+                f"preprocessing must be one of {PREPROCESSING_CONVENTIONS}, not {preprocessing!r}."
+            )
         self.image_size = image_size
         self.preprocessing = preprocessing
         self.pixel_mean = torch.tensor(pixel_mean, dtype=torch.float32).view(-1, 1, 1)
@@ -49,28 +57,31 @@ class ModelInputTransform:
 
     def resized_shape(self, original_size: tuple[int, int]) -> tuple[int, int]:
         """Size of the image content inside the model frame (before padding)."""
-        if self.preprocessing == "medsam":
+        if self.preprocessing in _STRETCHING:
             return self.image_size, self.image_size
         return resized_shape(*original_size, self.image_size)
 
     def image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 1 or 3, H, W) images in [0, 255] -> (B, 3, S, S) model input."""
-        height, width = images.shape[-2:]
-        size = self.resized_shape((height, width))
-        images = images.float().expand(-1, 3, -1, -1)
-        if size != (height, width):
-            # Antialiasing only matters when shrinking; enlarging it changes < 1e-3 grey levels.
-            shrinking = size[0] < height or size[1] < width
-            mode = "bicubic" if self.preprocessing == "medsam" else "bilinear"
-            images = F.interpolate(
-                images, size=size, mode=mode, align_corners=False, antialias=shrinking
-            )
+        size = self.resized_shape(tuple(images.shape[-2:]))
+        images = self._resize(images.float().expand(-1, 3, -1, -1), size)
         if self.preprocessing == "medsam":
             low = images.amin(dim=(1, 2, 3), keepdim=True)
             high = images.amax(dim=(1, 2, 3), keepdim=True)
             return (images - low) / (high - low).clamp_min(1e-8)
         images = (images - self.pixel_mean.to(images)) / self.pixel_std.to(images)
         return F.pad(images, (0, self.image_size - size[1], 0, self.image_size - size[0]))
+
+    def _resize(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        height, width = images.shape[-2:]
+        if size == (height, width):
+            return images
+        if self.preprocessing == "sammed2d":
+            return F.interpolate(images, size=size, mode="nearest")
+        # Antialiasing only matters when shrinking; enlarging it changes < 1e-3 grey levels.
+        shrinking = size[0] < height or size[1] < width
+        mode = "bicubic" if self.preprocessing == "medsam" else "bilinear"
+        return F.interpolate(images, size=size, mode=mode, align_corners=False, antialias=shrinking)
 
     def label_masks(self, masks: torch.Tensor) -> torch.Tensor:
         """(B, N, H, W) binary masks -> (B, N, S, S) in the model frame (nearest, padded)."""
@@ -95,6 +106,10 @@ class ModelInputTransform:
         """(B, M, h, w) low-resolution logits -> (B, M, H, W) logits at the original size."""
         if self.preprocessing == "medsam":
             return F.interpolate(low_res, size=original_size, mode="bilinear", align_corners=False)
+        if self.preprocessing == "sammed2d":
+            full = (self.image_size, self.image_size)
+            masks = F.interpolate(low_res, size=full, mode="bilinear", align_corners=False)
+            return F.interpolate(masks, size=original_size, mode="bilinear", align_corners=False)
         new_h, new_w = self.resized_shape(original_size)
         masks = F.interpolate(
             low_res, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False

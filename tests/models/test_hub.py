@@ -206,6 +206,15 @@ def test_connection_closed_early_leaves_nothing(http_server, cache):
     assert leftovers(cache / "models") == []
 
 
+def test_web_page_instead_of_the_file_is_refused(http_server, cache):
+    """Google Drive answers large-file links with an HTML confirmation page."""
+    root, base = http_server
+    (root / "download.html").write_text("<html>Google Drive can't scan this file</html>")
+    with pytest.raises(DownloadError, match="web page instead of the file"):
+        hub.fetch(make_spec(f"{base}/download.html", None), progress=False, timeout=5)
+    assert leftovers(cache / "models") == []
+
+
 def test_without_published_checksum_the_sha256_is_reported(checkpoint_bytes, tmp_path):
     spec = make_spec(published(tmp_path, checkpoint_bytes), None)
     with pytest.warns(UserWarning, match=hashlib.sha256(checkpoint_bytes).hexdigest()):

@@ -19,6 +19,10 @@ REQUIRED = [
     "sam_vit_h",
     "medsam_vit_b",
     "medicosam_vit_b",
+    "robustsam_vit_b",
+    "robustsam_vit_l",
+    "robustsam_vit_h",
+    "sammed2d_vit_b",
     "samforge_random_tiny",
 ]
 HEX_LENGTH = {"sha256": 64, "md5": 32, "xxh128": 32}
@@ -66,6 +70,27 @@ def test_medical_entries():
     medico = get_model_spec("medicosam_vit_b")
     assert medico.preprocessing == "sam" and medico.checksum_algorithm == "xxh128"
     assert get_model_spec("vit_b_medical_imaging") is medico  # micro-sam's name
+
+
+@pytest.mark.parametrize("size", ["b", "l", "h"])
+def test_robustsam_entries(size):
+    spec = get_model_spec(f"robustsam_vit_{size}")
+    # The links of RobustSAM's README; no checksum is published, none is invented.
+    assert spec.url == (
+        "https://huggingface.co/robustsam/robustsam/resolve/main/model_checkpoint/"
+        f"robustsam_checkpoint_{size}.pth"
+    )
+    assert spec.checksum is None and "none published" in spec.checksum_source
+    assert spec.config.family == "RobustSAM" and spec.config.image_size == 1024
+    assert spec.config.encoder_embed_dim == {"b": 768, "l": 1024, "h": 1280}[size]
+
+
+def test_sammed2d_entry():
+    spec = get_model_spec("sammed2d_vit_b")
+    assert spec.config.family == "SAM-Med2D" and spec.format == "model"
+    assert (spec.input_size, spec.preprocessing) == (256, "sammed2d")
+    assert spec.filename == "sam-med2d_b.pth"  # a hand-downloaded file is recognised by name
+    assert spec.checksum is None and "none published" in spec.checksum_source
 
 
 def test_random_tiny_is_labelled_untrained():

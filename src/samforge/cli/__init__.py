@@ -8,7 +8,17 @@ import typer
 from rich.console import Console
 
 from ..errors import SamforgeError
-from . import data_inspect, data_synthetic, demo, evaluate, evaluate3d, models, segment, train
+from . import (
+    data_inspect,
+    data_synthetic,
+    demo,
+    evaluate,
+    evaluate3d,
+    fuse,
+    models,
+    segment,
+    train,
+)
 
 app = typer.Typer(
     name="samforge",
@@ -22,6 +32,7 @@ app.command(
 )(segment.segment)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
+app.command("fuse")(fuse.fuse)
 app.add_typer(models.app, name="models")
 
 evaluate.app.command("interactive3d")(evaluate3d.interactive3d)
@@ -42,5 +53,6 @@ def main() -> None:
     try:
         app()
     except SamforgeError as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        # soft_wrap: one line however long, not wrapped at the console width
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(2)

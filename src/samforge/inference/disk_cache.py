@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..models.embeddings import Embeddings, detached_cpu, is_embeddings
 from .embedding_cache import model_state_key
 
 
@@ -35,14 +36,16 @@ def model_digest(model: nn.Module) -> str:
     digest.update(type(model).__qualname__.encode())
     digest.update(repr(getattr(model, "config", None)).encode())
     for name, tensor in model.state_dict().items():
-        array = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}{tuple(array.shape)}{array.dtype}".encode())
+        # Flattened: 0-d tensors (batch-norm counters) cannot be viewed as bytes.
+        array = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}{tuple(tensor.shape)}{array.dtype}".encode())
         digest.update(array.view(torch.uint8).numpy().tobytes() if array.numel() else b"")
     return digest.hexdigest()
 
 
 class DiskEmbeddingCache:
-    """A folder of ``<digest>.pt`` files holding (1, C, h, w) embeddings.
+    """A folder of ``<digest>.pt`` files holding embeddings: (1, C, h, w) tensors, or the
+    dicts of tensors of RobustSAM and SAM-UNet.
 
     Args:
         root: the folder (created if missing); safe to share between processes.
@@ -71,7 +74,7 @@ class DiskEmbeddingCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pt"
 
-    def get(self, key: str) -> torch.Tensor | None:
+    def get(self, key: str) -> Embeddings | None:
         """The embedding stored under ``key``, or None (missing or unreadable: a miss)."""
         path = self.path(key)
         try:
@@ -83,20 +86,20 @@ class DiskEmbeddingCache:
             # Truncated or corrupt (killed writer, copied half a folder): recompute and
             # overwrite rather than fail a long run.
             embedding = None
-        if not isinstance(embedding, torch.Tensor):
+        if embedding is None or not is_embeddings(embedding):
             self.misses += 1
             return None
         self.hits += 1
         return embedding
 
-    def put(self, key: str, embedding: torch.Tensor) -> None:
+    def put(self, key: str, embedding: Embeddings) -> None:
         """Store ``embedding`` under ``key`` atomically (temp file + rename)."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
         try:
             with os.fdopen(handle, "wb") as file:
-                torch.save({"key": key, "embedding": embedding.detach().cpu()}, file)
+                torch.save({"key": key, "embedding": detached_cpu(embedding)}, file)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

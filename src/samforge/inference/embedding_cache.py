@@ -1,4 +1,8 @@
-"""In-memory cache of image embeddings keyed by image content and model state."""
+"""In-memory cache of image embeddings keyed by image content and model state.
+
+Entries are whatever ``embed_images`` returns: a tensor, or a dict of tensors (RobustSAM,
+SAM-UNet); the cache stores them as they are.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from collections import OrderedDict
 from collections.abc import Hashable
 
 import numpy as np
-import torch
 from torch import nn
+
+from ..models.embeddings import Embeddings
 
 
 def content_key(array: np.ndarray, *settings: Hashable) -> str:
@@ -36,11 +41,11 @@ class EmbeddingCache:
 
     def __init__(self, capacity: int = 8) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._entries: OrderedDict[tuple, Embeddings] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple) -> torch.Tensor | None:
+    def get(self, key: tuple) -> Embeddings | None:
         embedding = self._entries.get(key)
         if embedding is None:
             self.misses += 1
@@ -49,7 +54,7 @@ class EmbeddingCache:
         self.hits += 1
         return embedding
 
-    def put(self, key: tuple, embedding: torch.Tensor) -> None:
+    def put(self, key: tuple, embedding: Embeddings) -> None:
         if self.capacity <= 0:
             return
         self._entries[key] = embedding

@@ -15,7 +15,8 @@ import torch
 
 from ..data.intensity import IntensityMapping, normalize_intensity
 from ..errors import InputImageError
-from ..models.sam import Sam
+from ..models.build import SamModel
+from ..models.embeddings import Embeddings, to_device
 from .disk_cache import DiskEmbeddingCache
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
 from .prompts_validation import PromptBatch, validate_prompts
@@ -23,11 +24,13 @@ from .prompts_validation import PromptBatch, validate_prompts
 
 @dataclass(frozen=True)
 class Prediction:
-    """Masks for B objects, M masks each (M = 3 with multimask output, else 1).
+    """Masks for B objects, M masks each (M = 3 with multimask output, else 1; always 1
+    for SAM-UNet).
 
-    masks: (B, M, H, W) bool at the original resolution; scores: (B, M) predicted IoU;
-    low_res_logits: (B, M, s, s) logits in the model frame, to feed back as ``mask_input``;
-    logits: (B, M, H, W) float logits when asked for with ``return_logits``.
+    masks: (B, M, H, W) bool at the original resolution; scores: (B, M) predicted IoU (NaN
+    for models without an IoU head, e.g. SAM-UNet); low_res_logits: (B, M, s, s) logits in
+    the model frame, to feed back as ``mask_input``; logits: (B, M, H, W) float logits when
+    asked for with ``return_logits``.
     """
 
     masks: np.ndarray
@@ -50,9 +53,14 @@ class Prediction:
 
 @dataclass(frozen=True)
 class ImageEmbedding:
-    """An image's embedding (1, C, h, w) and the original (H, W) it came from."""
+    """An image's embeddings and the original (H, W) it came from.
 
-    embedding: torch.Tensor
+    ``embedding`` is what the model's ``embed_images`` returns for one image: a (1, C, h, w)
+    tensor, or for RobustSAM and SAM-UNet a dict of batch-first tensors
+    (:mod:`samforge.models.embeddings`).
+    """
+
+    embedding: Embeddings
     original_size: tuple[int, int]
 
 
@@ -69,7 +77,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: Sam,
+        model: SamModel,
         *,
         intensity: str = "auto",
         window: str | tuple[float, float] | None = None,
@@ -125,7 +133,7 @@ class Predictor:
             if disk_key is not None:
                 embedding = self.disk_cache.get(disk_key)
                 if embedding is not None:
-                    embedding = embedding.to(self.device)
+                    embedding = to_device(embedding, self.device)
             if embedding is None:
                 if mapping is not None:
                     rgb = mapping(image)
@@ -144,8 +152,8 @@ class Predictor:
         self._current = embedding
 
     @torch.inference_mode()
-    def embed_rgb(self, rgb: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) float image in [0, 255] -> (1, C, h, w) embedding."""
+    def embed_rgb(self, rgb: np.ndarray) -> Embeddings:
+        """(H, W, 3) float image in [0, 255] -> the model's embeddings of it (batch 1)."""
         tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
         tensor = tensor.permute(2, 0, 1)[None].to(self.device)
         return self.model.embed_images(self.transform.image(tensor))
@@ -188,7 +196,8 @@ class Predictor:
         self, prompts: PromptBatch, multimask: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Validated prompts in original pixels -> full-resolution logits (B, M, H, W),
-        IoU predictions (B, M) and low-resolution logits (B, M, s, s)."""
+        IoU predictions (B, M; NaN where the model predicts none) and low-resolution logits
+        (B, M, s, s)."""
         current = self.image_embedding
         size = current.original_size
         device = self.device
@@ -203,6 +212,8 @@ class Predictor:
         low_res, scores = self.model.decode(
             current.embedding, points, boxes, mask_input, multimask_output=multimask
         )
+        if scores is None:  # no IoU head (SAM-UNet): unknown quality, not zero
+            scores = low_res.new_full(low_res.shape[:2], float("nan"))
         return self.transform.masks(low_res, size), scores, low_res
 
 

@@ -1,15 +1,14 @@
-"""Loading SAM checkpoints of every layout into samforge models, and exporting them.
+"""Loading SAM-family checkpoints of every layout into samforge models.
 
-Reading the layouts is :mod:`checkpoint_io`, recovering the architecture from shapes
-:mod:`shape_inference`, recognising not-yet-supported families :mod:`families`.
-Checkpoints are never unpickled beyond ``torch.load(weights_only=True)``.
+Reading the layouts is :mod:`checkpoint_io`, recovering the architecture (and family) from
+shapes and keys :mod:`shape_inference`, recognising unsupported modules :mod:`families`,
+writing models :mod:`export`. Checkpoints are never unpickled beyond
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping
@@ -20,11 +19,9 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, UnsupportedCheckpointError
 from . import hub, registry
+from .build import SamModel, build_model
 from .checkpoint_io import (
-    CONFIG_METADATA_KEY,
     MAX_LISTED,
-    PROVENANCE_METADATA_KEY,
-    SAM_ROOTS,
     RawCheckpoint,
     normalize_keys,
     preview_names,
@@ -32,11 +29,11 @@ from .checkpoint_io import (
     unwrap_checkpoint,
 )
 from .config import ARCHITECTURES, Preprocessing, SamConfig
-from .families import detect_unsupported
-from .peft import has_peft
+from .export import export_model, export_official, official_state_dict
+from .families import detect_unsupported, is_sam_unet
 from .position_tables import adapt_position_tables, checkpoint_grid
 from .registry import ModelSpec
-from .sam import Sam, build_sam
+from .sam_unet_keys import from_sam_names, to_sam_names
 from .shape_inference import infer_config
 
 # --- Loading ---------------------------------------------------------------------------
@@ -49,8 +46,11 @@ def load_model(
     image_size: int | None = None,
     strict: bool = True,
     preprocessing: Preprocessing | None = None,
-) -> Sam:
-    """A samforge :class:`Sam` from a registry name, a checkpoint file or a state dict.
+) -> SamModel:
+    """A samforge model from a registry name, a checkpoint file or a state dict.
+
+    The family (SAM, MedSAM-style SAM, SAM-Med2D, RobustSAM, SAM-UNet) is recognised from
+    the keys and the architecture from the shapes; every family loads strictly.
 
     Args:
         state_or_path: a registered model name (``samforge models list``; downloaded into
@@ -63,8 +63,8 @@ def load_model(
         strict: every model tensor must be in the checkpoint and every checkpoint tensor
             must be used. ``strict=False`` loads what matches and warns about the rest,
             including the SAM part of checkpoints of unsupported families.
-        preprocessing: ``"sam"`` or ``"medsam"``; by default the registry's, the stored
-            config's, or ``"sam"``.
+        preprocessing: ``"sam"``, ``"medsam"`` or ``"sammed2d"``; by default the
+            registry's, the stored config's, or the family's (``"sam"`` but for SAM-Med2D).
 
     Returns:
         The model in eval mode on the CPU; ``model.config`` describes it and
@@ -103,12 +103,13 @@ def load_model(
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
 
-    model = build_sam(target)
-    state, resized = adapt_position_tables(state, target)
+    model = build_model(target)
+    state, resized = _adapt_position_tables(state, target)
     _load_state(model, state, raw, strict=strict)
     model.provenance = {
         "source": raw.source,
         "name": spec.name if spec else None,
+        "family": target.family,
         "format": raw.format,
         "checkpoint_image_size": _checkpoint_image_size(raw, target),
         "interpolated": resized,
@@ -156,7 +157,7 @@ def _random_model(
     config: SamConfig | None,
     image_size: int | None,
     preprocessing: Preprocessing | None,
-) -> Sam:
+) -> SamModel:
     target = config or spec.config
     changes = {
         key: value
@@ -167,14 +168,25 @@ def _random_model(
     # Seeded without touching the caller's random state: the same "random" model every time.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build_sam(target)
+        model = build_model(target)
     model.provenance = {"source": "built-in random initialisation (untrained)", "name": spec.name}
     return model
 
 
 def _checkpoint_image_size(raw: RawCheckpoint, target: SamConfig) -> int | None:
-    grid = checkpoint_grid(raw.state_dict)
+    state = to_sam_names(raw.state_dict) if is_sam_unet(raw.state_dict) else raw.state_dict
+    grid = checkpoint_grid(state)
     return grid * target.patch_size if grid else None
+
+
+def _adapt_position_tables(
+    state: dict[str, torch.Tensor], target: SamConfig
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Position tables resized to ``target``'s input size; SAM-UNet's wrapped ViT too."""
+    if not is_sam_unet(state):
+        return adapt_position_tables(state, target)
+    adapted, resized = adapt_position_tables(to_sam_names(state), target)
+    return {**state, **from_sam_names(adapted)}, list(from_sam_names(dict.fromkeys(resized)))
 
 
 def _drop_unsupported(raw: RawCheckpoint, *, strict: bool) -> dict[str, torch.Tensor]:
@@ -189,16 +201,10 @@ def _drop_unsupported(raw: RawCheckpoint, *, strict: bool) -> dict[str, torch.Te
     )
     names = " and ".join(family for family, _, _ in families)
     if strict:
-        robust_note = (
-            " (for RobustSAM this reproduces only its clean-image path)"
-            if any(family == "RobustSAM" for family, _, _ in families)
-            else ""
-        )
         raise UnsupportedCheckpointError(
             f"{raw.source} is a {names} checkpoint, which samforge does not support yet: "
             f"{described}. Loading it as plain SAM would drop these modules and change what "
-            f"the model computes. Pass strict=False to load only the SAM part anyway"
-            f"{robust_note}."
+            f"the model computes. Pass strict=False to load only the SAM part anyway."
         )
     warnings.warn(
         f"{raw.source}: ignoring the {names} tensors ({described}); the model is plain SAM.",
@@ -209,7 +215,7 @@ def _drop_unsupported(raw: RawCheckpoint, *, strict: bool) -> dict[str, torch.Te
 
 
 def _load_state(
-    model: Sam, state: dict[str, torch.Tensor], raw: RawCheckpoint, *, strict: bool
+    model: SamModel, state: dict[str, torch.Tensor], raw: RawCheckpoint, *, strict: bool
 ) -> None:
     expected = model.state_dict()
     # pixel_mean/std are config, not weights; a few exporters saved them as buffers.
@@ -227,9 +233,9 @@ def _load_state(
         report = _key_report(missing, unexpected)
         if strict:
             raise CheckpointError(
-                f"{raw.source} does not match the SAM architecture key for key: {report}. "
-                "If the file wraps SAM in another model, extract the SAM part; pass "
-                "strict=False to load the matching tensors and keep the rest at their "
+                f"{raw.source} does not match the {model.config.family} architecture key for "
+                f"key: {report}. If the file wraps SAM in another model, extract the SAM part; "
+                "pass strict=False to load the matching tensors and keep the rest at their "
                 "initial values."
             )
         warnings.warn(f"{raw.source}: loading non-strictly; {report}", stacklevel=3)
@@ -290,67 +296,10 @@ def _count(items: list[Any], noun: str) -> str:
     return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
-# --- Export ----------------------------------------------------------------------------
-
-
-def export_official(
-    model: Sam, path: str | os.PathLike, *, provenance: Mapping[str, Any] | None = None
-) -> Path:
-    """Write ``model`` in the official format, loadable by ``segment_anything`` strictly.
-
-    A ``.safetensors`` path gets a safetensors file whose metadata holds the samforge
-    config (and ``provenance``); any other suffix gets ``torch.save`` of the bare state
-    dict, as Meta publishes SAM. Tensors are CPU, fp32, contiguous. The file is written to a
-    temporary file in the same folder and renamed, so a failure leaves nothing behind.
-
-    Returns:
-        The written path.
-    """
-    path = Path(path).expanduser()
-    state = official_state_dict(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
-            metadata = {"format": "pt", CONFIG_METADATA_KEY: json.dumps(model.config.to_dict())}
-            if provenance is not None:
-                metadata[PROVENANCE_METADATA_KEY] = json.dumps(dict(provenance), default=str)
-            save_file(state, str(temp), metadata=metadata)
-        else:
-            torch.save(state, temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
-
-
-def official_state_dict(model: Sam) -> dict[str, torch.Tensor]:
-    """The model's tensors under official names: CPU, fp32, contiguous, detached."""
-    if has_peft(model):
-        raise CheckpointError(
-            "the model carries unmerged LoRA/SVD layers, which SAM tools cannot load; call "
-            "samforge.models.peft.merge_peft(model) (on a copy to keep training) first."
-        )
-    state = model.state_dict()
-    foreign = [key for key in state if key.split(".", 1)[0] not in SAM_ROOTS]
-    if foreign:
-        raise CheckpointError(
-            f"the model holds tensors outside SAM's official modules ({preview_names(foreign)}); "
-            "merge or remove them (e.g. LoRA deltas) before exporting to the official format."
-        )
-    return {
-        key: value.detach().to(device="cpu", dtype=torch.float32).contiguous()
-        for key, value in state.items()
-    }
-
-
 __all__ = [
     "RawCheckpoint",
     "detect_unsupported",
+    "export_model",
     "export_official",
     "infer_config",
     "load_model",

@@ -10,6 +10,9 @@ Layouts (``RawCheckpoint.format``):
 - ``"module"``: DeepSpeed-style ``{"module": ...}``;
 - ``"safetensors"``: a ``.safetensors`` file; samforge writes its config into the metadata.
 
+A pickled file may have a sidecar ``<stem>.provenance.json`` written by samforge (fused
+models): its provenance and config are read with the file.
+
 ``module.`` (DDP) and any other prefix shared by the SAM keys are stripped. Pickled files
 are read with ``torch.load(weights_only=True)`` only: a file that refers to Python code is
 refused, never unpickled.
@@ -94,7 +97,29 @@ def read_checkpoint(path: str | os.PathLike) -> RawCheckpoint:
         )
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    return unwrap_checkpoint(_torch_load(path), source=str(path))
+    raw = unwrap_checkpoint(_torch_load(path), source=str(path))
+    sidecar = sidecar_path(path)
+    if sidecar.is_file():
+        _read_sidecar(sidecar, raw)
+    return raw
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where samforge keeps the provenance (and config) of a pickled checkpoint."""
+    return path.with_name(f"{path.stem}.provenance.json")
+
+
+def _read_sidecar(sidecar: Path, raw: RawCheckpoint) -> None:
+    try:
+        content = json.loads(sidecar.read_text())
+        raw.extras["provenance"] = content["provenance"]
+        if "config" in content:
+            raw.extras["config"] = SamConfig.from_dict(content["config"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ConfigError) as error:
+        raise CheckpointError(
+            f"{sidecar} (the provenance of {raw.source}) cannot be read ({error}); restore it "
+            "from where the checkpoint came from, or delete it to load the weights alone."
+        ) from None
 
 
 def _torch_load(path: Path) -> Any:

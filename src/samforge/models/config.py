@@ -14,7 +14,14 @@ from typing import Any, Literal
 from ..errors import ConfigError
 from ..preprocessing import SAM_PIXEL_MEAN, SAM_PIXEL_STD, ModelInputTransform
 
-Preprocessing = Literal["sam", "medsam"]
+Preprocessing = Literal["sam", "medsam", "sammed2d"]
+# Which mask decoder (and so which model family) the config builds: SAM's own, RobustSAM's
+# (SAM's plus robust output tokens and anti-degradation feature blocks), or SAM-UNet's (one
+# learned token, multi-scale features from a ResNet branch beside the ViT).
+DecoderKind = Literal["sam", "robust", "sam_unet"]
+ResNetBlock = Literal["basic", "bottleneck"]
+PREPROCESSING = ("sam", "medsam", "sammed2d")
+DECODERS = ("sam", "robust", "sam_unet")
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,14 @@ class SamConfig:
     ``preprocessing`` names the input convention the weights were trained with:
     ``"sam"`` resizes the longest side to ``image_size``, pads bottom/right and normalises
     0–255 RGB with ``pixel_mean``/``pixel_std``; ``"medsam"`` resizes straight to
-    ``image_size``², scales min–max to [0, 1] and applies no mean/std.
+    ``image_size``², scales min–max to [0, 1] and applies no mean/std; ``"sammed2d"``
+    resizes straight to ``image_size``² (nearest neighbour) and normalises with the mean/std.
+
+    Families: ``decoder`` picks SAM's, RobustSAM's or SAM-UNet's mask decoder;
+    ``encoder_adapter`` adds SAM-Med2D's adapter to every ViT block (channel gate with
+    hidden width ``adapter_mlp_ratio`` × embed dim); the ``resnet_*`` fields describe
+    SAM-UNet's convolutional branch (torchvision's ResNet layout: block type, blocks per
+    stage, stem width) and are ignored by the other decoders.
     """
 
     encoder_embed_dim: int = 768
@@ -46,6 +60,12 @@ class SamConfig:
     preprocessing: Preprocessing = "sam"
     pixel_mean: tuple[float, float, float] = field(default=SAM_PIXEL_MEAN)
     pixel_std: tuple[float, float, float] = field(default=SAM_PIXEL_STD)
+    decoder: DecoderKind = "sam"
+    encoder_adapter: bool = False
+    adapter_mlp_ratio: float = 0.25
+    resnet_block: ResNetBlock = "bottleneck"
+    resnet_layers: tuple[int, ...] = (3, 4, 6, 3)
+    resnet_width: int = 64
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -64,10 +84,57 @@ class SamConfig:
             raise ConfigError(
                 f"global attention indexes {bad} lie outside the {self.encoder_depth} blocks."
             )
-        if self.preprocessing not in ("sam", "medsam"):
+        if self.preprocessing not in PREPROCESSING:
             raise ConfigError(
-                f"preprocessing must be 'sam' or 'medsam', not {self.preprocessing!r}."
+                f"preprocessing must be one of {PREPROCESSING}, not {self.preprocessing!r}."
             )
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"decoder must be one of {DECODERS}, not {self.decoder!r}.")
+        if self.encoder_adapter and self.embedding_size % 2:
+            raise ConfigError(
+                f"SAM-Med2D's adapters halve and re-double the {self.embedding_size}-token grid; "
+                f"choose an image_size giving an even grid (a multiple of {2 * self.patch_size})."
+            )
+        if self.decoder == "robust" and not self.encoder_global_attn_indexes:
+            raise ConfigError(
+                "RobustSAM's decoder reads the tokens after the first global-attention block; "
+                "give at least one global block."
+            )
+        if self.decoder == "sam_unet":
+            self._check_sam_unet()
+
+    def _check_sam_unet(self) -> None:
+        # SAM-UNet adds ResNet stage i before global block i and needs one stage per block.
+        stages = len(self.resnet_layers)
+        if len(self.encoder_global_attn_indexes) != stages:
+            raise ConfigError(
+                f"SAM-UNet adds one ResNet stage before each global-attention block: "
+                f"{stages} stages but global blocks {list(self.encoder_global_attn_indexes)}; "
+                "give as many global blocks as ResNet stages (ViT-B: (2, 5, 8, 11))."
+            )
+        if self.resnet_block not in ("basic", "bottleneck"):
+            raise ConfigError(
+                f"resnet_block must be 'basic' or 'bottleneck', not {self.resnet_block!r}."
+            )
+        if self.patch_size & (self.patch_size - 1) or self.patch_size < 4:
+            raise ConfigError(
+                f"SAM-UNet resamples ResNet stages to the token grid by factors of two; "
+                f"patch_size {self.patch_size} must be a power of two (16 for SAM)."
+            )
+        if self.image_size % 32:
+            raise ConfigError(
+                f"SAM-UNet's ResNet branch halves the image five times; image_size "
+                f"{self.image_size} must be a multiple of 32."
+            )
+
+    @property
+    def family(self) -> str:
+        """The published family this architecture belongs to (``"SAM"`` for plain SAM)."""
+        if self.decoder == "sam_unet":
+            return "SAM-UNet"
+        if self.decoder == "robust":
+            return "RobustSAM + SAM-Med2D adapters" if self.encoder_adapter else "RobustSAM"
+        return "SAM-Med2D" if self.encoder_adapter else "SAM"
 
     @property
     def embedding_size(self) -> int:
@@ -93,7 +160,7 @@ class SamConfig:
         if unknown:
             raise ConfigError(f"unknown SamConfig keys {unknown}; known keys: {sorted(known)}.")
         values = dict(values)
-        for key in ("encoder_global_attn_indexes", "pixel_mean", "pixel_std"):
+        for key in ("encoder_global_attn_indexes", "pixel_mean", "pixel_std", "resnet_layers"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -127,6 +194,19 @@ ARCHITECTURES: dict[str, SamConfig] = {
     "vit_l": VIT_L,
     "vit_h": VIT_H,
     "vit_test": VIT_TEST,
+    # RobustSAM: SAM's encoders with RobustSAM's decoder (its published B/L/H checkpoints).
+    "robustsam_vit_b": VIT_B.with_changes(decoder="robust"),
+    "robustsam_vit_l": VIT_L.with_changes(decoder="robust"),
+    "robustsam_vit_h": VIT_H.with_changes(decoder="robust"),
+    # SAM-Med2D: ViT-B with adapters at 256² (16×16 tokens), its own preprocessing.
+    "sammed2d_vit_b": VIT_B.with_changes(
+        encoder_adapter=True, image_size=256, preprocessing="sammed2d"
+    ),
+    # SAM-UNet: frozen ViT-B at 256² beside a ResNet-50 or ResNet-34 branch.
+    "samunet_res50_vit_b": VIT_B.with_changes(decoder="sam_unet", image_size=256),
+    "samunet_res34_vit_b": VIT_B.with_changes(
+        decoder="sam_unet", image_size=256, resnet_block="basic", resnet_layers=(3, 4, 6, 3)
+    ),
 }
 
 # Official checkpoints carry no config: the encoder width identifies the architecture.

@@ -175,6 +175,9 @@ def _stream(
         raise ValueError("no URL")
     request = urllib.request.Request(url, headers={"User-Agent": "samforge"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
+        if response.headers.get_content_type() == "text/html":
+            # e.g. Google Drive's confirmation page for large files, not the checkpoint
+            raise ValueError("the server answered with a web page instead of the file")
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         received = 0

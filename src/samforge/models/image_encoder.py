@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .adapters import Adapter
 from .common import LayerNorm2d, MLPBlock
 from .config import SamConfig
 
@@ -31,9 +32,12 @@ class ImageEncoderViT(nn.Module):
         out_chans: int = 256,
         window_size: int = 14,
         global_attn_indexes: tuple[int, ...] = (2, 5, 8, 11),
+        adapter: bool = False,
+        adapter_mlp_ratio: float = 0.25,
     ) -> None:
         super().__init__()
         self.img_size = img_size
+        self.global_attn_indexes = tuple(global_attn_indexes)
         grid = img_size // patch_size
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, grid, grid, embed_dim))
@@ -44,6 +48,8 @@ class ImageEncoderViT(nn.Module):
                 mlp_ratio=mlp_ratio,
                 window_size=0 if index in global_attn_indexes else window_size,
                 input_size=(grid, grid),
+                adapter=adapter,
+                adapter_mlp_ratio=adapter_mlp_ratio,
             )
             for index in range(depth)
         )
@@ -66,13 +72,32 @@ class ImageEncoderViT(nn.Module):
             out_chans=config.prompt_embed_dim,
             window_size=config.window_size,
             global_attn_indexes=tuple(config.encoder_global_attn_indexes),
+            adapter=config.encoder_adapter,
+            adapter_mlp_ratio=config.adapter_mlp_ratio,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_intermediates(x, ())[0]
+
+    def forward_with_intermediates(
+        self, x: torch.Tensor, indexes: tuple[int, ...]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The embedding and the token grids after the given blocks.
+
+        Args:
+            x: (B, 3, S, S) normalised image.
+            indexes: blocks whose outputs to return, in increasing order.
+
+        Returns:
+            (B, out_chans, S/16, S/16) embedding and, per index, (B, S/16, S/16, D) tokens.
+        """
         x = self.patch_embed(x) + self.pos_embed
-        for block in self.blocks:
+        intermediates = []
+        for index, block in enumerate(self.blocks):
             x = block(x)
-        return self.neck(x.permute(0, 3, 1, 2))
+            if index in indexes:
+                intermediates.append(x)
+        return self.neck(x.permute(0, 3, 1, 2)), intermediates
 
 
 class PatchEmbed(nn.Module):
@@ -88,7 +113,8 @@ class PatchEmbed(nn.Module):
 
 class Block(nn.Module):
     """Pre-norm transformer block on a (B, H, W, D) token grid; window attention when
-    ``window_size > 0``, global attention otherwise."""
+    ``window_size > 0``, global attention otherwise; optionally SAM-Med2D's adapter beside
+    the MLP."""
 
     def __init__(
         self,
@@ -97,6 +123,8 @@ class Block(nn.Module):
         mlp_ratio: float,
         window_size: int,
         input_size: tuple[int, int],
+        adapter: bool = False,
+        adapter_mlp_ratio: float = 0.25,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
@@ -108,6 +136,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = MLPBlock(embedding_dim=dim, mlp_dim=int(dim * mlp_ratio), act=nn.GELU)
         self.window_size = window_size
+        # SAM-Med2D's adapter beside the MLP, under its checkpoints' capitalised name.
+        self.Adapter = Adapter(dim, adapter_mlp_ratio) if adapter else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -120,7 +150,10 @@ class Block(nn.Module):
         else:
             x = self.attn(x)
         x = shortcut + x
-        return x + self.mlp(self.norm2(x))
+        normed = self.norm2(x)
+        if self.Adapter is not None:
+            return x + self.mlp(normed) + self.Adapter(normed)
+        return x + self.mlp(normed)
 
 
 class Attention(nn.Module):

@@ -34,13 +34,13 @@ class ModelSpec:
         name: registry name, e.g. ``"sam_vit_b"``.
         architecture: key of :data:`samforge.models.config.ARCHITECTURES`.
         input_size: side of the square model input the weights were trained at.
-        preprocessing: ``"sam"`` or ``"medsam"`` (see :class:`SamConfig`).
+        preprocessing: ``"sam"``, ``"medsam"`` or ``"sammed2d"`` (see :class:`SamConfig`).
         url: where the checkpoint is published (``None`` for built-in random models).
         checksum: ``"<algorithm>:<hex>"`` of the file, or ``None`` where none is published.
         checksum_source: who published the checksum, so it can be checked independently.
         filename: name of the file in the cache.
         format: checkpoint layout, as :func:`read_checkpoint` names it (``"bare"``, ...).
-        family: model family (``"SAM"``, ``"MedSAM"``, ...).
+        family: model family (``"SAM"``, ``"MedSAM"``, ``"RobustSAM"``, ``"SAM-Med2D"``, ...).
         description: one line for ``samforge models list``.
         licence: licence of the weights.
         init: ``"checkpoint"`` (weights from ``url``) or ``"random"`` (built-in, untrained).
@@ -234,6 +234,62 @@ register_model(
         aliases=("vit_b_medical_imaging",),
     )
 )
+_ROBUSTSAM_URL = "https://huggingface.co/robustsam/robustsam/resolve/main/model_checkpoint/"
+
+
+def _robustsam_spec(size: str, label: str) -> ModelSpec:
+    """One of RobustSAM's three checkpoints, as linked from its README."""
+    filename = f"robustsam_checkpoint_{size}.pth"
+    return ModelSpec(
+        name=f"robustsam_vit_{size}",
+        architecture=f"robustsam_vit_{size}",
+        input_size=1024,
+        preprocessing="sam",
+        url=_ROBUSTSAM_URL + filename,
+        checksum=None,
+        checksum_source=(
+            "none published by the RobustSAM authors; `samforge models fetch` prints the "
+            "SHA-256 of what it downloaded so it can be recorded"
+        ),
+        filename=filename,
+        format="bare",
+        family="RobustSAM",
+        description=f"RobustSAM {label} (Chen et al., CVPR 2024): SAM with a decoder trained "
+        "for degraded images (robust output tokens, anti-degradation feature blocks).",
+        licence="MIT",
+        homepage="https://github.com/robustsam/RobustSAM",
+    )
+
+
+register_model(_robustsam_spec("b", "ViT-B"))
+register_model(_robustsam_spec("l", "ViT-L"))
+register_model(_robustsam_spec("h", "ViT-H"))
+register_model(
+    ModelSpec(
+        name="sammed2d_vit_b",
+        architecture="sammed2d_vit_b",
+        input_size=256,
+        preprocessing="sammed2d",
+        # The README's Google Drive file (id below); Drive puts large files behind a
+        # confirmation page, which fetch refuses: then download it by hand into the cache.
+        url="https://drive.google.com/uc?export=download&id=1ARiB5RkSsWmAB_8mqWnwDF8ZKTtFwsjl",
+        checksum=None,
+        checksum_source=(
+            "none published by the SAM-Med2D authors; `samforge models fetch` prints the "
+            "SHA-256 of what it downloaded so it can be recorded"
+        ),
+        filename="sam-med2d_b.pth",
+        format="model",
+        family="SAM-Med2D",
+        description="SAM-Med2D (Cheng et al. 2023): SAM ViT-B with encoder adapters, "
+        "fine-tuned on SA-Med2D-20M at 256²; its own preprocessing.",
+        licence="Apache-2.0",
+        homepage="https://github.com/OpenGVLab/SAM-Med2D",
+        aliases=("sam-med2d_b",),
+    )
+)
+# SAM-UNet's authors publish code (Hhankyangg/sam-unet) but no weights: its architectures
+# (samforge.models.config: samunet_res50_vit_b, samunet_res34_vit_b) load local files.
 register_model(
     ModelSpec(
         name="samforge_random_tiny",

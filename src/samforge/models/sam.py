@@ -13,19 +13,23 @@ from torch import nn
 
 from .config import SamConfig
 from .image_encoder import ImageEncoderViT
-from .mask_decoder import MaskDecoder
+from .mask_decoder import DecoderOutput, MaskDecoder
 from .prompt_encoder import PromptEncoder
 
 
 class Sam(nn.Module):
+    """Plain SAM (and SAM-Med2D, whose adapters live inside the image encoder)."""
+
     mask_threshold: float = 0.0
+    # Families that only swap the decoder (RobustSAM) subclass Sam and change this.
+    mask_decoder_class: type[MaskDecoder] = MaskDecoder
 
     def __init__(self, config: SamConfig) -> None:
         super().__init__()
         self.config = config
         self.image_encoder = ImageEncoderViT.from_config(config)
         self.prompt_encoder = PromptEncoder.from_config(config)
-        self.mask_decoder = MaskDecoder.from_config(config)
+        self.mask_decoder = self.mask_decoder_class.from_config(config)
         # Not persistent: official checkpoints do not hold them; the config does.
         self.register_buffer(
             "pixel_mean", torch.tensor(config.pixel_mean).view(-1, 1, 1), persistent=False
@@ -62,8 +66,25 @@ class Sam(nn.Module):
         Returns:
             low-resolution logits (B, M, 4h, 4w) and IoU predictions (B, M).
         """
+        low_res, iou = self.decode_with_features(
+            image_embeddings, points, boxes, mask_inputs, multimask_output
+        )[:2]
+        return low_res, iou
+
+    def decode_with_features(
+        self,
+        image_embeddings: torch.Tensor,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        multimask_output: bool = False,
+        clean: bool = False,
+    ) -> DecoderOutput:
+        """As :meth:`decode`, also returning the decoder's mask features (B, 32, 4h, 4w) and
+        the selected mask tokens (B, M, 256). ``clean`` selects RobustSAM's clean-image path
+        in models that have one; plain SAM has a single path and ignores it."""
         sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_inputs)
-        return self.mask_decoder(
+        return self.mask_decoder.forward_with_features(
             image_embeddings=image_embeddings,
             image_pe=self.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
@@ -72,6 +93,10 @@ class Sam(nn.Module):
         )
 
 
-def build_sam(config: SamConfig) -> Sam:
-    """A randomly initialised model in eval mode (weights come from ``load_model``)."""
-    return Sam(config).eval()
+def build_sam(config: SamConfig) -> nn.Module:
+    """A randomly initialised model of ``config``'s family (plain SAM, RobustSAM, SAM-UNet)
+    in eval mode; weights come from ``load_model``. See :func:`samforge.models.build`."""
+    # The family classes build on Sam, so they are imported when needed, not at the top.
+    from .build import build_model
+
+    return build_model(config)

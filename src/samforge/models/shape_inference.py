@@ -1,7 +1,8 @@
 """The :class:`SamConfig` of a state dict, read from its tensor shapes.
 
 Official checkpoints carry no config, so the architecture (width, depth, heads, global
-blocks, window, input size, decoder dims) is recovered from the shapes alone.
+blocks, window, input size, decoder dims) is recovered from the shapes alone, and the
+family (SAM-Med2D adapters, RobustSAM decoder, SAM-UNet) from the keys.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import torch
 from ..errors import CheckpointError, ConfigError
 from .checkpoint_io import normalize_keys, preview_names
 from .config import ARCHITECTURE_BY_EMBED_DIM, ARCHITECTURES, SamConfig
+from .families import family_fields, has_adapters, is_sam_unet
 from .position_tables import checkpoint_grid
+from .sam_unet_keys import resnet_layout, to_sam_names
 
 # Heads of the public encoders (head_dim 64, 64, 80): used when no relative-position table
 # reveals the head size.
@@ -33,14 +36,20 @@ def infer_config(
 
     Read from shapes: encoder width, depth, patch and image size, heads (from the
     relative-position tables' head size), global blocks and window size (from the tables'
-    lengths), MLP ratio, prompt and decoder dims. Values shapes cannot show — the decoder's
-    number of heads, the preprocessing convention, pixel statistics — come from ``base``
-    (e.g. the config stored in a samforge file) or the defaults of the public models.
+    lengths), MLP ratio, prompt and decoder dims; the family from the keys. Values shapes
+    cannot show — the decoder's number of heads, the preprocessing convention, pixel
+    statistics — come from ``base`` (e.g. the config stored in a samforge file) or the
+    defaults of the public models (SAM-Med2D's own preprocessing for adapter checkpoints).
 
     Raises:
         CheckpointError: the tensors are not those of a SAM model.
     """
     state, _ = normalize_keys(state_dict)
+    if is_sam_unet(state):
+        sam_part = infer_config(to_sam_names(state), base=base)
+        return _with_changes(sam_part, decoder="sam_unet", **resnet_layout(state))
+    if base is None and has_adapters(state):
+        base = SamConfig(preprocessing="sammed2d")
     base = base or SamConfig()
     patch_weight = _require(state, "image_encoder.patch_embed.proj.weight")
     embed_dim, patch_size = int(patch_weight.shape[0]), int(patch_weight.shape[-1])
@@ -66,24 +75,30 @@ def infer_config(
     iou_hidden = _dim(
         state, "mask_decoder.iou_prediction_head.layers.0.weight", 0, base.iou_head_hidden_dim
     )
+    return _with_changes(
+        base,
+        **family_fields(state, embed_dim),
+        encoder_embed_dim=embed_dim,
+        encoder_depth=depth,
+        encoder_num_heads=num_heads,
+        encoder_global_attn_indexes=globals_,
+        window_size=window_size,
+        patch_size=patch_size,
+        image_size=image_size,
+        mlp_ratio=float(mlp_ratio),
+        prompt_embed_dim=prompt_dim,
+        mask_in_chans=mask_in_chans,
+        decoder_depth=_count_indexed(state, _DECODER_LAYER_KEY) or base.decoder_depth,
+        decoder_mlp_dim=decoder_mlp,
+        num_multimask_outputs=mask_tokens - 1,
+        iou_head_depth=_count_indexed(state, _IOU_LAYER_KEY) or base.iou_head_depth,
+        iou_head_hidden_dim=iou_hidden,
+    )
+
+
+def _with_changes(config: SamConfig, **changes) -> SamConfig:
     try:
-        return base.with_changes(
-            encoder_embed_dim=embed_dim,
-            encoder_depth=depth,
-            encoder_num_heads=num_heads,
-            encoder_global_attn_indexes=globals_,
-            window_size=window_size,
-            patch_size=patch_size,
-            image_size=image_size,
-            mlp_ratio=float(mlp_ratio),
-            prompt_embed_dim=prompt_dim,
-            mask_in_chans=mask_in_chans,
-            decoder_depth=_count_indexed(state, _DECODER_LAYER_KEY) or base.decoder_depth,
-            decoder_mlp_dim=decoder_mlp,
-            num_multimask_outputs=mask_tokens - 1,
-            iou_head_depth=_count_indexed(state, _IOU_LAYER_KEY) or base.iou_head_depth,
-            iou_head_hidden_dim=iou_hidden,
-        )
+        return config.with_changes(**changes)
     except ConfigError as error:
         raise CheckpointError(
             f"the checkpoint's shapes give no valid SAM config: {error}"

@@ -30,7 +30,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressB
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..errors import ConfigError
-from ..models.checkpoint import export_official, load_model
+from ..models.checkpoint import load_model
+from ..models.export import export_model
 from ..models.peft import apply_lora, apply_svd, merge_peft
 from .config import TrainConfig
 from .data_module import SegmentationDataModule
@@ -193,7 +194,8 @@ class WeightDigests(Callback):
 
 
 def _export(model: torch.nn.Module, path: Path, config: TrainConfig) -> Path:
-    """The trained model in the official format, PEFT deltas merged into dense weights."""
+    """The trained model in its family's public format (the official SAM format for SAM
+    models), PEFT deltas merged into dense weights."""
     merged = merge_peft(copy.deepcopy(model)).eval()
     provenance = {
         "trained_by": "samforge train",
@@ -203,7 +205,7 @@ def _export(model: torch.nn.Module, path: Path, config: TrainConfig) -> Path:
         "peft": config.peft.kind,
         "freeze": config.freeze.policy,
     }
-    return export_official(merged, path, provenance=provenance)
+    return export_model(merged, path, provenance=provenance)
 
 
 def _start_run_folder(config: TrainConfig, run_dir: Path) -> None:

@@ -1,0 +1,210 @@
+"""Writing models in the formats their public tools load.
+
+- :func:`export_official`: SAM's official format (a bare state dict of SAM's keys), which
+  ``segment_anything`` and every SAM tool load strictly. Models with modules SAM lacks
+  (RobustSAM's decoder extras, SAM-Med2D's adapters) are refused unless
+  ``drop_extras=True`` drops them with a warning; SAM-UNet cannot be written this way.
+- :func:`export_model`: the family's own public format, all tensors kept: SAM's for plain
+  SAM, RobustSAM's (a bare state dict; the ``robust_segment_anything`` package loads it
+  strictly), ``{"model": ...}`` for SAM-Med2D and SAM-UNet, as their code loads them.
+
+A ``.safetensors`` path gets a flat safetensors file whose metadata holds the samforge
+config and provenance. For other suffixes, ``provenance`` goes to a sidecar
+``<stem>.provenance.json`` (with the config, since SAM's format has no room for it).
+Everything is written to a temporary file in the same folder and renamed, so a failure
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from .checkpoint_io import (
+    CONFIG_METADATA_KEY,
+    PROVENANCE_METADATA_KEY,
+    SAM_ROOTS,
+    preview_names,
+    sidecar_path,
+)
+from .config import SamConfig
+from .peft import has_peft
+
+# Tensors of families whose architecture extends SAM's without changing SAM's own keys.
+_ROBUST_MODULES = (
+    "custom_robust_token",
+    "robust_mlp",
+    "custom_token_block",
+    "fourier_mask_features",
+    "fourier_first_layer_features",
+    "fourier_last_layer_features",
+)
+
+
+def export_official(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    provenance: Mapping[str, Any] | None = None,
+    drop_extras: bool = False,
+) -> Path:
+    """Write ``model`` in SAM's official format, loadable by ``segment_anything`` strictly.
+
+    Args:
+        model: a samforge model.
+        path: ``.safetensors`` for safetensors with the config in its metadata; any other
+            suffix for ``torch.save`` of the bare state dict, as Meta publishes SAM.
+        provenance: where the weights came from, stored with the file.
+        drop_extras: write a RobustSAM or SAM-Med2D model without its extra modules (a
+            warning names them). A RobustSAM model then computes SAM's masks (its clean
+            path); SAM-Med2D without adapters is what its authors call SAM-Med2D*.
+
+    Returns:
+        The written path.
+
+    Raises:
+        CheckpointError: the model has modules SAM's format cannot hold (and
+            ``drop_extras`` is False, or it is SAM-UNet), or foreign tensors (e.g. LoRA).
+    """
+    state = official_state_dict(model, drop_extras=drop_extras)
+    config = _plain_config(model.config)
+    return _write(Path(path).expanduser(), state, config, provenance, wrap=None)
+
+
+def export_model(
+    model: nn.Module, path: str | os.PathLike, *, provenance: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``model`` with all its tensors in its family's public format (see the module
+    docstring); plain SAM models get exactly :func:`export_official`'s file."""
+    config: SamConfig = model.config
+    _refuse_unmerged_peft(model)
+    state = _fp32_cpu(model.state_dict())
+    wrap = "model" if config.decoder == "sam_unet" or config.encoder_adapter else None
+    return _write(Path(path).expanduser(), state, config, provenance, wrap=wrap)
+
+
+def official_state_dict(model: nn.Module, *, drop_extras: bool = False) -> dict[str, torch.Tensor]:
+    """The model's tensors under official SAM names: CPU, fp32, contiguous, detached."""
+    config: SamConfig = model.config
+    if config.decoder == "sam_unet":
+        raise CheckpointError(
+            "SAM-UNet (ResNet branch, bridges, its own output token) cannot be expressed in "
+            "SAM's format; write it with export_model, in SAM-UNet's {'model': ...} layout."
+        )
+    _refuse_unmerged_peft(model)
+    state = model.state_dict()
+    foreign = [key for key in state if key.split(".", 1)[0] not in SAM_ROOTS]
+    if foreign:
+        raise CheckpointError(
+            f"the model holds tensors outside SAM's official modules ({preview_names(foreign)}); "
+            "merge or remove them (e.g. LoRA deltas) before exporting to the official format."
+        )
+    extras = [key for key in state if _is_family_extra(key)]
+    if extras:
+        state = _without(state, extras, config, drop_extras)
+    return _fp32_cpu(state)
+
+
+def _refuse_unmerged_peft(model: nn.Module) -> None:
+    if has_peft(model):
+        raise CheckpointError(
+            "the model carries unmerged LoRA/SVD layers, which SAM tools cannot load; call "
+            "samforge.models.peft.merge_peft(model) (on a copy to keep training) first."
+        )
+
+
+def _is_family_extra(key: str) -> bool:
+    parts = key.split(".")
+    robust = parts[0] == "mask_decoder" and parts[1] in _ROBUST_MODULES
+    adapter = parts[0] == "image_encoder" and len(parts) > 3 and parts[3] == "Adapter"
+    return robust or adapter
+
+
+def _without(
+    state: dict[str, torch.Tensor], extras: list[str], config: SamConfig, drop_extras: bool
+) -> dict[str, torch.Tensor]:
+    described = f"{len(extras)} {config.family} tensors ({preview_names(extras, 4)})"
+    if not drop_extras:
+        raise CheckpointError(
+            f"the model is {config.family}: SAM's official format has no room for its "
+            f"{described}. Write its own format with export_model(model, path) (RobustSAM's "
+            "loads in robust_segment_anything), or pass drop_extras=True to write plain SAM "
+            "without them."
+        )
+    warnings.warn(
+        f"exporting {config.family} as plain SAM: dropped {described}; the file computes "
+        "plain SAM's masks (RobustSAM: its clean path; SAM-Med2D: without adapters).",
+        stacklevel=3,
+    )
+    dropped = set(extras)
+    return {key: value for key, value in state.items() if key not in dropped}
+
+
+def _plain_config(config: SamConfig) -> SamConfig:
+    """The config of the plain SAM that SAM's format describes."""
+    if config.decoder == "robust" or config.encoder_adapter:
+        return config.with_changes(decoder="sam", encoder_adapter=False)
+    return config
+
+
+def _fp32_cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {
+        key: value.detach().to(device="cpu", dtype=torch.float32).contiguous()
+        for key, value in state.items()
+    }
+
+
+def _write(
+    path: Path,
+    state: dict[str, torch.Tensor],
+    config: SamConfig,
+    provenance: Mapping[str, Any] | None,
+    wrap: str | None,
+) -> Path:
+    if path.suffix == ".safetensors":
+        metadata = {"format": "pt", CONFIG_METADATA_KEY: json.dumps(config.to_dict())}
+        if provenance is not None:
+            metadata[PROVENANCE_METADATA_KEY] = json.dumps(dict(provenance), default=str)
+
+        def save(temp: Path) -> None:
+            from safetensors.torch import save_file
+
+            save_file(state, str(temp), metadata=metadata)
+
+        return write_atomically(path, save)
+
+    written = write_atomically(
+        path, lambda temp: torch.save({wrap: state} if wrap else state, temp)
+    )
+    if provenance is not None:
+        sidecar = {"provenance": dict(provenance), "config": config.to_dict()}
+        text = json.dumps(sidecar, indent=2, default=str)
+        try:
+            write_atomically(sidecar_path(path), lambda temp: temp.write_text(text))
+        except BaseException:
+            written.unlink(missing_ok=True)  # a checkpoint without its provenance is half-written
+            raise
+    return written
+
+
+def write_atomically(path: Path, save: Callable[[Path], Any]) -> Path:
+    """Call ``save(temporary_path)`` in ``path``'s folder, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        save(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path

@@ -6,8 +6,9 @@ type or range and missing data folders raise :class:`ConfigError` naming the key
 ``objective.p_box: Input should be less than or equal to 1``.
 
 Presets (``src/samforge/configs/*.yaml``, also under ``configs/`` in the repository):
-``medsam``, ``simpleft``, ``medicosam`` (MedicoSAM's three objectives) and ``robust``
-(RobustMedSAM's decoder-only training on clean/degraded pairs).
+``medsam``, ``simpleft``, ``medicosam`` (MedicoSAM's three objectives), ``robust``
+(RobustMedSAM's decoder-only training on clean/degraded pairs) and ``samunet`` (SAM-UNet
+around a SAM checkpoint).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..errors import ConfigError
 from .freeze import POLICIES
 
-PRESETS = ("medsam", "simpleft", "medicosam", "robust")
+PRESETS = ("medsam", "simpleft", "medicosam", "robust", "samunet")
 
 
 class _Section(BaseModel):
@@ -70,10 +71,12 @@ class ObjectiveConfig(_Section):
     p_mask: float = Field(0.5, ge=0.0, le=1.0)
     box_jitter: float = Field(0.025, ge=0.0)
     iou_weight: float = Field(1.0, ge=0.0)
+    # Mask loss weights; by default Dice only for "iterative" (MedicoSAM), 20·focal + Dice
+    # for "robust" (RobustMedSAM). SAM-UNet trains with focal + 20·Dice.
+    focal_weight: float | None = Field(None, ge=0.0)
+    dice_weight: float | None = Field(None, ge=0.0)
     # robust objective
     num_points: int = Field(3, ge=0)
-    focal_weight: float = Field(20.0, ge=0.0)
-    dice_weight: float = Field(1.0, ge=0.0)
     feature_weight: float = Field(100.0, ge=0.0)
     token_weight: float = Field(2.0, ge=0.0)
 
@@ -129,6 +132,12 @@ class TrainerConfig(_Section):
 class TrainConfig(_Section):
     name: str = "run"
     model: str = "samforge_random_tiny"
+    # "sam_unet": build a SAM-UNet around the model's ViT, prompt encoder and decoder
+    # (SAM-UNet's training starts from a SAM checkpoint; train with freeze.policy
+    # encoder_frozen to keep the ViT frozen as the paper does).
+    convert_to: Literal["sam_unet"] | None = None
+    resnet: Literal["resnet50", "resnet34"] = "resnet50"
+    resnet_weights: Path | None = None  # a torchvision ResNet state dict, e.g. ImageNet
     image_size: int | None = Field(None, ge=16)
     preprocessing: Literal["sam", "medsam"] | None = None
     output_dir: Path = Path("runs")
@@ -279,6 +288,8 @@ def _suggestion(location: tuple[Any, ...]) -> str:
 
 
 def _check_paths(config: TrainConfig) -> None:
+    if config.resnet_weights is not None and not config.resnet_weights.is_file():
+        raise ConfigError(f"resnet_weights: {config.resnet_weights} is not a file.")
     for split in ("train", "val"):
         for index, source in enumerate(getattr(config.data, split)):
             if source.path is not None and not source.path.exists():

@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressB
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..errors import ConfigError
+from ..models.build import build_model
 from ..models.checkpoint import load_model
 from ..models.export import export_model
 from ..models.peft import apply_lora, apply_svd, merge_peft
@@ -52,10 +53,13 @@ class TrainResult:
 
 
 def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
-    """The model to train: loaded, PEFT layers added, freeze policy applied."""
+    """The model to train: loaded (or converted to SAM-UNet), PEFT layers added, freeze
+    policy applied."""
     model = load_model(
         config.model, image_size=config.image_size, preprocessing=config.preprocessing
     )
+    if config.convert_to == "sam_unet":
+        model = _sam_unet_from(model, config)
     peft = config.peft
     if peft.kind == "lora":
         apply_lora(
@@ -77,6 +81,21 @@ def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
         frozen=freeze.frozen,
     )
     return model.train(), report
+
+
+def _sam_unet_from(sam: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
+    """A SAM-UNet whose ViT, prompt encoder and SAM decoder come from ``sam``; the ResNet
+    branch from ``resnet_weights`` (torchvision names) or random."""
+    resnet = {"resnet50": ("bottleneck", (3, 4, 6, 3)), "resnet34": ("basic", (3, 4, 6, 3))}
+    block, layers = resnet[config.resnet]
+    target = sam.config.with_changes(decoder="sam_unet", resnet_block=block, resnet_layers=layers)
+    model = build_model(target)
+    model.load_sam_weights(sam.state_dict())
+    if config.resnet_weights is not None:
+        state = torch.load(config.resnet_weights, map_location="cpu", weights_only=True)
+        model.load_resnet_weights(state.get("state_dict", state))
+    model.provenance = {"source": f"SAM-UNet built around {config.model}"}
+    return model
 
 
 def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:

@@ -43,20 +43,22 @@ class SamTrainingModule(L.LightningModule):
         self.objective, self.optimizer_config, self.seed = objective, optimizer, seed
         self.semantic_loss = semantic_loss
         self.prompting = PromptingSettings(
-            objective.n_steps,
-            objective.p_box,
-            objective.p_mask,
-            objective.box_jitter,
-            objective.iou_weight,
+            n_steps=objective.n_steps,
+            p_box=objective.p_box,
+            p_mask=objective.p_mask,
+            box_jitter=objective.box_jitter,
+            iou_weight=objective.iou_weight,
+            dice_weight=_or(objective.dice_weight, 1.0),
+            focal_weight=_or(objective.focal_weight, 0.0),
         )
         self.robust = RobustSettings(
-            objective.num_points,
-            objective.p_box,
-            objective.box_jitter,
-            objective.focal_weight,
-            objective.dice_weight,
-            objective.feature_weight,
-            objective.token_weight,
+            num_points=objective.num_points,
+            p_box=objective.p_box,
+            box_jitter=objective.box_jitter,
+            focal_weight=_or(objective.focal_weight, 20.0),
+            dice_weight=_or(objective.dice_weight, 1.0),
+            feature_weight=objective.feature_weight,
+            token_weight=objective.token_weight,
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -132,3 +134,7 @@ class SamTrainingModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": schedule, "interval": "epoch"},
         }
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value

@@ -14,8 +14,9 @@ One training step on a batch of B images with n objects each:
    points accumulate and the box stays. With probability ``p_mask`` the previous low-res
    logits are fed back as mask prompt.
 4. Loss per prediction: Dice loss of the mask (minimum over the masks of a multimask
-   output) + MSE between predicted and true IoU of every mask; averaged over predictions.
-   An optional semantic loss (``e_sem``) is added once per step.
+   output; optionally weighted and with a focal term, as SAM-UNet trains) + MSE between
+   predicted and true IoU of every mask; averaged over predictions. An optional semantic
+   loss (``e_sem``) is added once per step.
 
 The presets of the paper: MedSAM (``n_steps=0, p_box=1, p_mask=0``), SimpleFT
 (``0, 0.5, 0``), MedicoSAM (``8, 0.5, 0.5``). Randomness comes only from the generator
@@ -34,7 +35,7 @@ from torch.utils._pytree import tree_map
 from ..errors import ConfigError
 from ..prompts import BOX_JITTER_FRACTION, box_from_masks, correction_points, jitter_boxes
 from ..prompts import positive_points as sample_positive_points
-from .losses import dice_loss, mask_iou, upscale_logits
+from .losses import dice_loss, focal_loss, mask_iou, upscale_logits
 
 # (image embeddings as returned by ``embed_images``, union of the objects (B, S, S) bool)
 # -> scalar loss: the seam for a semantic decoder trained jointly on the shared encoder.
@@ -50,6 +51,8 @@ class PromptingSettings:
     p_mask: float = 0.5
     box_jitter: float = BOX_JITTER_FRACTION
     iou_weight: float = 1.0
+    dice_weight: float = 1.0
+    focal_weight: float = 0.0  # SAM-UNet adds a focal term (focal + 20·Dice)
 
     def __post_init__(self) -> None:
         if self.n_steps < 0:
@@ -58,8 +61,9 @@ class PromptingSettings:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} is a probability in [0, 1]; got {value}.")
-        if self.box_jitter < 0 or self.iou_weight < 0:
-            raise ConfigError("box_jitter and iou_weight must be ≥ 0.")
+        weights = (self.box_jitter, self.iou_weight, self.dice_weight, self.focal_weight)
+        if min(weights) < 0:
+            raise ConfigError("box_jitter and the loss weights must be ≥ 0.")
 
     @property
     def predictions(self) -> int:
@@ -117,7 +121,7 @@ def iterative_prompting_loss(
         )
         logits = upscale_logits(low_res, size)
         true_iou = mask_iou(logits, targets)
-        mask_losses.append(dice_loss(logits, targets).amin(dim=1).mean())
+        mask_losses.append(_mask_loss(logits, targets, settings).amin(dim=1).mean())
         if iou_pred is not None:
             iou_losses.append(torch.mean((iou_pred - true_iou) ** 2))
         best = _best_mask(iou_pred, logits)
@@ -177,6 +181,16 @@ def _first_prompts(
         return _Prompts(None, None, boxes.to(device))
     points, labels = sample_positive_points(targets.cpu(), 1, generator)
     return _Prompts(points.to(device), labels.to(device).long(), None)
+
+
+def _mask_loss(
+    logits: torch.Tensor, targets: torch.Tensor, settings: PromptingSettings
+) -> torch.Tensor:
+    """(N, M) loss of each mask: weighted Dice (+ focal) loss."""
+    loss = settings.dice_weight * dice_loss(logits, targets)
+    if settings.focal_weight:
+        loss = loss + settings.focal_weight * focal_loss(logits, targets)
+    return loss
 
 
 def _best_mask(iou_pred: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,206 @@
+"""Seconds per training step and peak memory of the MedicoSAM objective, against the
+encoder forward alone.
+
+One step = ``iterative_prompting_loss`` (encoder forward, ``n_steps`` prompt/decode rounds
+with correction points and mask feedback, Dice + IoU-MSE loss) + backward + AdamW step,
+full fine-tuning of a randomly initialised model. The baseline, timed in the same run, is
+the image encoder's forward pass alone under ``torch.no_grad()`` on the same input.
+
+Every (configuration, measurement) pair runs in a fresh subprocess, so its peak memory is
+the subprocess's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``).
+``tracemalloc`` does not see torch's allocations (they bypass Python's allocator), so RSS
+is the honest figure on CPU; it includes the interpreter, torch itself and the model
+(reported separately as "RSS after build").
+
+Synthetic inputs: a random image and ``--n-obj`` object masks (disks and rectangles);
+the time of a step does not depend on their content.
+
+    python benchmarks/bench_training.py [--configs vit_test vit_b] [--threads N]
+        [--steps-vit-b 2] [--steps-small 10] [--n-obj 5] [--n-steps 8]
+
+Prints one row per configuration: forward s, step s, ratio step/forward, peak RSS of the
+forward-only and of the training subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+CONFIGS = ("vit_test", "vit_b")
+
+
+def _rss_mib() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synthetic_batch(size: int, n_obj: int, batch: int = 1):
+    """A random (B, 3, S, S) image and (B, n_obj, S, S) masks: alternating disks and
+    rectangles on a grid."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, size, size, generator=generator)
+    masks = torch.zeros(batch, n_obj, size, size)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    grid = int(n_obj**0.5 + 0.999)
+    cell = size / grid
+    for b in range(batch):
+        for j in range(n_obj):
+            cy, cx = (j // grid + 0.5) * cell, (j % grid + 0.5) * cell
+            half = 0.3 * cell
+            if j % 2 == 0:
+                masks[b, j] = ((yy - cy) ** 2 + (xx - cx) ** 2 <= half**2).float()
+            else:
+                masks[b, j] = ((yy - cy).abs() <= half * 0.6) & ((xx - cx).abs() <= half)
+    return images, masks
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """Runs in the subprocess: one measurement of one configuration."""
+    import torch
+
+    from samforge.models.config import VIT_B, VIT_TEST
+    from samforge.models.sam import build_sam
+    from samforge.training.objective import PromptingSettings, iterative_prompting_loss
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = {"vit_b": VIT_B, "vit_test": VIT_TEST}[args.worker]
+    torch.manual_seed(0)
+    model = build_sam(config)
+    images, masks = synthetic_batch(config.image_size, args.n_obj)
+    rss_build = _rss_mib()
+    repeats = args.steps_vit_b if args.worker == "vit_b" else args.steps_small
+    times = []
+    if args.mode == "forward":
+        model.eval()
+        with torch.no_grad():
+            for index in range(1 + repeats):  # the first call is the warm-up
+                start = time.perf_counter()
+                model.embed_images(images)
+                if index:
+                    times.append(time.perf_counter() - start)
+    else:
+        model.train()
+        settings = PromptingSettings(n_steps=args.n_steps, p_box=0.5, p_mask=0.5)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        for index in range(1 + repeats):
+            generator = torch.Generator().manual_seed(index)
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            out = iterative_prompting_loss(model, images, masks, settings, generator)
+            out.loss.backward()
+            optimizer.step()
+            if index:
+                times.append(time.perf_counter() - start)
+    return {
+        "config": args.worker,
+        "mode": args.mode,
+        "image_size": config.image_size,
+        "seconds": times,
+        "median_s": statistics.median(times),
+        "rss_build_mib": rss_build,
+        "peak_rss_mib": _rss_mib(),
+        "threads": torch.get_num_threads(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def machine() -> dict:
+    import torch
+
+    model = platform.processor() or "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    parser.add_argument("--steps-vit-b", type=int, default=2, help="measured steps, vit_b")
+    parser.add_argument("--steps-small", type=int, default=10, help="measured steps, vit_test")
+    parser.add_argument("--n-obj", type=int, default=5)
+    parser.add_argument("--n-steps", type=int, default=8, help="predictions per step")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads [default]")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("forward", "step"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args)), flush=True)
+        return
+
+    info = machine()
+    if args.threads:
+        info["threads"] = args.threads
+    print(
+        f"machine: {info['nproc']} cores, {info['cpu']}, torch {info['torch']}, "
+        f"python {info['python']}, {info['threads']} torch threads, fp32"
+    )
+    print(
+        f"settings: batch 1, n_obj {args.n_obj}, n_steps {args.n_steps}, p_box 0.5, "
+        f"p_mask 0.5, AdamW, full fine-tuning; 1 warm-up + {args.steps_vit_b} (vit_b) / "
+        f"{args.steps_small} (vit_test) measured; median"
+    )
+    results = []
+    for name in args.configs:
+        row = {"config": name}
+        for mode in ("forward", "step"):
+            command = [sys.executable, __file__, "--worker", name, "--mode", mode]
+            command += ["--steps-vit-b", str(args.steps_vit_b)]
+            command += ["--steps-small", str(args.steps_small)]
+            command += ["--n-obj", str(args.n_obj), "--n-steps", str(args.n_steps)]
+            if args.threads:
+                command += ["--threads", str(args.threads)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+            if done.returncode or not lines:
+                sys.stderr.write(done.stderr)
+                raise SystemExit(f"{name}/{mode} failed (exit {done.returncode})")
+            row[mode] = json.loads(lines[-1][len("RESULT ") :])
+            print(f"  {name} {mode}: {row[mode]['seconds']}", flush=True)
+        results.append(row)
+
+    header = (
+        "| config | input | params | forward s (no grad) | step s | step / forward "
+        "| RSS after build MiB | peak RSS forward MiB | peak RSS step MiB |"
+    )
+    print()
+    print(header)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in results:
+        fwd, step = row["forward"], row["step"]
+        print(
+            f"| {row['config']} | {step['image_size']}² | {step['parameters'] / 1e6:.2f} M "
+            f"| {fwd['median_s']:.3f} | {step['median_s']:.3f} "
+            f"| {step['median_s'] / fwd['median_s']:.1f} | {step['rss_build_mib']:.0f} "
+            f"| {fwd['peak_rss_mib']:.0f} | {step['peak_rss_mib']:.0f} |"
+        )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"machine": info, "args": vars(args), "results": results}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,9 @@ the time of a step does not depend on their content.
     python benchmarks/bench_training.py [--configs vit_test vit_b] [--threads N]
         [--steps-vit-b 2] [--steps-small 10] [--n-obj 5] [--n-steps 8]
 
-Prints one row per configuration: forward s, step s, ratio step/forward, peak RSS of the
+The machine's 1-minute load average before and after each measurement is printed: on a
+shared machine, a load above the thread count means other processes competed for the
+cores and the figures are too slow. Prints one row per configuration: forward s, step s, ratio step/forward, peak RSS of the
 forward-only and of the training subprocess.
 """
 
@@ -81,6 +83,7 @@ def worker(args: argparse.Namespace) -> dict:
     rss_build = _rss_mib()
     repeats = args.steps_vit_b if args.worker == "vit_b" else args.steps_small
     times = []
+    load_before = os.getloadavg()[0]
     if args.mode == "forward":
         model.eval()
         with torch.no_grad():
@@ -111,6 +114,7 @@ def worker(args: argparse.Namespace) -> dict:
         "rss_build_mib": rss_build,
         "peak_rss_mib": _rss_mib(),
         "threads": torch.get_num_threads(),
+        "load_1min": [load_before, os.getloadavg()[0]],
         "parameters": sum(p.numel() for p in model.parameters()),
     }
 
@@ -179,7 +183,13 @@ def main() -> None:
                 sys.stderr.write(done.stderr)
                 raise SystemExit(f"{name}/{mode} failed (exit {done.returncode})")
             row[mode] = json.loads(lines[-1][len("RESULT ") :])
-            print(f"  {name} {mode}: {row[mode]['seconds']}", flush=True)
+            seconds = ", ".join(f"{x:.3f}" for x in row[mode]["seconds"])
+            load = row[mode]["load_1min"]
+            print(
+                f"  {name} {mode}: [{seconds}] s; 1-min load average {load[0]:.2f} -> "
+                f"{load[1]:.2f}",
+                flush=True,
+            )
         results.append(row)
 
     header = (

@@ -205,7 +205,8 @@ def _resolve(source: str | Path | dict[str, Any], seen: tuple[str, ...]) -> dict
     if isinstance(source, dict):
         values, origin = dict(source), "<dict>"
     else:
-        path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
+        looks_like_preset = not Path(source).suffix and not Path(source).exists()
+        path = preset_path(str(source)) if looks_like_preset else Path(source)
         values, origin = _read_yaml(path), str(path)
     if origin in seen:
         raise ConfigError(f"config files extend each other in a loop: {' -> '.join(seen)}.")

@@ -1,0 +1,80 @@
+"""Training configs: presets, inheritance, overrides, and clear errors before any work."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from samforge.errors import ConfigError
+from samforge.training.config import PRESETS, load_config, preset_path
+
+PHANTOMS = {"train": [{"phantoms": ["ct"], "count": 2}]}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_is_valid(preset):
+    config = load_config(preset)
+    assert config.name == preset
+    assert preset_path(preset).is_file()
+
+
+def test_presets_follow_the_papers():
+    medsam, simpleft, medicosam = (load_config(p).objective for p in PRESETS[:3])
+    assert (medsam.n_steps, medsam.p_box, medsam.p_mask) == (0, 1.0, 0.0)
+    assert (simpleft.n_steps, simpleft.p_box, simpleft.p_mask) == (0, 0.5, 0.0)
+    assert (medicosam.n_steps, medicosam.p_box, medicosam.p_mask) == (8, 0.5, 0.5)
+    robust = load_config("robust")
+    assert robust.objective.kind == "robust" and robust.freeze.policy == "decoder"
+    assert robust.data.degradations and robust.optimizer.grad_clip == 1.0
+    assert load_config("medicosam").optimizer.lr == pytest.approx(1e-5)
+
+
+def test_extends_merges_sections_key_by_key(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({"extends": "medicosam", "objective": {"p_mask": 0.2}}))
+    child = tmp_path / "child.yaml"
+    child.write_text(yaml.safe_dump({"extends": str(base), "name": "child", "data": PHANTOMS}))
+    config = load_config(child, ["objective.n_steps=4", "data.train.0.count=5"])
+    assert config.objective.p_mask == 0.2  # from base
+    assert config.objective.p_box == 0.5  # from the preset
+    assert config.objective.n_steps == 4  # override
+    assert config.data.train[0].count == 5
+    assert config.data.n_obj == 5  # the preset's, kept beside the child's data.train
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"objective": {"p_box": 1.5}}, "objective.p_box: Input should be less than or equal to 1"),
+        (
+            {"trainer": {"max_epoch": 3}},
+            "trainer.max_epoch: unknown key (did you mean 'max_epochs'?)",
+        ),
+        ({"freeze": {"policy": "encoder"}}, "unknown policy 'encoder'"),
+        ({"objective": {"kind": "robust"}}, "set data.degradations"),
+        ({"peft": {"kind": "lora"}}, "freeze.policy to 'encoder_frozen'"),
+        ({"data": {"train": [{"path": "/no/such/folder"}]}}, "does not exist"),
+        ({"data": {"train": [{"phantoms": ["ct"], "path": "x"}]}}, "either `path`"),
+        ({"trainer": {"precision": "fp8"}}, "trainer.precision"),
+    ],
+)
+def test_bad_configs_fail_naming_the_key(values, message):
+    merged = {"extends": "medicosam", **values}
+    with pytest.raises(ConfigError) as error:
+        load_config(merged)
+    assert message in str(error.value)
+
+
+def test_unknown_preset_and_bad_override_and_extends_loop(tmp_path):
+    with pytest.raises(ConfigError, match="Did you mean 'medsam'"):
+        load_config("medsm")
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
+        load_config("medicosam", ["trainer.max_steps"])
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(yaml.safe_dump({"extends": str(loop)}))
+    with pytest.raises(ConfigError, match="loop"):
+        load_config(loop)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("data: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)

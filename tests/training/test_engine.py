@@ -217,3 +217,25 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path):
     assert done.returncode == 2
     assert "objective.p_bx: unknown key (did you mean 'p_box'?)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_bf16_mixed_precision_with_gradient_accumulation(tmp_path):
+    config = load_config(
+        tiny_config(
+            tmp_path,
+            trainer__precision="bf16-mixed",
+            trainer__accumulate_grad_batches=2,
+            trainer__max_steps=2,
+            trainer__checkpoint_every_n_steps=1,
+        )
+    )
+    result = train(config)
+    assert result.global_step == 2
+    exported = state(result.export_path)
+    assert all(value.dtype == torch.float32 for value in exported.values())
+    rows = (result.run_dir / "logs" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    losses = [r.split(",")[header.index("train/loss")] for r in rows[1:]]
+    losses = [float(v) for v in losses if v]
+    assert len(losses) == 2  # logged once per optimiser step (of two batches each)
+    assert all(torch.isfinite(torch.tensor(losses)))

@@ -58,3 +58,11 @@ class MLP(nn.Module):
             if index < len(self.layers) - 1:
                 x = torch.relu(x)
         return torch.sigmoid(x) if self.sigmoid_output else x
+
+
+def register_pixel_statistics(module: nn.Module, config) -> None:
+    """``pixel_mean``/``pixel_std`` (3, 1, 1) buffers of a model: not persistent, because
+    official checkpoints do not hold them (the config does); they also give the model's
+    device."""
+    for name, values in (("pixel_mean", config.pixel_mean), ("pixel_std", config.pixel_std)):
+        module.register_buffer(name, torch.tensor(values).view(-1, 1, 1), persistent=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .common import register_pixel_statistics
 from .config import SamConfig
 from .image_encoder import ImageEncoderViT
 from .mask_decoder import DecoderOutput, MaskDecoder
@@ -30,13 +31,7 @@ class Sam(nn.Module):
         self.image_encoder = ImageEncoderViT.from_config(config)
         self.prompt_encoder = PromptEncoder.from_config(config)
         self.mask_decoder = self.mask_decoder_class.from_config(config)
-        # Not persistent: official checkpoints do not hold them; the config does.
-        self.register_buffer(
-            "pixel_mean", torch.tensor(config.pixel_mean).view(-1, 1, 1), persistent=False
-        )
-        self.register_buffer(
-            "pixel_std", torch.tensor(config.pixel_std).view(-1, 1, 1), persistent=False
-        )
+        register_pixel_statistics(self, config)
 
     @property
     def device(self) -> torch.device:

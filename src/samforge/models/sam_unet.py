@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from .checkpoint_io import preview_names
-from .common import MLP, LayerNorm2d
+from .common import MLP, LayerNorm2d, register_pixel_statistics
 from .config import SamConfig
 from .embeddings import IMAGE_EMBEDDINGS, Embeddings, require
 from .image_encoder import ImageEncoderViT
@@ -183,12 +183,7 @@ class SamUNet(nn.Module):
             upscaling(vit_dim, dim, dim // 8) for _ in range(len(self.resnet.channels) - 1)
         )
         self.embedding_encoder = upscaling(dim, dim // 4, dim // 8)
-        self.register_buffer(
-            "pixel_mean", torch.tensor(config.pixel_mean).view(-1, 1, 1), persistent=False
-        )
-        self.register_buffer(
-            "pixel_std", torch.tensor(config.pixel_std).view(-1, 1, 1), persistent=False
-        )
+        register_pixel_statistics(self, config)
 
     @property
     def device(self) -> torch.device:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import MLPBlock
+from .config import SamConfig
 
 
 class TwoWayTransformer(nn.Module):
@@ -34,6 +35,15 @@ class TwoWayTransformer(nn.Module):
             embedding_dim, num_heads, downsample_rate=attention_downsample_rate
         )
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
+
+    @classmethod
+    def from_config(cls, config: SamConfig) -> TwoWayTransformer:
+        return cls(
+            depth=config.decoder_depth,
+            embedding_dim=config.prompt_embed_dim,
+            num_heads=config.decoder_num_heads,
+            mlp_dim=config.decoder_mlp_dim,
+        )
 
     def forward(
         self, image_embedding: torch.Tensor, image_pe: torch.Tensor, point_embedding: torch.Tensor

@@ -20,8 +20,10 @@ the time of a step does not depend on their content.
 
 The machine's 1-minute load average before and after each measurement is printed: on a
 shared machine, a load above the thread count means other processes competed for the
-cores and the figures are too slow. Prints one row per configuration: forward s, step s, ratio step/forward, peak RSS of the
-forward-only and of the training subprocess.
+cores and the figures are too slow. Prints one row per configuration: forward s, step s
+(median and min), the median of the per-repeat ratio step/forward (the forward is timed
+right before each step in the same process, so both see the same load), and the peak RSS
+of the forward-only and of the training subprocess.
 """
 
 from __future__ import annotations
@@ -82,21 +84,26 @@ def worker(args: argparse.Namespace) -> dict:
     images, masks = synthetic_batch(config.image_size, args.n_obj)
     rss_build = _rss_mib()
     repeats = args.steps_vit_b if args.worker == "vit_b" else args.steps_small
-    times = []
+    forward_times, step_times = [], []
     load_before = os.getloadavg()[0]
-    if args.mode == "forward":
-        model.eval()
+
+    def forward() -> float:
+        start = time.perf_counter()
         with torch.no_grad():
-            for index in range(1 + repeats):  # the first call is the warm-up
-                start = time.perf_counter()
-                model.embed_images(images)
-                if index:
-                    times.append(time.perf_counter() - start)
+            model.embed_images(images)
+        return time.perf_counter() - start
+
+    if args.mode == "forward":
+        # Peak RSS of the forward pass alone (the "step" subprocess also runs forwards).
+        model.eval()
+        forward_times = [forward() for _ in range(1 + repeats)][1:]
     else:
         model.train()
         settings = PromptingSettings(n_steps=args.n_steps, p_box=0.5, p_mask=0.5)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-        for index in range(1 + repeats):
+        for index in range(1 + repeats):  # index 0 is the warm-up
+            # The baseline alternates with the steps, so both see the same machine load.
+            seconds = forward()
             generator = torch.Generator().manual_seed(index)
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
@@ -104,13 +111,14 @@ def worker(args: argparse.Namespace) -> dict:
             out.loss.backward()
             optimizer.step()
             if index:
-                times.append(time.perf_counter() - start)
+                forward_times.append(seconds)
+                step_times.append(time.perf_counter() - start)
     return {
         "config": args.worker,
         "mode": args.mode,
         "image_size": config.image_size,
-        "seconds": times,
-        "median_s": statistics.median(times),
+        "forward_s": forward_times,
+        "step_s": step_times,
         "rss_build_mib": rss_build,
         "peak_rss_mib": _rss_mib(),
         "threads": torch.get_num_threads(),
@@ -183,13 +191,12 @@ def main() -> None:
                 sys.stderr.write(done.stderr)
                 raise SystemExit(f"{name}/{mode} failed (exit {done.returncode})")
             row[mode] = json.loads(lines[-1][len("RESULT ") :])
-            seconds = ", ".join(f"{x:.3f}" for x in row[mode]["seconds"])
+            for key in ("forward_s", "step_s"):
+                if row[mode][key]:
+                    seconds = ", ".join(f"{x:.3f}" for x in row[mode][key])
+                    print(f"  {name} [{mode} process] {key}: {seconds}", flush=True)
             load = row[mode]["load_1min"]
-            print(
-                f"  {name} {mode}: [{seconds}] s; 1-min load average {load[0]:.2f} -> "
-                f"{load[1]:.2f}",
-                flush=True,
-            )
+            print(f"  1-min load average {load[0]:.2f} -> {load[1]:.2f}", flush=True)
         results.append(row)
 
     header = (
@@ -197,14 +204,18 @@ def main() -> None:
         "| RSS after build MiB | peak RSS forward MiB | peak RSS step MiB |"
     )
     print()
+    print("median (min) over the measured repeats; forward and step alternate in one process")
     print(header)
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in results:
         fwd, step = row["forward"], row["step"]
+        forward_s, step_s = step["forward_s"], step["step_s"]
+        ratios = [b / a for a, b in zip(forward_s, step_s, strict=True)]
         print(
             f"| {row['config']} | {step['image_size']}² | {step['parameters'] / 1e6:.2f} M "
-            f"| {fwd['median_s']:.3f} | {step['median_s']:.3f} "
-            f"| {step['median_s'] / fwd['median_s']:.1f} | {step['rss_build_mib']:.0f} "
+            f"| {statistics.median(forward_s):.3f} ({min(forward_s):.3f}) "
+            f"| {statistics.median(step_s):.3f} ({min(step_s):.3f}) "
+            f"| {statistics.median(ratios):.1f} | {step['rss_build_mib']:.0f} "
             f"| {fwd['peak_rss_mib']:.0f} | {step['peak_rss_mib']:.0f} |"
         )
     if args.json:

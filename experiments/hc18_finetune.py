@@ -104,7 +104,7 @@ def read_losses(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def loss_windows(losses: np.ndarray, fraction: float = 0.1) -> tuple[float, float]:
     """Mean loss over the first and the last ``fraction`` of the logged steps."""
-    window = max(1, int(round(len(losses) * fraction)))
+    window = max(1, round(len(losses) * fraction))
     return float(losses[:window].mean()), float(losses[-window:].mean())
 
 
@@ -137,12 +137,9 @@ def held_out_images(args: argparse.Namespace):
 
     first, last = args.eval_subjects
     found = open_dataset(args.data)
-    chosen = [
-        i for i, s in enumerate(found.subjects) if s.isdigit() and first <= int(s) <= last
-    ]
-    return list(iter_images(found.select(chosen), "hc18")), len(
-        {found.subjects[i] for i in chosen}
-    )
+    chosen = [i for i, s in enumerate(found.subjects) if s.isdigit() and first <= int(s) <= last]
+    subjects = {found.subjects[i] for i in chosen}
+    return list(iter_images(found.select(chosen), "hc18")), len(subjects)
 
 
 def evaluate(args: argparse.Namespace, models: dict[str, str | Path]) -> dict:

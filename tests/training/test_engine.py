@@ -239,3 +239,23 @@ def test_bf16_mixed_precision_with_gradient_accumulation(tmp_path):
     losses = [float(v) for v in losses if v]
     assert len(losses) == 2  # logged once per optimiser step (of two batches each)
     assert all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_from_scratch_on_one_volume_given_as_image_and_label_files(tmp_path):
+    """``model: random:<architecture>`` and an ``image``/``label`` data source."""
+    import nibabel as nib
+    import numpy as np
+
+    from samforge.data.phantoms import make_phantom
+
+    image, label, info = make_phantom("ct", shape=(4, 64, 64), seed=2)
+    nib.save(nib.Nifti1Image(image.astype(np.int16), info["affine"]), tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(label, info["affine"]), tmp_path / "seg.nii.gz")
+    values = tiny_config(tmp_path, trainer__max_steps=2)
+    values["model"] = "random:vit_test"
+    values["data"]["train"] = [
+        {"image": str(tmp_path / "ct.nii.gz"), "label": str(tmp_path / "seg.nii.gz")}
+    ]
+    result = train(load_config(values))
+    assert result.global_step == 2
+    assert load_model(result.export_path).config.encoder_embed_dim == 64

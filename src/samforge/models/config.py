@@ -189,11 +189,23 @@ VIT_TEST = SamConfig(
     image_size=256,
 )
 
+# samforge_nano: a 7.2M-parameter encoder (256 wide, 8 blocks, 4 global) at 256² with SAM's
+# full prompt encoder and decoder; windows of 8 tile the 16×16 token grid without padding.
+VIT_NANO = SamConfig(
+    encoder_embed_dim=256,
+    encoder_depth=8,
+    encoder_num_heads=8,
+    encoder_global_attn_indexes=(1, 3, 5, 7),
+    window_size=8,
+    image_size=256,
+)
+
 ARCHITECTURES: dict[str, SamConfig] = {
     "vit_b": VIT_B,
     "vit_l": VIT_L,
     "vit_h": VIT_H,
     "vit_test": VIT_TEST,
+    "vit_nano": VIT_NANO,
     # RobustSAM: SAM's encoders with RobustSAM's decoder (its published B/L/H checkpoints).
     "robustsam_vit_b": VIT_B.with_changes(decoder="robust"),
     "robustsam_vit_l": VIT_L.with_changes(decoder="robust"),

@@ -32,9 +32,13 @@ class _Section(BaseModel):
 
 
 class DataSource(_Section):
-    """A dataset on disk (any layout ``samforge.data.open_dataset`` reads) or phantoms."""
+    """A dataset on disk (any layout ``samforge.data.open_dataset`` reads), one image with
+    its label file (``image`` + ``label``: a NIfTI volume, a DICOM series folder, a PNG...),
+    or generated phantoms."""
 
     path: Path | None = None
+    image: Path | None = None
+    label: Path | None = None
     layout: str = "auto"
     modality: str | None = None
     subjects: list[str] | None = None  # keep only these subject ids
@@ -45,8 +49,12 @@ class DataSource(_Section):
 
     @model_validator(mode="after")
     def _one_kind(self) -> DataSource:
-        if (self.path is None) == (self.phantoms is None):
-            raise ValueError("give either `path` (a dataset folder) or `phantoms` (modalities)")
+        kinds = [self.path is not None, self.image is not None, self.phantoms is not None]
+        if sum(kinds) != 1 or (self.image is None) != (self.label is None):
+            raise ValueError(
+                "give exactly one of `path` (a dataset folder), `image` with `label` (one "
+                "case) or `phantoms` (modalities)"
+            )
         return self
 
 
@@ -131,6 +139,7 @@ class TrainerConfig(_Section):
 
 class TrainConfig(_Section):
     name: str = "run"
+    # A registry name, a checkpoint file, or "random:<architecture>" to train from scratch.
     model: str = "samforge_random_tiny"
     # "sam_unet": build a SAM-UNet around the model's ViT, prompt encoder and decoder
     # (SAM-UNet's training starts from a SAM checkpoint; train with freeze.policy
@@ -293,8 +302,10 @@ def _check_paths(config: TrainConfig) -> None:
         raise ConfigError(f"resnet_weights: {config.resnet_weights} is not a file.")
     for split in ("train", "val"):
         for index, source in enumerate(getattr(config.data, split)):
-            if source.path is not None and not source.path.exists():
-                raise ConfigError(
-                    f"data.{split}[{index}].path: {source.path} does not exist; check the path "
-                    "(relative paths start from the folder you run samforge in)."
-                )
+            for key in ("path", "image", "label"):
+                value = getattr(source, key)
+                if value is not None and not value.exists():
+                    raise ConfigError(
+                        f"data.{split}[{index}].{key}: {value} does not exist; check the path "
+                        "(relative paths start from the folder you run samforge in)."
+                    )

@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..data.dataset import ObjectSegmentationDataset, collate_objects
 from ..data.phantoms import as_case, phantom_cases
+from ..data.readers.case import read_case
 from ..data.readers.layouts import open_dataset
-from ..data.record import Case, CaseList
+from ..data.record import Case, CaseList, CaseRef
 from ..errors import ConfigError
 from ..preprocessing import ModelInputTransform
 from .config import DataConfig, DataSource
@@ -167,12 +168,24 @@ def collect_cases(sources: Sequence[DataSource]) -> CaseList:
     for source in sources:
         if source.phantoms is not None:
             cases.extend(_phantoms(source))
+        elif source.image is not None:
+            lists.append(_single_case(source))
         else:
             found = open_dataset(source.path, layout=source.layout, modality=source.modality)
             lists.append(_select_subjects(found, source.subjects) if source.subjects else found)
     refs = [ref for found in lists for ref in found.refs]
     refs += CaseList.from_cases(cases).refs
     return CaseList(refs, description="training data")
+
+
+def _single_case(source: DataSource) -> CaseList:
+    """One image/label pair, read when first indexed."""
+    name = source.image.name.split(".")[0]
+
+    def load() -> Case:
+        return read_case(source.image, source.label, source.modality, name=name)
+
+    return CaseList([CaseRef(name, name, load, str(source.image))], description=name)
 
 
 def _phantoms(source: DataSource) -> list[Case]:

@@ -32,6 +32,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from ..errors import ConfigError
 from ..models.build import build_model
 from ..models.checkpoint import load_model
+from ..models.config import get_config
 from ..models.export import export_model
 from ..models.peft import apply_lora, apply_svd, merge_peft
 from .config import TrainConfig
@@ -55,9 +56,12 @@ class TrainResult:
 def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
     """The model to train: loaded (or converted to SAM-UNet), PEFT layers added, freeze
     policy applied."""
-    model = load_model(
-        config.model, image_size=config.image_size, preprocessing=config.preprocessing
-    )
+    if config.model.startswith("random:"):
+        model = _random_model(config)
+    else:
+        model = load_model(
+            config.model, image_size=config.image_size, preprocessing=config.preprocessing
+        )
     if config.convert_to == "sam_unet":
         model = _sam_unet_from(model, config)
     peft = config.peft
@@ -81,6 +85,21 @@ def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
         frozen=freeze.frozen,
     )
     return model.train(), report
+
+
+def _random_model(config: TrainConfig) -> torch.nn.Module:
+    """A model of a named architecture, initialised from the run's seed, to train from
+    scratch."""
+    architecture = get_config(config.model.removeprefix("random:"))
+    changes = {"image_size": config.image_size, "preprocessing": config.preprocessing}
+    architecture = architecture.with_changes(**{k: v for k, v in changes.items() if v})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.trainer.seed)
+        model = build_model(architecture)
+    model.provenance = {
+        "source": f"random initialisation of {config.model[7:]} (seed {config.trainer.seed})"
+    }
+    return model
 
 
 def _sam_unet_from(sam: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:

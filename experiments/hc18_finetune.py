@@ -142,6 +142,27 @@ def held_out_images(args: argparse.Namespace):
     return list(iter_images(found.select(chosen), "hc18")), len(subjects)
 
 
+def trivial_references(images) -> dict[str, float]:
+    """Dice of masks that need no model, on the same images: the whole image, and the
+    filled bounding box of every object (what a box prompt alone already tells)."""
+    from samforge.evaluation.interactive2d import object_masks
+    from samforge.evaluation.metrics import dice
+    from samforge.prompts import box_from_masks
+
+    whole, boxes = [], []
+    for image in images:
+        masks, _ = object_masks(image.label)
+        if len(masks) == 0:
+            continue
+        target = image.label > 0
+        filled = np.zeros_like(target)
+        for x0, y0, x1, y1 in box_from_masks(masks).round().int().tolist():
+            filled[y0:y1, x0:x1] = True  # end exclusive
+        whole.append(dice(np.ones_like(target), target))
+        boxes.append(dice(filled, target))
+    return {"whole image": float(np.mean(whole)), "filled box": float(np.mean(boxes))}
+
+
 def evaluate(args: argparse.Namespace, models: dict[str, str | Path]) -> dict:
     """The interactive 2D protocol (box and point start) on the held-out subjects."""
     from samforge.evaluation.interactive2d import InteractiveSettings
@@ -171,7 +192,13 @@ def evaluate(args: argparse.Namespace, models: dict[str, str | Path]) -> dict:
         (item["model"], item["start"], item["round"]): (item["dice"], item["images"])
         for item in summary["dice_per_round"]
     }
-    return {"dice": dice, "images": len(images), "subjects": subjects, "seconds": seconds}
+    return {
+        "dice": dice,
+        "images": len(images),
+        "subjects": subjects,
+        "seconds": seconds,
+        "references": trivial_references(images),
+    }
 
 
 def machine() -> str:
@@ -184,7 +211,7 @@ def machine() -> str:
         pass
     return (
         f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, Python {platform.python_version()}, no GPU"
+        f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}, no GPU"
     )
 
 
@@ -199,7 +226,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--rounds", type=int, default=8, help="evaluation rounds (1 + corrections)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads [default]")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on a shared CPU more threads than free cores make steps "
+        "many times slower)",
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder; set SAMFORGE_SHARED_DATA or --data")
@@ -207,8 +240,7 @@ def main() -> None:
     c, d = args.eval_subjects
     if a <= d and c <= b:
         parser.error("--train-subjects and --eval-subjects overlap; keep the evaluation held out")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
@@ -263,6 +295,13 @@ def main() -> None:
                 table[f"{label}|{start}|{round_}"] = value
                 cells.append(f"{value:.4f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    references = result["references"]
+    lines += [
+        "",
+        "Masks without a model, same images: the whole image "
+        f"{references['whole image']:.4f}, the filled bounding box of the head "
+        f"{references['filled box']:.4f}.",
+    ]
     lines += ["", f"Loss curves: {plot.name}; evaluation report: eval/report.html.", ""]
     lines += ["Training commands (CLI equivalent of each run):", ""]
     lines += [f"    {item['command']}" for item in trained]
@@ -274,6 +313,7 @@ def main() -> None:
                 "args": {k: str(v) for k, v in vars(args).items()},
                 "losses": losses,
                 "dice": table,
+                "references": references,
                 "images": result["images"],
                 "subjects": result["subjects"],
                 "seconds_total": total,

@@ -206,7 +206,7 @@ def ring_around(masks: torch.Tensor, width: int = NEGATIVE_RING_PX) -> torch.Ten
 
 
 def correction_regions(
-    predictions: torch.Tensor, targets: torch.Tensor
+    predictions: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where MedicoSAM draws its correction points, with the reference fallbacks.
 
@@ -217,6 +217,8 @@ def correction_regions(
 
     Args:
         predictions, targets: (B, H, W) bool.
+        valid: (B, H, W) bool where the image is (training frames are padded); points are
+            drawn only there. Default: everywhere.
 
     Returns:
         positive and negative regions, (B, H, W) bool each.
@@ -228,31 +230,42 @@ def correction_regions(
             f"predictions {tuple(predictions.shape)} and targets {tuple(targets.shape)} "
             "must have the same (B, H, W) shape."
         )
+    if valid is not None:
+        valid = _check_masks(valid, "valid")
+        predictions = predictions & valid
+    else:
+        valid = torch.ones_like(targets)
     positive = _with_fallback(targets & ~predictions, lambda empty: targets[empty])
 
     def ring_or_background(empty: torch.Tensor) -> torch.Tensor:
-        objects = targets[empty]
-        return _with_fallback(ring_around(objects), lambda none: ~objects[none])
+        objects, inside = targets[empty], valid[empty]
+        return _with_fallback(
+            ring_around(objects) & inside, lambda none: ~objects[none] & inside[none]
+        )
 
     negative = _with_fallback(predictions & ~targets, ring_or_background)
     return positive, negative
 
 
 def correction_points(
-    predictions: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | None = None
+    predictions: torch.Tensor,
+    targets: torch.Tensor,
+    generator: torch.Generator | None = None,
+    valid: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One positive and one negative correction point per object.
 
     Args:
         predictions: (B, H, W) bool current masks.
         targets: (B, H, W) bool true object masks.
+        valid: (B, H, W) bool where points may go (see :func:`correction_regions`).
 
     Returns:
         points (B, 2, 2) float32 ``(x, y)`` (positive first) and labels (B, 2) float32
         ``[1, 0]``; a point whose region is empty even after the fallbacks (an empty object,
         or an object covering the whole image) gets label −1 (padding).
     """
-    positive, negative = correction_regions(predictions, targets)
+    positive, negative = correction_regions(predictions, targets, valid)
     pos_points, pos_valid = sample_points(positive, 1, generator)
     neg_points, neg_valid = sample_points(negative, 1, generator)
     points = torch.cat([pos_points, neg_points], dim=1)

@@ -54,7 +54,7 @@ def test_extends_merges_sections_key_by_key(tmp_path):
         ({"objective": {"kind": "robust"}}, "set data.degradations"),
         ({"peft": {"kind": "lora"}}, "freeze.policy to 'encoder_frozen'"),
         ({"data": {"train": [{"path": "/no/such/folder"}]}}, "does not exist"),
-        ({"data": {"train": [{"phantoms": ["ct"], "path": "x"}]}}, "either `path`"),
+        ({"data": {"train": [{"phantoms": ["ct"], "path": "x"}]}}, "exactly one of `path`"),
         ({"trainer": {"precision": "fp8"}}, "trainer.precision"),
     ],
 )
@@ -78,3 +78,25 @@ def test_unknown_preset_and_bad_override_and_extends_loop(tmp_path):
     broken.write_text("data: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(broken)
+
+
+def test_relative_extends_is_found_beside_the_extending_file(tmp_path):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "base.yaml").write_text(yaml.safe_dump({"extends": "medsam", "data": PHANTOMS}))
+    (folder / "run.yaml").write_text(yaml.safe_dump({"extends": "base.yaml", "name": "run"}))
+    config = load_config(folder / "run.yaml")
+    assert config.objective.p_box == 1.0 and config.name == "run"
+
+
+@pytest.mark.parametrize(
+    "override", ["trainer.max_steps=0", "objective.num_points=0", "data.train=[]"]
+)
+def test_values_that_would_fail_later_fail_at_load(override):
+    overrides = [override]
+    if override.startswith("objective.num_points"):
+        overrides = ["objective.kind=robust", "data.degradations=[all]", override]
+    with pytest.raises(ConfigError):
+        load_config("medicosam", overrides)
+    if override.startswith("objective.num_points"):  # an iterative run ignores num_points
+        assert load_config("medicosam", [override]).objective.num_points == 0

@@ -20,7 +20,7 @@ from samforge.models.checkpoint import load_model
 from samforge.training.config import load_config
 from samforge.training.engine import train
 
-SAMFORGE = [sys.executable, "-c", "from samforge.cli import main; main()"]
+SAMFORGE = [sys.executable, "-m", "samforge"]
 
 
 def tiny_config(tmp_path: Path, **changes) -> dict:
@@ -77,7 +77,7 @@ def test_run_writes_checkpoints_logs_and_an_official_export(tmp_path):
     assert result.global_step == 8
     assert {p.name for p in (run / "checkpoints").iterdir()} >= {
         "last.ckpt",
-        "final.ckpt",
+        "step-000008.ckpt",
         "step-000003.ckpt",
         "step-000006.ckpt",
     }
@@ -147,7 +147,7 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (cut_dir / "final.ckpt").exists()  # really interrupted
+    assert not (tmp_path / "runs" / "cut" / "model.pth").exists()  # really interrupted
 
     resumed = run_cli("train", "-c", str(config), "--set", "name=cut", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -34,6 +34,7 @@ class SpyModel(torch.nn.Module):
                 "batch": embeddings.shape[0],
                 "points": None if points is None else points[0].shape[1],
                 "labels": None if points is None else points[1].clone(),
+                "coords": None if points is None else points[0].clone(),
                 "boxes": None if boxes is None else boxes.clone(),
                 "mask": mask_inputs is not None,
                 "multimask": multimask_output,
@@ -205,3 +206,23 @@ def test_losses_closed_forms():
     half = torch.zeros(1, 1, 8, 8)  # p = 0.5 everywhere: focal = α-weighted 0.25·ln 2
     expected = (16 * 0.25 + 48 * 0.75) * 0.25 * torch.log(torch.tensor(2.0)) / 64
     assert focal_loss(half, target).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_correction_points_stay_inside_the_image_content_of_a_padded_frame():
+    """A wide image fills the top of the square frame; the rest is padding."""
+    model = SpyModel()
+    images, masks = squares(batch=1, n_obj=2)
+    masks[:, :, 100:] = 0  # objects lie in the content (rows < 100)
+    content = torch.tensor([[100, SIZE]])
+    iterative_prompting_loss(
+        model,
+        images,
+        masks,
+        PromptingSettings(n_steps=6, p_box=1.0, p_mask=0.0),
+        torch.Generator().manual_seed(0),
+        input_sizes=content,
+    )
+    coords = model.decode_calls[-1]["coords"]
+    labels = model.decode_calls[-1]["labels"]
+    assert coords.shape[1] == 10
+    assert torch.all(coords[..., 1][labels >= 0] < 100)

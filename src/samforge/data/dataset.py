@@ -119,6 +119,7 @@ class ObjectSegmentationDataset(Dataset):
         normalised = self._normalised(image, case, mapping)
         image_t = self.transform.image(normalised)
         masks_t = self.transform.label_masks(torch.from_numpy(masks)[None])
+        masks_t, class_ids = _visible(masks_t, class_ids)
         size = self.transform.resized_shape(label.shape)
         if slice_index is not None:
             name = f"{case.name}_{'zyx'[self.slice_axis]}{slice_index:03d}"
@@ -212,6 +213,17 @@ class ObjectSegmentationDataset(Dataset):
         while len(self._cache) > max(self.cache_size, 1):
             self._cache.popitem(last=False)
         return case, mapping
+
+
+def _visible(masks: torch.Tensor, class_ids: list[int]) -> tuple[torch.Tensor, list[int]]:
+    """Drop objects that vanish when resized into the model frame (a thin or small object
+    of a large image): an empty target gives an empty prompt. (1, n, S, S) masks."""
+    present = masks[0].flatten(1).any(dim=1)
+    if present.all() or not present.any():
+        return masks, class_ids
+    return masks[:, present], [
+        c for c, keep in zip(class_ids, present.tolist(), strict=True) if keep
+    ]
 
 
 def collate_objects(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import ConfigError
 from .freeze import POLICIES
+from .objective import PromptingSettings
+from .robust import RobustSettings
 
 PRESETS = ("medsam", "simpleft", "medicosam", "robust", "samunet")
 
@@ -59,7 +61,7 @@ class DataSource(_Section):
 
 
 class DataConfig(_Section):
-    train: list[DataSource]
+    train: list[DataSource] = Field(min_length=1)
     val: list[DataSource] = []
     n_obj: int = Field(5, ge=1)
     min_size: int = Field(20, ge=1)
@@ -87,6 +89,40 @@ class ObjectiveConfig(_Section):
     num_points: int = Field(3, ge=0)
     feature_weight: float = Field(100.0, ge=0.0)
     token_weight: float = Field(2.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _valid_for_its_kind(self) -> ObjectiveConfig:
+        try:
+            self.settings()
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    def settings(self) -> PromptingSettings | RobustSettings:
+        """The settings of this objective's kind, with the per-kind loss weights."""
+        if self.kind == "robust":
+            return RobustSettings(
+                num_points=self.num_points,
+                p_box=self.p_box,
+                box_jitter=self.box_jitter,
+                focal_weight=_or(self.focal_weight, 20.0),
+                dice_weight=_or(self.dice_weight, 1.0),
+                feature_weight=self.feature_weight,
+                token_weight=self.token_weight,
+            )
+        return PromptingSettings(
+            n_steps=self.n_steps,
+            p_box=self.p_box,
+            p_mask=self.p_mask,
+            box_jitter=self.box_jitter,
+            iou_weight=self.iou_weight,
+            dice_weight=_or(self.dice_weight, 1.0),
+            focal_weight=_or(self.focal_weight, 0.0),
+        )
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 class FreezeConfig(_Section):
@@ -121,7 +157,7 @@ class OptimizerConfig(_Section):
 
 class TrainerConfig(_Section):
     max_epochs: int = Field(1, ge=1)
-    max_steps: int = -1  # -1: no limit beyond max_epochs
+    max_steps: int = Field(-1, ge=-1)  # -1: no limit beyond max_epochs
     accelerator: str = "auto"
     devices: int | str = 1
     num_nodes: int = Field(1, ge=1)
@@ -135,6 +171,12 @@ class TrainerConfig(_Section):
     deterministic: bool = False
     progress: bool = True
     record_weight_digests: bool = False  # per-rank parameter digests after every step
+
+    @model_validator(mode="after")
+    def _some_steps(self) -> TrainerConfig:
+        if self.max_steps == 0:
+            raise ValueError("max_steps 0 trains nothing; use -1 (no limit) or a positive count")
+        return self
 
 
 class TrainConfig(_Section):
@@ -222,6 +264,9 @@ def _resolve(source: str | Path | dict[str, Any], seen: tuple[str, ...]) -> dict
     parent = values.pop("extends", None)
     if parent is None:
         return values
+    if origin != "<dict>" and str(parent) not in PRESETS:
+        # A relative parent is found beside the file that extends it.
+        parent = Path(origin).parent / Path(str(parent)).expanduser()
     return _merged(_resolve(parent, (*seen, origin)), values)
 
 

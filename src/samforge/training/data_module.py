@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
@@ -42,16 +43,21 @@ class ResumableSampler(Sampler[int]):
         rank: int = 0,
         world_size: int = 1,
         shuffle: bool = True,
+        follow_epoch: bool = True,
     ) -> None:
         self.dataset, self.batch_size = dataset, batch_size
         self.seed, self.rank, self.world_size, self.shuffle = seed, rank, world_size, shuffle
+        # Validation keeps epoch 0: the same objects and views every time, so its losses
+        # compare across epochs (Lightning calls set_epoch on validation samplers too).
+        self.follow_epoch = follow_epoch
         self.epoch = 0
         self.resume_epoch, self.skip_batches = -1, 0
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
-        self.epoch = int(epoch)
-        self.dataset.set_epoch(epoch)
+        if self.follow_epoch:
+            self.epoch = int(epoch)
+            self.dataset.set_epoch(epoch)
 
     def resume(self, epoch: int, batches_done: int) -> None:
         self.resume_epoch, self.skip_batches = int(epoch), int(batches_done)
@@ -59,12 +65,14 @@ class ResumableSampler(Sampler[int]):
     def _rank_indices(self) -> list[int]:
         total = len(self.dataset)
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(total, generator=generator).tolist()
+            seed = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0])
+            order = torch.randperm(total, generator=torch.Generator().manual_seed(seed)).tolist()
         else:
             order = list(range(total))
-        padded = -(-total // self.world_size) * self.world_size
-        order += order[: padded - total]
+        # Every rank gets the same number of items (repeating the order as needed, also for
+        # a dataset smaller than the world), or DDP would wait forever for a missing batch.
+        per_rank = -(-total // self.world_size)
+        order = (order * -(-per_rank * self.world_size // total))[: per_rank * self.world_size]
         return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[int]:
@@ -129,7 +137,9 @@ class SegmentationDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
-        sampler = ResumableSampler(self.val_set, self.config.batch_size, self.seed, shuffle=False)
+        sampler = ResumableSampler(
+            self.val_set, self.config.batch_size, self.seed, shuffle=False, follow_epoch=False
+        )
         return self._loader(self.val_set, sampler)
 
     def _loader(self, dataset: ObjectSegmentationDataset, sampler: Sampler) -> DataLoader:

@@ -3,21 +3,21 @@
 A run lives in ``<output_dir>/<name>/``::
 
     config.yaml            the resolved config (a resumed run must match it)
-    checkpoints/           last.ckpt, step-NNNNNN.ckpt (every N steps), final.ckpt
+    checkpoints/           step-NNNNNN.ckpt every N steps and at the end; last.ckpt
     logs/metrics.csv       CSV log; tensorboard/ holds the TensorBoard events
-    model.pth              the final model in the official SAM format (PEFT merged)
+    model.pth              the final model in its family's format (SAM: official; PEFT merged)
     summary.json           steps, time, first/last losses, export path
 
-Lightning writes checkpoints atomically (a temporary file renamed into place) and this
-module reads them back only with ``weights_only=True``.
+Checkpoints are written to a temporary file beside their final name and renamed into
+place, so a file that exists is complete; they are read back only with
+``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +26,16 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..models.build import build_model
 from ..models.checkpoint import load_model
 from ..models.config import get_config
-from ..models.export import export_model
+from ..models.export import export_model, write_atomically
 from ..models.peft import apply_lora, apply_svd, merge_peft
 from .config import TrainConfig
 from .data_module import SegmentationDataModule
@@ -41,7 +43,15 @@ from .freeze import FreezeReport, apply_freeze_policy
 from .module import SamTrainingModule
 
 # Keys that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {("trainer", "max_epochs"), ("trainer", "max_steps"), ("trainer", "progress")}
+_RESUMABLE_CHANGES = {
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.progress",
+    "trainer.log_every_n_steps",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.record_weight_digests",
+    "data.num_workers",
+}
 
 
 @dataclass
@@ -84,6 +94,15 @@ def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
         trainable=freeze.trainable,
         frozen=freeze.frozen,
     )
+    if config.objective.kind == "robust" and not hasattr(model, "decode_with_features"):
+        raise ConfigError(
+            f"objective.kind 'robust' needs decoder features, which {config.model} lacks."
+        )
+    if config.objective.kind == "robust" and model.config.decoder == "sam_unet":
+        raise ConfigError(
+            "objective.kind 'robust' compares SAM-style decoder features; SAM-UNet trains with "
+            "the iterative objective (preset samunet)."
+        )
     return model.train(), report
 
 
@@ -111,10 +130,25 @@ def _sam_unet_from(sam: torch.nn.Module, config: TrainConfig) -> torch.nn.Module
     model = build_model(target)
     model.load_sam_weights(sam.state_dict())
     if config.resnet_weights is not None:
-        state = torch.load(config.resnet_weights, map_location="cpu", weights_only=True)
-        model.load_resnet_weights(state.get("state_dict", state))
+        model.load_resnet_weights(_resnet_state(config.resnet_weights))
     model.provenance = {"source": f"SAM-UNet built around {config.model}"}
     return model
+
+
+def _resnet_state(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpicklable, truncated, not a torch file
+        raise CheckpointError(f"resnet_weights: cannot read {path} ({error}).") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"resnet_weights: {path} is not a state dict of tensors; save a torchvision ResNet's "
+            "model.state_dict() with torch.save."
+        )
+    return state
 
 
 def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
@@ -137,13 +171,39 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         print(f"samforge train: {config.name} — {report}", flush=True)
     started = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True)
-    final = run_dir / "checkpoints" / "final.ckpt"
-    trainer.save_checkpoint(final, weights_only=True)
+    # A full checkpoint: "train longer" resumes from it (it is the newest step file).
+    final = run_dir / "checkpoints" / f"step-{trainer.global_step:06d}.ckpt"
+    if not final.exists():
+        trainer.save_checkpoint(final)
     export_path = None
     if trainer.is_global_zero:
-        export_path = _export(module.model, run_dir / config.export, config)
+        trained = module.model
+        if config.trainer.strategy == "fsdp":
+            trained = _gathered_model(config, final)
+        export_path = _export(trained, run_dir / config.export, config)
         _write_summary(run_dir, trainer, export_path, time.perf_counter() - started, report)
     return TrainResult(run_dir, export_path, final, trainer.global_step, report)
+
+
+def _gathered_model(config: TrainConfig, checkpoint: Path) -> torch.nn.Module:
+    """Under FSDP each rank holds a shard; the checkpoint (saved with a full state dict)
+    holds the whole model. Not yet exercised on GPUs here."""
+    model, _ = prepare_model(config)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    return model
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in its own folder and renames it into
+    place (Lightning's default stages in the system temp folder, which turns the final move
+    into a copy when that is another file system); loads with ``weights_only=True``."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        write_atomically(Path(path), lambda temp: torch.save(checkpoint, temp))
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None):
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
 
 
 def build_trainer(config: TrainConfig, run_dir: Path) -> L.Trainer:
@@ -182,6 +242,7 @@ def build_trainer(config: TrainConfig, run_dir: Path) -> L.Trainer:
         enable_model_summary=False,
         use_distributed_sampler=False,  # SegmentationDataModule shards the data itself
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         logger=[
             CSVLogger(run_dir, name="logs", version=""),
             TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False),
@@ -221,6 +282,9 @@ class WeightDigests(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         import xxhash
 
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return  # a micro-batch of gradient accumulation: no optimiser step yet
+
         digest = xxhash.xxh3_128()
         for name, tensor in sorted(pl_module.model.state_dict().items()):
             digest.update(name.encode())
@@ -253,28 +317,27 @@ def _start_run_folder(config: TrainConfig, run_dir: Path) -> None:
             f"{run_dir} already holds a run with checkpoints. Pass --resume to continue it, "
             "or choose another `name` / `output_dir`."
         )
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
-        _write_atomic(run_dir / "config.yaml", config.to_yaml())
+    if rank_zero_only.rank == 0:  # Lightning's global rank, read from the launcher's env
+        _write_text(run_dir / "config.yaml", config.to_yaml())
 
 
 def _resume_checkpoint(config: TrainConfig, run_dir: Path) -> Path:
-    """The newest checkpoint of the run. Files are renamed into place whole, so any file
-    present is complete; a kill between writing ``step-N.ckpt`` and ``last.ckpt`` leaves the
-    step file the newer one."""
+    """The checkpoint with the highest step: every present file is complete (they are
+    renamed into place), and the step in the name orders them on any file system."""
     folder = run_dir / "checkpoints"
-    candidates = [*folder.glob("step-*.ckpt"), folder / "last.ckpt"] if folder.is_dir() else []
-    candidates = [path for path in candidates if path.is_file()]
-    if not candidates:
+    numbered = (re.fullmatch(r"step-(\d+)\.ckpt", p.name) for p in folder.glob("step-*.ckpt"))
+    steps = {int(m.group(1)): folder / m.group(0) for m in numbered if m}
+    if not steps:
         raise ConfigError(
             f"--resume: {folder} holds no checkpoint, so there is nothing to resume; start "
             "the run without --resume."
         )
-    last = max(candidates, key=lambda path: path.stat().st_mtime_ns)
+    last = steps[max(steps)]
     saved_file = run_dir / "config.yaml"
     if saved_file.is_file():
         saved = yaml.safe_load(saved_file.read_text())
         changed = _differences(saved, config.model_dump(mode="json"))
-        changed = [key for key in changed if tuple(key.split(".")) not in _RESUMABLE_CHANGES]
+        changed = [key for key in changed if key not in _RESUMABLE_CHANGES]
         if changed:
             raise ConfigError(
                 f"--resume: the config differs from the one {run_dir.name} started with, at "
@@ -310,12 +373,8 @@ def _write_summary(
         "frozen_parameters": report.frozen,
         "last_metrics": metrics,
     }
-    _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
+    _write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temp, path)
+def _write_text(path: Path, text: str) -> None:
+    write_atomically(path, lambda temp: temp.write_text(text))

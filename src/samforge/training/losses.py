@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-# Keeps Dice defined for an empty prediction of an empty target (never the case for a
-# sampled object, but padding objects of a batch could be).
+# Keeps Dice defined for an empty prediction of an empty target.
 DICE_EPS = 1e-6
 
 
@@ -45,5 +44,6 @@ def focal_loss(
 
 
 def upscale_logits(low_res: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Low-resolution logits (N, M, s, s) -> (N, M, S, S), bilinear as SAM's postprocessing."""
-    return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
+    """Low-resolution logits (N, M, s, s) -> (N, M, S, S) float32, bilinear as SAM's
+    postprocessing. float32 even under bf16 autocast: the losses sum over S² pixels."""
+    return F.interpolate(low_res.float(), size=size, mode="bilinear", align_corners=False)

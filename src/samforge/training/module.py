@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from .config import ObjectiveConfig, OptimizerConfig
-from .objective import PromptingSettings, SemanticLoss, iterative_prompting_loss
-from .robust import RobustSettings, robust_loss
+from .objective import SemanticLoss, iterative_prompting_loss
+from .robust import robust_loss
 
 
 class SamTrainingModule(L.LightningModule):
@@ -41,25 +41,10 @@ class SamTrainingModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.objective, self.optimizer_config, self.seed = objective, optimizer, seed
+        # The objective's settings, validated with the config before training started.
+        self.settings = objective.settings()
+        # A semantic head (nn.Module) registers as a submodule, so it trains with the model.
         self.semantic_loss = semantic_loss
-        self.prompting = PromptingSettings(
-            n_steps=objective.n_steps,
-            p_box=objective.p_box,
-            p_mask=objective.p_mask,
-            box_jitter=objective.box_jitter,
-            iou_weight=objective.iou_weight,
-            dice_weight=_or(objective.dice_weight, 1.0),
-            focal_weight=_or(objective.focal_weight, 0.0),
-        )
-        self.robust = RobustSettings(
-            num_points=objective.num_points,
-            p_box=objective.p_box,
-            box_jitter=objective.box_jitter,
-            focal_weight=_or(objective.focal_weight, 20.0),
-            dice_weight=_or(objective.dice_weight, 1.0),
-            feature_weight=objective.feature_weight,
-            token_weight=objective.token_weight,
-        )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         batch_number = self.trainer.fit_loop.epoch_loop.batch_progress.total.ready
@@ -80,7 +65,7 @@ class SamTrainingModule(L.LightningModule):
                 batch["image"],
                 batch["degraded_image"],
                 batch["masks"],
-                self.robust,
+                self.settings,
                 generator,
             )
             return {
@@ -93,9 +78,10 @@ class SamTrainingModule(L.LightningModule):
             self.model,
             batch["image"],
             batch["masks"],
-            self.prompting,
+            self.settings,
             generator,
             self.semantic_loss,
+            input_sizes=batch["input_size"],
         )
         logs = {
             "loss": out.loss,
@@ -125,7 +111,7 @@ class SamTrainingModule(L.LightningModule):
         return torch.Generator().manual_seed(seed)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        parameters = [p for p in self.parameters() if p.requires_grad]
         config = self.optimizer_config
         optimizer_class = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam
         optimizer = optimizer_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
@@ -134,7 +120,3 @@ class SamTrainingModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": schedule, "interval": "epoch"},
         }
-
-
-def _or(value: float | None, default: float) -> float:
-    return default if value is None else value

@@ -71,8 +71,8 @@ class PromptingSettings:
 
 
 class ObjectiveOutput(NamedTuple):
-    """Scalar losses of one step; ``round_dice`` (n_steps,) is the mean hard Dice of each
-    prediction, detached, for logging how corrections help."""
+    """Scalar losses of one step; ``round_dice`` (predictions,) is the mean hard Dice of
+    each prediction, detached, for logging how corrections help."""
 
     loss: torch.Tensor
     mask_loss: torch.Tensor
@@ -94,6 +94,7 @@ def iterative_prompting_loss(
     settings: PromptingSettings,
     generator: torch.Generator,
     semantic_loss: SemanticLoss | None = None,
+    input_sizes: torch.Tensor | None = None,
 ) -> ObjectiveOutput:
     """The loss of one step of Alg. 1.
 
@@ -104,13 +105,18 @@ def iterative_prompting_loss(
         settings: prompting settings.
         generator: the only source of randomness (on the CPU).
         semantic_loss: optional joint loss on the embeddings and the union of the objects.
+        input_sizes: (B, 2) (h, w) of the image content inside the padded frame (the
+            dataset's ``input_size``); correction points never land in the padding.
     """
     batch, n_obj = masks.shape[:2]
     size = (images.shape[-2], images.shape[-1])
     targets = masks.flatten(0, 1) > 0.5  # (N, S, S), N = B·n
+    # Prompts are drawn on the CPU (the generator lives there); copy the targets once.
+    targets_cpu = targets.cpu()
+    valid = None if input_sizes is None else _content_area(input_sizes, size, n_obj)
     embeddings = model.embed_images(images)
     per_object = repeat_per_object(embeddings, n_obj)
-    prompts = _first_prompts(targets, settings, generator)
+    prompts = _first_prompts(targets_cpu, settings, generator, targets.device)
     multimask = prompts.boxes is None
 
     mask_losses, iou_losses, round_dice = [], [], []
@@ -130,7 +136,7 @@ def iterative_prompting_loss(
         round_dice.append(_hard_dice(best_logits > 0, targets))
         if step == settings.predictions - 1:
             break
-        prompts = prompts.corrected(best_logits > 0, targets, generator)
+        prompts = prompts.corrected(best_logits > 0, targets_cpu, generator, valid)
         feed_mask = bool(torch.rand((), generator=generator) < settings.p_mask)
         mask_inputs = low_res[rows, best][:, None].detach() if feed_mask else None
         multimask = False
@@ -157,11 +163,16 @@ class _Prompts(NamedTuple):
         return None if self.coords is None else (self.coords, self.labels)
 
     def corrected(
-        self, predictions: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+        self,
+        predictions: torch.Tensor,
+        targets_cpu: torch.Tensor,
+        generator: torch.Generator,
+        valid: torch.Tensor | None,
     ) -> _Prompts:
         """These prompts plus one positive and one negative correction point per object."""
-        points, labels = correction_points(predictions.cpu(), targets.cpu(), generator)
-        points, labels = points.to(targets.device), labels.to(targets.device).long()
+        device = predictions.device
+        points, labels = correction_points(predictions.cpu(), targets_cpu, generator, valid)
+        points, labels = points.to(device), labels.to(device).long()
         if self.coords is None:
             return _Prompts(points, labels, self.boxes)
         return _Prompts(
@@ -172,15 +183,25 @@ class _Prompts(NamedTuple):
 
 
 def _first_prompts(
-    targets: torch.Tensor, settings: PromptingSettings, generator: torch.Generator
+    targets_cpu: torch.Tensor,
+    settings: PromptingSettings,
+    generator: torch.Generator,
+    device: torch.device,
 ) -> _Prompts:
-    device = targets.device
     if bool(torch.rand((), generator=generator) < settings.p_box):
-        boxes = box_from_masks(targets.cpu())
-        boxes = jitter_boxes(boxes, tuple(targets.shape[1:]), settings.box_jitter, generator)
+        boxes = box_from_masks(targets_cpu)
+        boxes = jitter_boxes(boxes, tuple(targets_cpu.shape[1:]), settings.box_jitter, generator)
         return _Prompts(None, None, boxes.to(device))
-    points, labels = sample_positive_points(targets.cpu(), 1, generator)
+    points, labels = sample_positive_points(targets_cpu, 1, generator)
     return _Prompts(points.to(device), labels.to(device).long(), None)
+
+
+def _content_area(input_sizes: torch.Tensor, size: tuple[int, int], n_obj: int) -> torch.Tensor:
+    """(N, S, S) bool CPU masks of the image content (top-left h × w) of each object's image."""
+    rows = torch.arange(size[0])[None, :, None]
+    cols = torch.arange(size[1])[None, None, :]
+    heights, widths = input_sizes.cpu().repeat_interleave(n_obj, dim=0).unbind(dim=1)
+    return (rows < heights[:, None, None]) & (cols < widths[:, None, None])
 
 
 def _mask_loss(

@@ -100,3 +100,9 @@ def test_values_that_would_fail_later_fail_at_load(override):
         load_config("medicosam", overrides)
     if override.startswith("objective.num_points"):  # an iterative run ignores num_points
         assert load_config("medicosam", [override]).objective.num_points == 0
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    (tmp_path / "medsam").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_config("medsam").objective.p_box == 1.0

@@ -6,7 +6,7 @@ last steps must sit clearly below the mean over the first steps (``logs/metrics.
 Skipped when the shared data folder is absent.
 
 The runs use one torch thread: on a shared 2-core machine, two threads competing with
-other processes make a step up to ~60× slower (OpenMP threads waiting on each other).
+other processes made steps 40–80× slower in our measurements.
 """
 
 from __future__ import annotations

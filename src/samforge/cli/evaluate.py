@@ -45,11 +45,21 @@ def _predictors(models: list[str], cache: Path) -> dict[str, Predictor]:
     disk_cache = DiskEmbeddingCache(cache)
     predictors: dict[str, Predictor] = {}
     for name in models:
-        label = Path(name).stem if Path(name).is_file() else name
+        label = _label(name, models)
         if label in predictors:
             raise ConfigError(f"model {name!r} is given twice (as {label!r}); give each once.")
         predictors[label] = Predictor(load_model(name), disk_cache=disk_cache)
     return predictors
+
+
+def _label(name: str, models: list[str]) -> str:
+    """A file's stem, with its folder when two files share a stem (every training run
+    exports ``model.pth``: ``runs/a/model.pth`` -> ``a/model``)."""
+    path = Path(name)
+    if not path.is_file():
+        return name
+    stems = [Path(other).stem for other in models if Path(other).is_file()]
+    return path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}/{path.stem}"
 
 
 def _images(data: list[Path], intensity: str, limit: int | None) -> Iterator[EvalImage]:

@@ -256,8 +256,10 @@ def _resolve(source: str | Path | dict[str, Any], seen: tuple[str, ...]) -> dict
     if isinstance(source, dict):
         values, origin = dict(source), "<dict>"
     else:
-        looks_like_preset = not Path(source).suffix and not Path(source).exists()
-        path = preset_path(str(source)) if looks_like_preset else Path(source)
+        # A name without a suffix is a preset unless it is a file (a folder of the same
+        # name in the working directory does not hide the preset).
+        is_file = Path(source).is_file()
+        path = preset_path(str(source)) if not is_file and not Path(source).suffix else Path(source)
         values, origin = _read_yaml(path), str(path)
     if origin in seen:
         raise ConfigError(f"config files extend each other in a loop: {' -> '.join(seen)}.")

@@ -19,6 +19,7 @@ import copy
 import json
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     if trainer.is_global_zero:
         print(f"samforge train: {config.name} — {report}", flush=True)
     started = time.perf_counter()
+    # SegmentationDataModule restores the data position itself (its state_dict), so
+    # Lightning's warning that a mid-epoch resume repeats data does not apply.
+    warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
     trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True)
     # A full checkpoint: "train longer" resumes from it (it is the newest step file).
     final = run_dir / "checkpoints" / f"step-{trainer.global_step:06d}.ckpt"

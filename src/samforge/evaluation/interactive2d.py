@@ -29,7 +29,7 @@ from ..data.objects import instances_from_labels
 from ..errors import ConfigError
 from ..inference.predictor import Predictor
 from ..inference.prompts_validation import PromptBatch
-from ..prompts import box_from_masks, center_points, correction_points
+from ..prompts import PromptState, box_from_masks, center_points
 from .metrics import dice
 
 START_PROMPTS: tuple[str, ...] = ("box", "point")
@@ -113,25 +113,23 @@ def interactive_rounds(
         ``settings.rounds`` predictions, each (B, H, W) bool.
     """
     threshold = predictor.model.mask_threshold
-    boxes = points = labels = None
     if settings.start == "box":
-        boxes = box_from_masks(masks)
+        prompts = PromptState(boxes=box_from_masks(masks))
     else:
         points = center_points(masks)[:, None]  # (B, 1, 2)
-        labels = torch.ones(points.shape[:2])
+        prompts = PromptState(points, torch.ones(points.shape[:2]))
     # A single point is ambiguous (SAM's paper): ask for 3 masks and keep the best.
     multimask = settings.start == "point"
     low_res = None
     predictions = []
     for round_index in range(settings.rounds):
         if round_index > 0:
-            new_points, new_labels = correction_points(predictions[-1], masks, generator)
-            points = new_points if points is None else torch.cat([points, new_points], dim=1)
-            labels = new_labels if labels is None else torch.cat([labels, new_labels], dim=1)
+            prompts = prompts.corrected(predictions[-1], masks, generator)
             multimask = False
         mask_input = low_res if settings.use_masks else None
         logits, scores, low = predictor.predict_torch(
-            PromptBatch(points, labels, boxes, mask_input), multimask=multimask
+            PromptBatch(prompts.points, prompts.labels, prompts.boxes, mask_input),
+            multimask=multimask,
         )
         best = scores.argmax(dim=1)  # (B,): index 0 when single-mask
         rows = torch.arange(len(best))

@@ -33,7 +33,7 @@ import torch
 from torch.utils._pytree import tree_map
 
 from ..errors import ConfigError
-from ..prompts import BOX_JITTER_FRACTION, box_from_masks, correction_points, jitter_boxes
+from ..prompts import BOX_JITTER_FRACTION, PromptState, box_from_masks, jitter_boxes
 from ..prompts import positive_points as sample_positive_points
 from .losses import dice_loss, focal_loss, mask_iou, upscale_logits
 
@@ -116,14 +116,15 @@ def iterative_prompting_loss(
     valid = None if input_sizes is None else _content_area(input_sizes, size, n_obj)
     embeddings = model.embed_images(images)
     per_object = repeat_per_object(embeddings, n_obj)
-    prompts = _first_prompts(targets_cpu, settings, generator, targets.device)
+    prompts = _first_prompts(targets_cpu, settings, generator)
     multimask = prompts.boxes is None
+    device = targets.device
 
     mask_losses, iou_losses, round_dice = [], [], []
     mask_inputs = None
     for step in range(settings.predictions):
         low_res, iou_pred = model.decode(
-            per_object, prompts.point_prompt(), prompts.boxes, mask_inputs, multimask
+            per_object, *_on_device(prompts, device), mask_inputs, multimask
         )
         logits = upscale_logits(low_res, size)
         true_iou = mask_iou(logits, targets)
@@ -136,7 +137,7 @@ def iterative_prompting_loss(
         round_dice.append(_hard_dice(best_logits > 0, targets))
         if step == settings.predictions - 1:
             break
-        prompts = prompts.corrected(best_logits > 0, targets_cpu, generator, valid)
+        prompts = prompts.corrected((best_logits > 0).cpu(), targets_cpu, generator, valid)
         feed_mask = bool(torch.rand((), generator=generator) < settings.p_mask)
         mask_inputs = low_res[rows, best][:, None].detach() if feed_mask else None
         multimask = False
@@ -152,48 +153,24 @@ def iterative_prompting_loss(
     return ObjectiveOutput(loss, mask_loss, iou_loss, semantic, torch.stack(round_dice))
 
 
-class _Prompts(NamedTuple):
-    """Prompts of N objects in the model frame: points (N, P, 2), labels (N, P) long."""
-
-    coords: torch.Tensor | None
-    labels: torch.Tensor | None
-    boxes: torch.Tensor | None
-
-    def point_prompt(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        return None if self.coords is None else (self.coords, self.labels)
-
-    def corrected(
-        self,
-        predictions: torch.Tensor,
-        targets_cpu: torch.Tensor,
-        generator: torch.Generator,
-        valid: torch.Tensor | None,
-    ) -> _Prompts:
-        """These prompts plus one positive and one negative correction point per object."""
-        device = predictions.device
-        points, labels = correction_points(predictions.cpu(), targets_cpu, generator, valid)
-        points, labels = points.to(device), labels.to(device).long()
-        if self.coords is None:
-            return _Prompts(points, labels, self.boxes)
-        return _Prompts(
-            torch.cat([self.coords, points], dim=1),
-            torch.cat([self.labels, labels], dim=1),
-            self.boxes,
-        )
-
-
 def _first_prompts(
-    targets_cpu: torch.Tensor,
-    settings: PromptingSettings,
-    generator: torch.Generator,
-    device: torch.device,
-) -> _Prompts:
+    targets_cpu: torch.Tensor, settings: PromptingSettings, generator: torch.Generator
+) -> PromptState:
+    """A jittered box (probability ``p_box``) or one random positive point per object."""
     if bool(torch.rand((), generator=generator) < settings.p_box):
         boxes = box_from_masks(targets_cpu)
         boxes = jitter_boxes(boxes, tuple(targets_cpu.shape[1:]), settings.box_jitter, generator)
-        return _Prompts(None, None, boxes.to(device))
+        return PromptState(boxes=boxes)
     points, labels = sample_positive_points(targets_cpu, 1, generator)
-    return _Prompts(points.to(device), labels.to(device).long(), None)
+    return PromptState(points, labels)
+
+
+def _on_device(prompts: PromptState, device: torch.device) -> tuple:
+    """(point prompt or None, boxes or None) as ``decode`` takes them, on ``device``."""
+    points = None
+    if prompts.points is not None:
+        points = (prompts.points.to(device), prompts.labels.to(device).long())
+    return points, None if prompts.boxes is None else prompts.boxes.to(device)
 
 
 def _content_area(input_sizes: torch.Tensor, size: tuple[int, int], n_obj: int) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -106,3 +108,15 @@ def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
     (tmp_path / "medsam").mkdir()
     monkeypatch.chdir(tmp_path)
     assert load_config("medsam").objective.p_box == 1.0
+
+
+def test_the_samforge_nano_recipe_is_valid(monkeypatch):
+    """The recipe names ../shared/data relative to the repository root."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root.parent / "shared" / "data" / "hc18").is_dir():
+        pytest.skip("../shared/data is absent beside the repository")
+    monkeypatch.chdir(root)
+    config = load_config(root / "configs" / "recipes" / "samforge_nano.yaml")
+    assert config.model == "random:vit_nano"
+    held_out = {tuple(s.subjects or ()) for s in config.data.val if s.path is not None}
+    assert held_out == {("250-299",)}

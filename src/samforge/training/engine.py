@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 import time
 import warnings
@@ -178,7 +179,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     # A full checkpoint: "train longer" resumes from it (it is the newest step file).
     final = run_dir / "checkpoints" / f"step-{trainer.global_step:06d}.ckpt"
     if not final.exists():
-        trainer.save_checkpoint(final)
+        trainer.save_checkpoint(final, weights_only=False)  # with optimiser state: resumable
     export_path = None
     if trainer.is_global_zero:
         trained = module.model
@@ -210,7 +211,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
 
 
+def _quiet_lightning() -> None:
+    """Drop two messages that say nothing about the run: Lightning's advertisement for its
+    cloud logger, and a deprecation inside Lightning's own use of torch's pytree."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not str(record.msg).startswith("💡 Tip")
+    )
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
 def build_trainer(config: TrainConfig, run_dir: Path) -> L.Trainer:
+    _quiet_lightning()
     settings = config.trainer
     callbacks: list[Callback] = [
         ModelCheckpoint(

@@ -25,16 +25,16 @@ def train(
         help="Override one setting, e.g. --set trainer.max_steps=50 (repeatable).",
     ),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue the run from its last checkpoint."
+        False, "--resume", help="Continue the run from its newest checkpoint."
     ),
     check: bool = typer.Option(
         False, "--check", help="Validate the config and print it resolved; train nothing."
     ),
 ) -> None:
-    """Fine-tune a SAM model with the MedicoSAM or RobustMedSAM objective on Lightning.
+    """Fine-tune a SAM-family model (MedicoSAM, MedSAM, RobustMedSAM or SAM-UNet recipe).
 
-    Writes checkpoints, CSV and TensorBoard logs, and the final model in the official SAM
-    format into <output_dir>/<name>/.
+    Writes checkpoints, CSV and TensorBoard logs and the final model (SAM tools load it)
+    into <output_dir>/<name>/. See docs/training.md.
     """
     resolved = load_config(Path(config) if Path(config).is_file() else config, overrides)
     if check:

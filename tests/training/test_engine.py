@@ -169,6 +169,7 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
         trainer__devices=2,
         trainer__max_steps=3,
         trainer__record_weight_digests=True,
+        data__val=[{"phantoms": ["mr"], "count": 2, "shape": [64, 64], "seed": 5}],
     )
     env = {**os.environ, "MASTER_PORT": str(29500 + os.getpid() % 1000)}
     done = subprocess.run(
@@ -189,6 +190,8 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
     assert ranks[0] == ranks[1]
     assert len({row["digest"] for row in ranks[0]}) == 3  # the weights changed every step
     assert (tmp_path / "runs" / "run" / "model.pth").is_file()
+    header = (tmp_path / "runs" / "run" / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert "val/loss" in header.split(",")
 
 
 def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tmp_path):

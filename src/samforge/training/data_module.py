@@ -124,8 +124,7 @@ class SegmentationDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        rank, world = self._rank_and_world()
         self._sampler = ResumableSampler(
             self.train_set, self.config.batch_size, self.seed, rank, world
         )
@@ -137,10 +136,22 @@ class SegmentationDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
+        rank, world = self._rank_and_world()
+        # Each rank validates its shard; the logged metrics are averaged across ranks.
         sampler = ResumableSampler(
-            self.val_set, self.config.batch_size, self.seed, shuffle=False, follow_epoch=False
+            self.val_set,
+            self.config.batch_size,
+            self.seed,
+            rank,
+            world,
+            shuffle=False,
+            follow_epoch=False,
         )
         return self._loader(self.val_set, sampler)
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
 
     def _loader(self, dataset: ObjectSegmentationDataset, sampler: Sampler) -> DataLoader:
         return DataLoader(

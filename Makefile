@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/samforge demo --out demo-out
+	$(BIN)/samforge demo --out demo-report
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -38,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_vs_official.py --arch vit_b
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-report .pytest_cache .ruff_cache

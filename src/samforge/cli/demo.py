@@ -1,118 +1,198 @@
-"""``samforge demo``: the whole segmentation path on a synthetic CT volume.
+"""``samforge demo``: the built-in demonstration on phantoms, no download.
 
-Until the built-in trained model exists (issue 6), the demo runs ``samforge_random_tiny``, a
-randomly initialised model: it exercises reading, intensity normalisation, prompts, decoding
-and writing a mask with the input's geometry, and says plainly that the masks are
-meaningless.
+Steps (each into a subfolder of ``--out``): interactive 2D evaluation (box and point
+starts, then corrections) on 2D phantoms of four modalities; 3D segmentation of a CT
+phantom volume by propagation from one slice; a robustness sweep over the twelve
+corruptions at severity 3; a short fine-tune with the ``medicosam`` preset and the same 2D
+evaluation of the fine-tuned model. Ends with a summary table, ``summary.json`` and one
+self-contained ``report.html`` with every step's plots.
+
+Until the built-in trained model exists (issue 6), :data:`DEMO_MODEL` is
+``samforge_random_tiny``, a randomly initialised model: the numbers show the pipeline, not
+segmentation quality.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-import numpy as np
-import torch
 import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from ..data.io import read_case, write_mask
-from ..data.objects import instances_from_labels
-from ..evaluation.metrics import dice
-from ..inference.objects import segment_objects
+from ..errors import ConfigError
+from ..evaluation.report import (
+    REPORT_HTML,
+    SUMMARY_JSON,
+    atomic_write_bytes,
+    render_html,
+    write_json,
+)
 from ..inference.predictor import Predictor
 from ..models.checkpoint import load_model
-from ..prompts import center_points
-from . import data_synthetic
+from . import demo_steps as steps
 
 console = Console()
 
 DEMO_MODEL = "samforge_random_tiny"
+UNTRAINED_MODELS = ("samforge_random_tiny",)
+
+T = TypeVar("T")
 
 
 def demo(
-    out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Folder for all outputs."),
+    out: Path = typer.Option(Path("demo-report"), "--out", "-o", help="Folder for all outputs."),
     model: str = typer.Option(DEMO_MODEL, "--model", "-m", help="Registry name or checkpoint."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller run of every step (< 1 min)."),
 ) -> None:
-    """Segment the largest organ of a synthetic CT volume from a box and from a point."""
+    """Evaluate, propagate in 3D, stress with corruptions, fine-tune and evaluate again."""
     started = time.perf_counter()
-    if model == DEMO_MODEL:
+    if model in UNTRAINED_MODELS:
         console.print(
             Panel(
-                f"[bold]{DEMO_MODEL}[/] is randomly initialised and untrained: this run shows the "
+                f"[bold]{model}[/] is randomly initialised and untrained: this run shows the "
                 "pipeline, not segmentation quality. A trained built-in model comes later.",
                 style="yellow",
             )
         )
-    phantom_dir = out / "phantom"
-    data_synthetic.phantom(
-        out=phantom_dir, modality="ct", three_d=True, count=1, size=128, depth=24, seed=0
-    )
-    image_path = phantom_dir / "imagesTr" / "ct_000_0000.nii.gz"
-    case = read_case(image_path, phantom_dir / "labelsTr" / "ct_000.nii.gz")
-    slice_index = int(np.argmax((case.label > 0).sum(axis=(1, 2))))
-    target = max(instances_from_labels(case.label[slice_index]), key=lambda o: o.area)
+    out = _writable(out)
+    plan = steps.DemoPlan.make(quick)
+    seconds: dict[str, float] = {}
 
-    predictor = Predictor(load_model(model))
-    predictor.set_image(case.image[slice_index], modality=case.modality)
-    box = np.asarray(target.box, dtype=np.float32)
-    centre = center_points(torch.from_numpy(target.mask)[None])[0].numpy()
-    runs = {
-        "box": segment_objects(predictor, boxes=box[None]),
-        "point": segment_objects(predictor, points=centre[None, None], labels=np.ones((1, 1))),
+    def step(key: str, title: str, action: Callable[[], T]) -> T:
+        begun = time.perf_counter()
+        with console.status(f"{title} ..."):
+            value = action()
+        seconds[key] = time.perf_counter() - begun
+        console.print(f"[green]✓[/] {title} [dim]({seconds[key]:.1f} s)[/]", highlight=False)
+        return value
+
+    predictor = step("load_model", f"load {model}", lambda: Predictor(load_model(model)))
+    images = steps.eval_images(plan, plan.images_per_modality)
+    before, rows_before, _ = step(
+        "interactive2d",
+        f"interactive 2D: {len(images)} images, box/point + {plan.rounds - 1} corrections",
+        lambda: steps.interactive2d({"start": predictor}, images, plan, out / "interactive2d"),
+    )
+    volume = step(
+        "propagation3d",
+        f"3D propagation from one slice, CT volume {plan.volume_shape}",
+        lambda: steps.propagation3d(predictor, plan, out / "propagation3d"),
+    )
+    robust = step(
+        "robustness",
+        "robustness: 12 corruptions at severity 3",
+        lambda: steps.robustness(predictor, plan, out / "robustness"),
+    )
+    export, training = step(
+        "finetune",
+        f"fine-tune (medicosam preset, {plan.finetune_steps} steps)",
+        lambda: steps.finetune(model, plan, out / "finetune"),
+    )
+    after, rows_after, _ = step(
+        "interactive2d_finetuned",
+        "interactive 2D of the fine-tuned model (same images)",
+        lambda: steps.interactive2d(
+            {"finetuned": Predictor(load_model(export))}, images, plan, out / "finetune" / "eval"
+        ),
+    )
+    seconds["total"] = time.perf_counter() - started
+    summary = {
+        "model": model,
+        "quick": quick,
+        "images_2d": len(images),
+        "rounds": plan.rounds,
+        "interactive2d": {
+            "dice": {"before_finetune": before["start"], "after_finetune": after["finetuned"]}
+        },
+        "propagation3d": volume,
+        "robustness": robust,
+        "training": training,
+        "seconds": seconds,
     }
+    figures = _figures(out, rows_before + rows_after)
+    write_json(out / SUMMARY_JSON, summary)
+    page = render_html(
+        f"samforge demo: {model}", {"headline": _headline(summary)} | summary, figures
+    )
+    report = atomic_write_bytes(out / REPORT_HTML, page.encode())
+    console.print(_table(summary))
+    console.print(f"report: {report}; summary: {out / SUMMARY_JSON}", highlight=False)
+
+
+def _writable(out: Path) -> Path:
+    """The out folder, created; a one-line error when it cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".samforge-demo-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the demo's outputs into {out}: {error.strerror or error}; "
+            "choose another folder with --out."
+        ) from None
+    return out
+
+
+def _figures(out: Path, rows: list[dict]) -> dict[str, Path]:
+    """Every step's plots, in the order of the steps."""
+    figures = {
+        "Dice per round, before and after the fine-tune": steps.before_after_plot(
+            rows, out / "dice_before_after.png"
+        ),
+        "examples (start model)": out / "interactive2d" / "examples.png",
+        "Dice per modality (start model)": out / "interactive2d" / "dice_per_dataset.png",
+        "3D propagation from one slice": out / "propagation3d" / "propagation.png",
+        "robustness (Dice per corruption)": out / "robustness" / "robustness.png",
+        "fine-tune loss": out / "finetune" / "loss.png",
+        "examples (fine-tuned model)": out / "finetune" / "eval" / "examples.png",
+    }
+    return {name: path for name, path in figures.items() if path.is_file()}
+
+
+def _headline(summary: dict) -> list[dict]:
+    """The summary as (step, measure, value) rows, for the table and the HTML page."""
+    rounds = summary["rounds"]
+    rows = []
+    for phase, label in (("before_finetune", "start model"), ("after_finetune", "fine-tuned")):
+        for start, values in summary["interactive2d"]["dice"][phase].items():
+            for round_ in (1, rounds):
+                rows.append(
+                    {
+                        "step": f"2D ({label})",
+                        "measure": f"Dice {start} start, round {round_}",
+                        "value": values.get(f"round_{round_}", float("nan")),
+                    }
+                )
+    dice3d = summary["propagation3d"]["dice"]
+    rows.append({"step": "3D", "measure": "Dice largest object", "value": dice3d["largest_object"]})
+    rows.append(
+        {"step": "3D", "measure": "Dice mean of objects", "value": dice3d["mean_over_objects"]}
+    )
+    robust = summary["robustness"]["dice"]
+    rows.append({"step": "robustness", "measure": "Dice clean", "value": robust["clean"]})
+    rows.append(
+        {"step": "robustness", "measure": "Dice degraded (mean of 12)", "value": robust["degraded"]}
+    )
+    training = summary["training"]
+    for key in ("loss_first", "loss_last"):
+        rows.append({"step": "fine-tune", "measure": key.replace("_", " "), "value": training[key]})
+    for key, value in summary["seconds"].items():
+        rows.append({"step": "time", "measure": f"{key} (s)", "value": value})
+    return rows
+
+
+def _table(summary: dict) -> Table:
     table = Table(
-        title=f"{model} on {image_path.name}, slice {slice_index}, class "
-        f"{target.class_id} ({target.area} px)"
+        title=f"samforge demo: {summary['model']}" + (" (quick)" if summary["quick"] else "")
     )
-    for column in ("prompt", "Dice vs phantom label", "predicted IoU", "mask file"):
-        table.add_column(column)
-    for name, (label_map, prediction) in runs.items():
-        volume = np.zeros(case.label.shape, dtype=np.uint8)
-        volume[slice_index] = label_map
-        mask_path = out / f"mask_{name}.nii.gz"
-        write_mask(mask_path, volume, reference=case)
-        table.add_row(
-            name,
-            f"{dice(label_map > 0, target.mask):.3f}",
-            f"{prediction.scores[0, 0]:.3f}",
-            str(mask_path),
-        )
-    overlay = _plot_overlay(
-        out / "overlay.png",
-        case.image[slice_index],
-        target.mask,
-        {name: run[0] > 0 for name, run in runs.items()},
-        box,
-        centre,
-    )
-    console.print(table)
-    console.print(f"overlay: {overlay}; done in {time.perf_counter() - started:.1f} s")
-
-
-def _plot_overlay(path: Path, image, truth, predictions: dict, box, point) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
-
-    figure = Figure(figsize=(4 * len(predictions), 4), dpi=100)
-    FigureCanvasAgg(figure)
-    for ax, (name, mask) in zip(
-        figure.subplots(1, len(predictions)), predictions.items(), strict=True
-    ):
-        ax.imshow(np.clip(image, -160, 240), cmap="gray")
-        ax.contour(truth, levels=[0.5], colors="lime", linewidths=1)
-        ax.imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.4)
-        if name == "box":
-            x0, y0, x1, y1 = box
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="cyan"))
-        else:
-            ax.plot(*point, "c*", markersize=12)
-        ax.set_title(f"{name} prompt (green: phantom label)")
-        ax.set_axis_off()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
+    for column in ("step", "measure", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for row in _headline(summary):
+        table.add_row(row["step"], row["measure"], f"{row['value']:.3f}")
+    return table

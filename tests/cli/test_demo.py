@@ -1,0 +1,95 @@
+"""``samforge demo --quick`` end to end: every step runs and the report holds sane numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from samforge.cli import app
+from samforge.cli.demo import DEMO_MODEL
+
+runner = CliRunner()
+
+PLOTS = (
+    "dice_before_after.png",
+    "interactive2d/examples.png",
+    "interactive2d/dice_vs_round.png",
+    "propagation3d/propagation.png",
+    "robustness/robustness.png",
+    "finetune/loss.png",
+    "finetune/eval/examples.png",
+)
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def numbers(node, path=(), in_dice=False):
+    """(path, value, is_a_dice) for every number in a JSON tree; values under a ``dice``
+    key are Dice scores."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from numbers(value, (*path, key), in_dice or key == "dice")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from numbers(value, (*path, index), in_dice)
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        yield path, node, in_dice
+    elif node is None:
+        yield path, float("nan"), in_dice  # NaN is written as null
+
+
+def test_quick_demo_writes_a_report_with_finite_numbers(tmp_path, one_thread):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--quick", "--out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    if DEMO_MODEL == "samforge_random_tiny":
+        assert "untrained" in result.output  # the warning stays while the model is random
+    assert "Dice box start, round 1" in result.output  # the summary table
+
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= len(PLOTS)
+    for plot in PLOTS:
+        assert (out / plot).stat().st_size > 0, plot
+
+    summary = json.loads((out / "summary.json").read_text())
+    found = list(numbers(summary))
+    dices = [(path, value) for path, value, is_dice in found if is_dice]
+    for path, value, _ in found:
+        assert math.isfinite(value), path
+    for path, value in dices:
+        assert 0.0 <= value <= 1.0, path
+    rounds = summary["rounds"]
+    for phase in ("before_finetune", "after_finetune"):
+        for start in ("box", "point"):
+            assert set(summary["interactive2d"]["dice"][phase][start]) == {
+                "round_1",
+                f"round_{rounds}",
+            }
+    assert len(summary["robustness"]["dice"]["per_corruption"]) == 12
+    assert summary["training"]["steps"] >= 1
+    assert {"interactive2d", "propagation3d", "robustness", "finetune", "total"} <= set(
+        summary["seconds"]
+    )
+
+
+def test_unknown_model_and_unwritable_folder_are_user_errors(tmp_path):
+    from samforge.errors import SamforgeError
+
+    result = runner.invoke(app, ["demo", "--quick", "--out", str(tmp_path), "-m", "sam_vit_q"])
+    assert isinstance(result.exception, SamforgeError)
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = runner.invoke(app, ["demo", "--quick", "--out", str(blocker / "sub")])
+    assert isinstance(result.exception, SamforgeError)
+    assert "--out" in str(result.exception)

@@ -18,28 +18,15 @@ from .mask_decoder import DecoderOutput, MaskDecoder
 from .prompt_encoder import PromptEncoder
 
 
-class Sam(nn.Module):
-    """Plain SAM (and SAM-Med2D, whose adapters live inside the image encoder)."""
+class PromptableModel(nn.Module):
+    """What every family shares: ``decode`` is ``decode_with_features`` without the
+    features; the device is that of the pixel-statistics buffers."""
 
     mask_threshold: float = 0.0
-    # Families that only swap the decoder (RobustSAM) subclass Sam and change this.
-    mask_decoder_class: type[MaskDecoder] = MaskDecoder
-
-    def __init__(self, config: SamConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.image_encoder = ImageEncoderViT.from_config(config)
-        self.prompt_encoder = PromptEncoder.from_config(config)
-        self.mask_decoder = self.mask_decoder_class.from_config(config)
-        register_pixel_statistics(self, config)
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
-
-    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) model-ready images -> (B, 256, S/16, S/16) embeddings."""
-        return self.image_encoder(images)
 
     def decode(
         self,
@@ -52,19 +39,43 @@ class Sam(nn.Module):
         """Decode B prompts against one image, or one image per prompt.
 
         Args:
-            image_embeddings: (1 or B, 256, h, w).
+            image_embeddings: (1 or B, 256, h, w), or the family's dict of such tensors.
             points: coords (B, N, 2) in model-frame pixels (x, y) and labels (B, N).
             boxes: (B, 4) x0, y0, x1, y1 in model-frame pixels.
             mask_inputs: (B, 1, 4h, 4w) low-resolution logits from an earlier prediction.
             multimask_output: return three masks per prompt instead of one.
 
         Returns:
-            low-resolution logits (B, M, 4h, 4w) and IoU predictions (B, M).
+            low-resolution logits (B, M, 4h, 4w) and IoU predictions (B, M), or None for
+            a family without an IoU head (SAM-UNet).
         """
         low_res, iou = self.decode_with_features(
             image_embeddings, points, boxes, mask_inputs, multimask_output
         )[:2]
         return low_res, iou
+
+    def decode_with_features(self, *args, **kwargs) -> DecoderOutput:
+        """Each family's decoder, returning its features too (see :class:`Sam`)."""
+        raise NotImplementedError
+
+
+class Sam(PromptableModel):
+    """Plain SAM (and SAM-Med2D, whose adapters live inside the image encoder)."""
+
+    # Families that only swap the decoder (RobustSAM) subclass Sam and change this.
+    mask_decoder_class: type[MaskDecoder] = MaskDecoder
+
+    def __init__(self, config: SamConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.image_encoder = ImageEncoderViT.from_config(config)
+        self.prompt_encoder = PromptEncoder.from_config(config)
+        self.mask_decoder = self.mask_decoder_class.from_config(config)
+        register_pixel_statistics(self, config)
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) model-ready images -> (B, 256, S/16, S/16) embeddings."""
+        return self.image_encoder(images)
 
     def decode_with_features(
         self,

@@ -34,6 +34,7 @@ from .image_encoder import ImageEncoderViT
 from .mask_decoder import DecoderOutput, MaskDecoder, expand_to_batch, read_masks
 from .prompt_encoder import PromptEncoder
 from .resnet import ResNetStages, from_torchvision_names
+from .sam import PromptableModel
 from .sam_unet_keys import WRAPPED_PREFIXES, from_sam_names
 
 MULTI_SCALE_FEATURES = "multi_scale_features"
@@ -154,8 +155,10 @@ class SamUNetMaskDecoder(nn.Module):
         return DecoderOutput(read_masks(self.hf_mlp(token), features), None, features, token)
 
 
-class SamUNet(nn.Module):
-    mask_threshold: float = 0.0
+class SamUNet(PromptableModel):
+    """Decodes one mask per prompt, whatever ``multimask_output`` says, and predicts no IoU
+    (``decode`` returns None for it)."""
+
     # Everything but the ViT trains in SAM-UNet (its prompt encoder and SAM's decoder too).
     trainable_prefixes: tuple[str, ...] = (
         "resnet.",
@@ -185,10 +188,6 @@ class SamUNet(nn.Module):
         self.embedding_encoder = upscaling(dim, dim // 4, dim // 8)
         register_pixel_statistics(self, config)
 
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
     def freeze_encoder(self) -> None:
         """SAM-UNet's training split: the ViT frozen, everything else trainable."""
         for name, parameter in self.named_parameters():
@@ -216,21 +215,6 @@ class SamUNet(nn.Module):
         for features in reversed(bridged):  # summed deepest first, as SAM-UNet does
             multi_scale = multi_scale + features
         return {IMAGE_EMBEDDINGS: embedding, MULTI_SCALE_FEATURES: multi_scale}
-
-    def decode(
-        self,
-        image_embeddings: Embeddings,
-        points: tuple[torch.Tensor, torch.Tensor] | None = None,
-        boxes: torch.Tensor | None = None,
-        mask_inputs: torch.Tensor | None = None,
-        multimask_output: bool = False,
-    ) -> tuple[torch.Tensor, None]:
-        """Decode B prompts (see :meth:`Sam.decode`): one mask each, whatever
-        ``multimask_output`` says, and no IoU predictions."""
-        low_res, iou = self.decode_with_features(
-            image_embeddings, points, boxes, mask_inputs, multimask_output
-        )[:2]
-        return low_res, iou
 
     def decode_with_features(
         self,

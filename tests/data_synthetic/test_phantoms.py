@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -243,27 +241,3 @@ def test_xray_projection():
     a = image.astype(float)
     correlation = np.corrcoef(a[:, :-1].ravel(), a[:, 1:].ravel())[0, 1]
     assert correlation > 0.98
-
-
-# --- speed ------------------------------------------------------------------------------------
-
-
-def best_of(runs: int, fn) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-@pytest.mark.parametrize("modality", MODALITIES)
-def test_2d_phantom_is_fast(modality):
-    seconds = best_of(5, lambda: make_phantom(modality, shape=(256, 256), seed=1))
-    assert seconds < 0.05, f"{modality} 256²: {seconds * 1000:.0f} ms"
-
-
-@pytest.mark.parametrize("modality", VOLUME_MODALITIES)
-def test_3d_phantom_is_fast(modality):
-    seconds = best_of(2, lambda: make_phantom(modality, shape=(32, 128, 128), seed=1))
-    assert seconds < 1.0, f"{modality} 32×128×128: {seconds:.2f} s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -140,6 +141,18 @@ def test_lora_run_exports_merged_dense_weights(tmp_path):
     )
 
 
+def train_losses(run: Path) -> list[tuple[str, str]]:
+    with (run / "logs" / "metrics.csv").open(newline="") as file:
+        return [
+            (row["step"], row["train/loss"]) for row in csv.DictReader(file) if row["train/loss"]
+        ]
+
+
+def logged_steps(run: Path) -> int:
+    path = run / "logs" / "metrics.csv"
+    return len(path.read_text().splitlines()) - 1 if path.is_file() else 0
+
+
 def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     """Kill -9 in the middle of an epoch (6 items per epoch, checkpoints every 3 steps)."""
     config = write_config(tmp_path)
@@ -153,7 +166,9 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 240
-    while not (cut_dir / "step-000003.ckpt").exists():
+    # Killed once the log holds a step past the checkpoint: the resumed run must keep the
+    # rows before step 3 and log the later ones again, not twice.
+    while not ((cut_dir / "step-000003.ckpt").exists() and logged_steps(cut_dir.parent) > 3):
         assert process.poll() is None, "the run ended before its first checkpoint"
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -168,6 +183,8 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
         state(tmp_path / "runs/full/model.pth"),
     )
     assert all(torch.equal(ours[key], reference[key]) for key in reference)
+    # The log keeps what was logged before the kill: the same history as the full run.
+    assert train_losses(tmp_path / "runs/cut") == train_losses(tmp_path / "runs/full")
     start = load_model("samforge_random_tiny").state_dict()
     assert not all(torch.equal(reference[key], start[key]) for key in start)  # it trained
 

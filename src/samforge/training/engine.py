@@ -30,7 +30,7 @@ import torch
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from ..errors import CheckpointError, ConfigError
@@ -42,6 +42,7 @@ from ..models.peft import apply_lora, apply_svd, merge_peft
 from .config import TrainConfig
 from .data_module import SegmentationDataModule
 from .freeze import FreezeReport, apply_freeze_policy
+from .logs import ResumableCSVLogger
 from .module import SamTrainingModule
 
 # Keys that may change between an interrupted run and its resumption.
@@ -168,7 +169,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     model, report = prepare_model(config)
     module = SamTrainingModule(model, config.objective, config.optimizer, config.trainer.seed)
     data = SegmentationDataModule(config.data, model.config.input_transform(), config.trainer.seed)
-    trainer = build_trainer(config, run_dir)
+    trainer = build_trainer(config, run_dir, resume_step=_step_of(checkpoint))
     if trainer.is_global_zero:
         print(f"samforge train: {config.name} — {report}", flush=True)
     started = time.perf_counter()
@@ -220,7 +221,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
-def build_trainer(config: TrainConfig, run_dir: Path) -> L.Trainer:
+def build_trainer(config: TrainConfig, run_dir: Path, resume_step: int | None = None) -> L.Trainer:
     _quiet_lightning()
     settings = config.trainer
     callbacks: list[Callback] = [
@@ -259,7 +260,7 @@ def build_trainer(config: TrainConfig, run_dir: Path) -> L.Trainer:
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         logger=[
-            CSVLogger(run_dir, name="logs", version=""),
+            ResumableCSVLogger(run_dir, resume_step),
             TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False),
         ],
     )
@@ -360,6 +361,10 @@ def _resume_checkpoint(config: TrainConfig, run_dir: Path) -> Path:
                 "new run."
             )
     return last
+
+
+def _step_of(checkpoint: Path | None) -> int | None:
+    return None if checkpoint is None else int(checkpoint.stem.removeprefix("step-"))
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -18,7 +18,8 @@ PLOTS = (
     "dice_before_after.png",
     "interactive2d/examples.png",
     "interactive2d/dice_vs_round.png",
-    "propagation3d/propagation.png",
+    "propagation3d/ct_phantom/propagation.png",
+    "propagation3d/mni152/propagation.png",
     "robustness/robustness.png",
     "finetune/loss.png",
     "finetune/eval/examples.png",
@@ -77,9 +78,15 @@ def test_quick_demo_writes_a_report_with_finite_numbers(tmp_path, one_thread):
             }
     assert len(summary["robustness"]["dice"]["per_corruption"]) == 12
     assert summary["training"]["steps"] >= 1
-    assert {"interactive2d", "propagation3d", "robustness", "finetune", "total"} <= set(
-        summary["seconds"]
-    )
+    assert set(summary["propagation3d"]) == {"ct_phantom", "mni152"}  # phantom and real MRI
+    assert {
+        "interactive2d",
+        "propagation3d_ct_phantom",
+        "propagation3d_mni152",
+        "robustness",
+        "finetune",
+        "total",
+    } <= set(summary["seconds"])
 
 
 def test_unknown_model_and_unwritable_folder_are_user_errors(tmp_path):

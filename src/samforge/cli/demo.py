@@ -1,8 +1,9 @@
 """``samforge demo``: the built-in demonstration on phantoms, no download.
 
 Steps (each into a subfolder of ``--out``): interactive 2D evaluation (box and point
-starts, then corrections) on 2D phantoms of four modalities; 3D segmentation of a CT
-phantom volume by propagation from one slice; a robustness sweep over the twelve
+starts, then corrections) on 2D phantoms of four modalities; 3D segmentation by propagation
+from one slice of a CT phantom volume and of a real brain MRI (the MNI152 template that
+ships with nilearn, grey and white matter); a robustness sweep over the twelve
 corruptions at severity 3; a short fine-tune with the ``medicosam`` preset and the same 2D
 evaluation of the fine-tuned model. Ends with a summary table, ``summary.json`` and one
 self-contained ``report.html`` with every step's plots.
@@ -78,11 +79,16 @@ def demo(
         f"interactive 2D: {len(images)} images, box/point + {plan.rounds - 1} corrections",
         lambda: steps.interactive2d({"start": predictor}, images, plan, out / "interactive2d"),
     )
-    volume = step(
-        "propagation3d",
-        f"3D propagation from one slice, CT volume {plan.volume_shape}",
-        lambda: steps.propagation3d(predictor, plan, out / "propagation3d"),
-    )
+    volumes = {
+        case.name: step(
+            f"propagation3d_{case.name}",
+            f"3D propagation from one slice, {case.name} {case.image.shape}",
+            lambda case=case: steps.propagation3d(
+                predictor, case, plan, out / "propagation3d" / case.name
+            ),
+        )
+        for case in steps.volume_cases(plan)
+    }
     robust = step(
         "robustness",
         "robustness: 12 corruptions at severity 3",
@@ -109,7 +115,7 @@ def demo(
         "interactive2d": {
             "dice": {"before_finetune": before["start"], "after_finetune": after["finetuned"]}
         },
-        "propagation3d": volume,
+        "propagation3d": volumes,
         "robustness": robust,
         "training": training,
         "seconds": seconds,
@@ -147,7 +153,10 @@ def _figures(out: Path, rows: list[dict]) -> dict[str, Path]:
         ),
         "examples (start model)": out / "interactive2d" / "examples.png",
         "Dice per modality (start model)": out / "interactive2d" / "dice_per_dataset.png",
-        "3D propagation from one slice": out / "propagation3d" / "propagation.png",
+        **{
+            f"3D propagation from one slice: {folder.name}": folder / "propagation.png"
+            for folder in sorted((out / "propagation3d").glob("*"))
+        },
         "robustness (Dice per corruption)": out / "robustness" / "robustness.png",
         "fine-tune loss": out / "finetune" / "loss.png",
         "examples (fine-tuned model)": out / "finetune" / "eval" / "examples.png",
@@ -169,11 +178,10 @@ def _headline(summary: dict) -> list[dict]:
                         "value": values.get(f"round_{round_}", float("nan")),
                     }
                 )
-    dice3d = summary["propagation3d"]["dice"]
-    rows.append({"step": "3D", "measure": "Dice largest object", "value": dice3d["largest_object"]})
-    rows.append(
-        {"step": "3D", "measure": "Dice mean of objects", "value": dice3d["mean_over_objects"]}
-    )
+    for name, volume in summary["propagation3d"].items():
+        for key, measure in (("largest_object", "largest object"), ("mean_over_objects", "mean")):
+            value = volume["dice"][key]
+            rows.append({"step": f"3D {name}", "measure": f"Dice {measure}", "value": value})
     robust = summary["robustness"]["dice"]
     rows.append({"step": "robustness", "measure": "Dice clean", "value": robust["clean"]})
     rows.append(

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.builtin import mni152_case
 from ..data.corruptions import PAPER_SEVERITY, resolve_corruption_names
 from ..data.phantoms import phantom_case
+from ..data.record import Case
 from ..evaluation.interactive2d import InteractiveSettings
 from ..evaluation.interactive3d import Protocol3D, case_objects, evaluate_case, start_prompt
 from ..evaluation.plots import Overlay, plot_dice_vs_round, plot_overlays
@@ -52,13 +54,14 @@ class DemoPlan:
     robustness_images_per_modality: int
     finetune_steps: int
     finetune_count: int
+    mni152_step: int
     lr: float = 3e-4
 
     @classmethod
     def make(cls, quick: bool) -> DemoPlan:
         if quick:
-            return cls(2, 3, 128, (12, 128, 128), 2, 1, 10, 2)
-        return cls(8, 8, 128, (32, 128, 128), 6, 3, 200, 16)
+            return cls(2, 3, 128, (12, 128, 128), 2, 1, 10, 2, mni152_step=6)
+        return cls(8, 8, 128, (32, 128, 128), 6, 3, 200, 16, mni152_step=2)
 
 
 def eval_images(plan: DemoPlan, per_modality: int, seed: int = EVAL_SEED) -> list[EvalImage]:
@@ -95,10 +98,16 @@ def round_dice(summary: dict, rounds: int) -> dict:
     return table
 
 
-def propagation3d(predictor: Predictor, plan: DemoPlan, out: Path) -> dict:
-    """One CT phantom volume: each of its largest objects prompted with a box on its central
-    slice and propagated through the volume; 3D Dice per object."""
-    case = phantom_case("ct", shape=plan.volume_shape, seed=VOLUME_SEED, name="ct_volume")
+def volume_cases(plan: DemoPlan) -> list[Case]:
+    """A CT phantom volume and a real brain MRI (nilearn's MNI152 template, grey and white
+    matter labels); both ship with samforge's dependencies."""
+    phantom = phantom_case("ct", shape=plan.volume_shape, seed=VOLUME_SEED, name="ct_phantom")
+    return [phantom, mni152_case(step=plan.mni152_step)]
+
+
+def propagation3d(predictor: Predictor, case: Case, plan: DemoPlan, out: Path) -> dict:
+    """The largest objects of a volume, each prompted with a box on its central slice and
+    propagated through the volume; 3D Dice per object."""
     protocol = Protocol3D(start="box", max_objects=plan.volume_objects, min_size=50)
     setting = PropagationSettings()
     rows = [
@@ -113,22 +122,27 @@ def propagation3d(predictor: Predictor, plan: DemoPlan, out: Path) -> dict:
         "protocol": {"start": "box", "setting": setting.label(), "volume": list(case.image.shape)},
         "objects": rows,
     }
-    write_report(out, rows, summary, figures, "Demo: 3D propagation from one slice")
+    write_report(out, rows, summary, figures, f"Demo: 3D propagation from one slice, {case.name}")
     dices = [row["dice"] for row in rows]
     biggest = max(rows, key=lambda row: row["voxels"])["dice"]
-    return {"dice": {"largest_object": biggest, "mean_over_objects": float(np.mean(dices))}}
+    return {
+        "shape": list(case.image.shape),
+        "modality": case.modality,
+        "dice": {"largest_object": biggest, "mean_over_objects": float(np.mean(dices))},
+    }
 
 
-def _plot_volume(path: Path, case, instance, result) -> Path:
+def _plot_volume(path: Path, case: Case, instance, result) -> Path:
     """Slices through the object, the prompted one among them: image, truth (green) and
     propagated mask (red)."""
     slices = np.flatnonzero(instance.mask.any(axis=(1, 2)))
     prompted = start_prompt(instance.mask, "box").index
     chosen = np.unique([*np.linspace(slices[0], slices[-1], 4).round().astype(int), prompted])
-    window = np.clip((case.image.astype(np.float32) + 160) / 400 * 255, 0, 255)
+    low, high = np.percentile(case.image, (1, 99))
+    shown = np.clip((case.image.astype(np.float32) - low) / max(high - low, 1e-6) * 255, 0, 255)
     examples = [
         Overlay(
-            np.repeat(window[z][..., None], 3, axis=2),
+            np.repeat(shown[z][..., None], 3, axis=2),
             instance.mask[z].astype(np.uint8),
             result.mask[z].astype(np.uint8),
             f"slice {z}" + (" (box prompt)" if z == prompted else ""),

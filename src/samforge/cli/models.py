@@ -1,12 +1,16 @@
-"""``samforge models``: list the registered models and download their checkpoints."""
+"""``samforge models``: list the registered models, download their checkpoints, export."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..models import hub, registry
+from ..models.checkpoint import load_model
+from ..models.export import export_model
 
 app = typer.Typer(
     help="List the registered models and download their checkpoints into the cache.",
@@ -30,7 +34,7 @@ def list_models(
             f"{spec.input_size}²",
             spec.preprocessing,
             _cache_state(spec),
-            spec.url or "built in (random, untrained)",
+            spec.url or _built_in_source(spec),
         )
     Console().print(table)
 
@@ -46,6 +50,11 @@ def fetch(
     if spec.init == "random":
         console.print(f"{spec.name} is built in (randomly initialised): nothing to download.")
         return
+    if spec.init == "package":
+        path = hub.packaged_path(spec)
+        verified = f"{spec.checksum_algorithm} verified"
+        console.print(f"{spec.name} ships with samforge: {path} ({verified})", highlight=False)
+        return
     path = hub.fetch(spec, progress=progress)
     check = (
         f"{spec.checksum_algorithm} verified"
@@ -55,7 +64,25 @@ def fetch(
     console.print(f"{spec.name}: {path} ({check})", highlight=False, soft_wrap=True)
 
 
+def _built_in_source(spec: registry.ModelSpec) -> str:
+    return "ships with samforge" if spec.init == "package" else "built in (random, untrained)"
+
+
 def _cache_state(spec: registry.ModelSpec) -> str:
-    if spec.init == "random":
+    if spec.is_built_in:
         return "built in"
     return "yes" if hub.is_cached(spec) else "no"
+
+
+@app.command("export")
+def export(
+    source: str = typer.Argument(..., help="Registry name or checkpoint (e.g. a training .ckpt)."),
+    out: Path = typer.Argument(..., help="File to write: .pth (official layout) or .safetensors."),
+) -> None:
+    """Write a model in its family's public format (SAM's official one for SAM models): e.g.
+    the weights of a training checkpoint, for SAM annotation tools or the registry."""
+    model = load_model(source)
+    path = export_model(model, out, provenance={"exported_from": str(source)})
+    digest = hub.file_digest(path, "sha256")
+    size = path.stat().st_size / 2**20
+    Console().print(f"{path}: {size:.1f} MiB, sha256:{digest}", highlight=False, soft_wrap=True)

@@ -12,6 +12,7 @@ file system).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import http.client
 import os
@@ -19,6 +20,7 @@ import tempfile
 import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,6 +43,45 @@ def cached_path(spec: ModelSpec) -> Path:
     if spec.filename is None:
         raise DownloadError(f"{spec.name} is built into samforge; it has no checkpoint file.")
     return cache_dir() / "models" / spec.filename
+
+
+def packaged_weights_dir() -> Path:
+    """The folder of the weights that ship inside samforge."""
+    return Path(str(resources.files("samforge") / "weights"))
+
+
+def packaged_path(spec: ModelSpec) -> Path:
+    """The verified file of a model shipped inside samforge (``samforge/weights``).
+
+    Raises:
+        DownloadError: the file is missing or does not match its checksum (a damaged
+            installation).
+    """
+    path = packaged_weights_dir() / str(spec.filename)
+    if not path.is_file():
+        raise DownloadError(
+            f"{spec.name} ships with samforge as {path}, but that file is missing: the "
+            "installation is incomplete. Reinstall samforge (pip install --force-reinstall)."
+        )
+    actual = _verified_digest(path, spec.checksum_algorithm or "sha256")
+    if actual != spec.checksum_digest:
+        raise DownloadError(
+            f"{path} (the weights of {spec.name}) has {spec.checksum_algorithm} {actual} but "
+            f"{spec.checksum_digest} is expected: the installation is damaged or the file was "
+            "replaced. Reinstall samforge (pip install --force-reinstall)."
+        )
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def _verified_digest_cached(path: str, algorithm: str, size: int, mtime_ns: int) -> str:
+    return file_digest(Path(path), algorithm)
+
+
+def _verified_digest(path: Path, algorithm: str) -> str:
+    # Hashed once per process and file version: the demo loads the model many times.
+    stat = path.stat()
+    return _verified_digest_cached(str(path), algorithm, stat.st_size, stat.st_mtime_ns)
 
 
 def is_cached(spec: ModelSpec) -> bool:
@@ -86,11 +127,13 @@ def fetch(spec: ModelSpec, progress: bool = True, *, timeout: float = TIMEOUT_S)
             the file can be put by hand and the expected checksum), or a file in the cache or
             the downloaded file does not match the checksum.
     """
-    if spec.init != "checkpoint":
+    if spec.init == "random":
         raise DownloadError(
             f"{spec.name} is built into samforge (randomly initialised): there is nothing to "
             "download; load it with samforge.load_model."
         )
+    if spec.init == "package":
+        return packaged_path(spec)
     path = cached_path(spec)
     if spec.checksum_algorithm is not None:
         new_hasher(spec.checksum_algorithm)  # before any download: fail early without xxhash

@@ -22,7 +22,7 @@ from typing import Literal
 from ..errors import ModelNotFoundError
 from .config import Preprocessing, SamConfig, get_config
 
-Init = Literal["checkpoint", "random"]
+Init = Literal["checkpoint", "random", "package"]
 HASH_ALGORITHMS = ("sha256", "md5", "xxh128")
 
 
@@ -43,7 +43,9 @@ class ModelSpec:
         family: model family (``"SAM"``, ``"MedSAM"``, ``"RobustSAM"``, ``"SAM-Med2D"``, ...).
         description: one line for ``samforge models list``.
         licence: licence of the weights.
-        init: ``"checkpoint"`` (weights from ``url``) or ``"random"`` (built-in, untrained).
+        init: ``"checkpoint"`` (weights from ``url``), ``"package"`` (trained weights shipped
+            inside samforge, ``samforge/weights/<filename>``) or ``"random"`` (built-in,
+            untrained).
         homepage: the project that published the weights.
     """
 
@@ -65,10 +67,12 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         get_config(self.architecture)  # fails early on an unknown architecture
-        if self.init not in ("checkpoint", "random"):
-            raise ValueError(f"{self.name}: init must be 'checkpoint' or 'random'")
+        if self.init not in ("checkpoint", "random", "package"):
+            raise ValueError(f"{self.name}: init must be 'checkpoint', 'package' or 'random'")
         if self.init == "checkpoint" and not (self.url and self.filename):
             raise ValueError(f"{self.name}: a checkpoint model needs a url and a filename")
+        if self.init == "package" and not (self.filename and self.checksum):
+            raise ValueError(f"{self.name}: a packaged model needs a filename and a checksum")
         if self.checksum is not None:
             algorithm, _, digest = self.checksum.partition(":")
             if algorithm not in HASH_ALGORITHMS or not digest:
@@ -83,6 +87,11 @@ class ModelSpec:
         return get_config(self.architecture).with_changes(
             image_size=self.input_size, preprocessing=self.preprocessing
         )
+
+    @property
+    def is_built_in(self) -> bool:
+        """Nothing to download: shipped with samforge (trained) or randomly initialised."""
+        return self.init in ("random", "package")
 
     @property
     def checksum_algorithm(self) -> str | None:

@@ -87,3 +87,43 @@ def test_a_new_model_never_inherits_a_freed_models_digest(tmp_path, monkeypatch)
     del first
     assert cache.key(second, "image") != first_key
     assert cache.key(second, "image") == DiskEmbeddingCache(tmp_path).key(second, "image")
+
+
+def _write_many(root: str) -> None:
+    """Another process: write the same entries as its twin, many times over."""
+    cache = DiskEmbeddingCache(root)
+    for _ in range(20):
+        for name in ("a", "b", "c"):
+            cache.put(name * 40, torch.full((1, 8, 4, 4), float(ord(name))))
+
+
+def test_two_processes_writing_the_same_entries(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_many, args=(str(tmp_path),)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    cache = DiskEmbeddingCache(tmp_path)
+    for name in ("a", "b", "c"):
+        torch.testing.assert_close(cache.get(name * 40), torch.full((1, 8, 4, 4), float(ord(name))))
+    assert not list(tmp_path.glob("*/.tmp-*"))  # every temporary file renamed or removed
+
+
+def test_a_truncated_entry_is_recomputed_and_rewritten(tmp_path):
+    image = np.random.default_rng(3).integers(0, 255, (40, 40), dtype=np.uint8)
+    first = Predictor(tiny_model(0), disk_cache=DiskEmbeddingCache(tmp_path))
+    first.set_image(image)
+    expected = first.image_embedding.embedding
+    (path,) = tmp_path.glob("*/*.pt")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    second = Predictor(tiny_model(0), disk_cache=DiskEmbeddingCache(tmp_path))
+    second.set_image(image)
+    assert second.disk_cache.misses == 1
+    torch.testing.assert_close(second.image_embedding.embedding, expected)
+    third = DiskEmbeddingCache(tmp_path)
+    (key,) = [entry.stem for entry in tmp_path.glob("*/*.pt")]
+    torch.testing.assert_close(third.get(key), expected)  # the rewritten file is whole

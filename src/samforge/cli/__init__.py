@@ -9,6 +9,7 @@ from rich.console import Console
 
 from ..errors import SamforgeError
 from . import (
+    bench,
     data_inspect,
     data_synthetic,
     demo,
@@ -31,6 +32,7 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )(segment.segment)
 app.command("demo")(demo.demo)
+app.command("bench")(bench.bench)
 app.command("train")(train.train)
 app.command("fuse")(fuse.fuse)
 app.add_typer(models.app, name="models")

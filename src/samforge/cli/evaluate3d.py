@@ -97,6 +97,11 @@ def interactive3d(
         console=console,
     ) as bar:
         task = bar.add_task("volumes", total=total)
+        slices = bar.add_task("slices embedded", total=None, visible=False)
+
+        def embedded(done: int, to_do: int) -> None:
+            bar.update(slices, completed=done, total=to_do, visible=done < to_do)
+
         rows, summary = run_interactive3d(
             predictors,
             val_cases,
@@ -106,6 +111,7 @@ def interactive3d(
             on_case=lambda case: bar.advance(task),
             rows=read_csv(out / RESULTS_CSV),
             checkpoint=lambda rows: write_csv(out / RESULTS_CSV, rows),
+            on_embedded=embedded,
         )
     report = write_interactive3d_report(out, rows, summary)
     for row in summary["test_results"]:

@@ -123,15 +123,27 @@ def evaluate_case(
     protocol: Protocol3D,
     *,
     surface_metrics: bool = True,
+    on_embedded: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
     """One row per (object, setting): Dice (and HD95/NSD) of the propagated 3D mask.
 
-    Slice embeddings are computed once per case and reused by every object and setting.
+    Slice embeddings are computed once per case, in batches
+    (:meth:`Predictor.embed_volume`: the slices the objects span plus a margin, which
+    propagation may overshoot into), and reused by every object and setting; any other
+    slice a front reaches is embedded when reached. ``on_embedded`` gets (done, total)
+    slices as they are embedded.
     """
     mapping = volume_normalizer(case.image, mode=protocol.intensity, modality=case.modality)
+    objects = case_objects(case, protocol)
     rows = []
     with _volume_cache(predictor, case.image.shape[0]):
-        for number, instance in enumerate(case_objects(case, protocol)):
+        predictor.embed_volume(
+            case.image,
+            mapping=mapping,
+            indices=_spanned_slices(objects, case.image.shape[0]),
+            progress=on_embedded,
+        )
+        for number, instance in enumerate(objects):
             prompt = start_prompt(instance.mask, protocol.start)
             for setting in grid:
                 result = propagate(predictor, case.image, [prompt], setting, mapping=mapping)
@@ -163,19 +175,23 @@ def grid_search(
     *,
     done: Sequence[dict] = (),
     on_rows: Callable[[list[dict]], None] | None = None,
+    on_embedded: Callable[[int, int], None] | None = None,
 ) -> tuple[PropagationSettings, list[dict]]:
     """The setting with the highest mean per-object Dice on ``val_cases``, and the rows.
 
     Only validation cases are read here; ties go to the earliest setting in ``grid``.
     ``done`` holds rows of an earlier, interrupted run: a case whose rows cover the whole
     grid is taken from them instead of being recomputed. ``on_rows`` receives each case's
-    new rows as soon as they exist (to save them).
+    new rows as soon as they exist (to save them); ``on_embedded`` is passed to
+    :func:`evaluate_case`.
     """
     rows = []
     for case in val_cases:
         case_rows = finished_rows(done, case.name, grid)
         if case_rows is None:
-            case_rows = evaluate_case(predictor, case, grid, protocol, surface_metrics=False)
+            case_rows = evaluate_case(
+                predictor, case, grid, protocol, surface_metrics=False, on_embedded=on_embedded
+            )
             if on_rows is not None:
                 on_rows(case_rows)
         rows.extend(case_rows)
@@ -218,6 +234,7 @@ def run_interactive3d(
     *,
     rows: Sequence[dict] = (),
     checkpoint: Callable[[list[dict]], None] | None = None,
+    on_embedded: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict], dict]:
     """Grid search on the validation cases, then the test cases with the chosen setting.
 
@@ -228,7 +245,8 @@ def run_interactive3d(
 
     Resuming: ``rows`` of an earlier run into the same output (same grid and protocol) are
     kept, and a case whose rows are all there is not recomputed; ``checkpoint`` receives
-    all rows after every newly computed case.
+    all rows after every newly computed case. ``on_embedded`` gets (done, total) slices of
+    the volume being embedded.
     """
     results = list(rows)
     chosen = {}
@@ -251,10 +269,14 @@ def run_interactive3d(
             on_case,
             done=earlier["val"],
             on_rows=lambda new_rows, name=name: keep(name, "val", new_rows),
+            on_embedded=on_embedded,
         )
         for case in test_cases:
             if finished_rows(earlier["test"], case.name, [chosen[name]]) is None:
-                keep(name, "test", evaluate_case(predictor, case, [chosen[name]], protocol))
+                case_rows = evaluate_case(
+                    predictor, case, [chosen[name]], protocol, on_embedded=on_embedded
+                )
+                keep(name, "test", case_rows)
             if on_case is not None:
                 on_case(case)
     return results, summarize_interactive3d(results, chosen, protocol)
@@ -382,6 +404,22 @@ def _surface_fields(
             prediction, instance.mask, protocol.nsd_tolerance, case.spacing
         ),
     }
+
+
+# Slices beyond an object's extent that propagation typically still visits before stopping.
+_SLICE_MARGIN = 2
+
+
+def _spanned_slices(objects: Sequence, depth: int) -> list[int]:
+    """The slices any object occupies, widened by ``_SLICE_MARGIN`` on both sides."""
+    spanned: set[int] = set()
+    for instance in objects:
+        occupied = np.flatnonzero(instance.mask.any(axis=(1, 2)))
+        if occupied.size:
+            low = max(int(occupied[0]) - _SLICE_MARGIN, 0)
+            high = min(int(occupied[-1]) + _SLICE_MARGIN, depth - 1)
+            spanned.update(range(low, high + 1))
+    return sorted(spanned)
 
 
 @contextmanager

@@ -8,13 +8,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils._pytree import tree_map
 
-from ..data.intensity import IntensityMapping, normalize_intensity
-from ..errors import InputImageError
+from ..data.intensity import IntensityMapping, normalize_intensity, volume_normalizer
+from ..errors import ConfigError, InputImageError
 from ..models.build import SamModel
 from ..models.embeddings import Embeddings, to_device
 from .disk_cache import DiskEmbeddingCache
@@ -73,6 +76,12 @@ class Predictor:
     uint8 passes through, other data is clipped to its 1st–99th percentiles; ``"ct"`` with a
     ``window`` preset for CT). Embeddings are cached by image content, so returning to an
     image costs nothing.
+
+    ``precision`` sets the image encoder's arithmetic: ``"fp32"`` (exact, the default),
+    ``"bf16"`` (autocast) or ``"auto"``: bf16 on CUDA and on CPUs with native bf16
+    (AVX-512/AMX), fp32 elsewhere (on AVX2, bf16 is emulated and slower). Embeddings are
+    always returned and cached as float32; bf16 ones are cached under their own keys, so an
+    fp32 predictor never receives them. Prompt decoding always runs in fp32.
     """
 
     def __init__(
@@ -83,8 +92,10 @@ class Predictor:
         window: str | tuple[float, float] | None = None,
         cache_size: int = 8,
         disk_cache: DiskEmbeddingCache | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.model = model.eval()
+        self.precision = resolve_precision(precision, model.device)
         self.transform = model.config.input_transform()
         self.intensity = intensity
         self.window = window
@@ -125,38 +136,119 @@ class Predictor:
         intensity = intensity or self.intensity
         window = window if window is not None else self.window
         settings = mapping if mapping is not None else (intensity, window, modality)
-        content = content_key(image, settings, self.model.config.preprocessing)
-        key = (model_state_key(self.model), content)
-        embedding = self.cache.get(key)
+        key, disk_key = self._keys(image, settings)
+        embedding = self._cached(key, disk_key)
         if embedding is None:
-            disk_key = None if self.disk_cache is None else self.disk_cache.key(self.model, content)
-            if disk_key is not None:
-                embedding = self.disk_cache.get(disk_key)
-                if embedding is not None:
-                    embedding = to_device(embedding, self.device)
-            if embedding is None:
-                if mapping is not None:
-                    rgb = mapping(image)
-                else:
-                    rgb = normalize_intensity(
-                        image, mode=intensity, window=window, modality=modality
-                    )
-                embedding = self.embed_rgb(rgb)
-                if disk_key is not None:
-                    self.disk_cache.put(disk_key, embedding)
-            self.cache.put(key, embedding)
+            if mapping is not None:
+                rgb = mapping(image)
+            else:
+                rgb = normalize_intensity(image, mode=intensity, window=window, modality=modality)
+            embedding = self.embed_rgb(rgb)
+            self._store(key, disk_key, embedding)
         self._current = ImageEmbedding(embedding, (int(image.shape[0]), int(image.shape[1])))
+
+    def embed_volume(
+        self,
+        volume: np.ndarray,
+        *,
+        mapping: IntensityMapping | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int = 4,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Embed the slices of a volume in batches into the memory (and disk) cache, so
+        that ``set_image(volume[i], mapping=mapping)`` afterwards is a cache hit.
+
+        Args:
+            volume: (D, H, W) intensities, slice axis first.
+            mapping: the volume's intensity mapping (default: ``volume_normalizer`` with
+                the predictor's intensity mode and window, as ``propagate`` uses).
+            indices: the slices to embed (default: all).
+            batch_size: slices per encoder call.
+            progress: called with (slices done, slices to do) after every batch.
+
+        Returns:
+            the number of slices that were embedded (the others were cached already).
+
+        The memory cache grows to hold the requested slices; ``cache.clear()`` frees them.
+        """
+        volume = np.asarray(volume)
+        if volume.ndim != 3 or 0 in volume.shape:
+            raise InputImageError(
+                f"embed_volume needs a (D, H, W) volume; got shape {volume.shape}. For a "
+                "2D image, use set_image."
+            )
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1; got {batch_size}.")
+        if mapping is None:
+            mapping = volume_normalizer(volume, mode=self.intensity, window=self.window)
+        chosen = range(volume.shape[0]) if indices is None else sorted(set(indices))
+        if any(not 0 <= index < volume.shape[0] for index in chosen):
+            raise InputImageError(
+                f"slice indices must lie in [0, {volume.shape[0]}); got {list(chosen)}."
+            )
+        self.cache.capacity = max(self.cache.capacity, len(chosen))
+        missing = []
+        for index in chosen:
+            key, disk_key = self._keys(volume[index], mapping)
+            if self._cached(key, disk_key) is None:
+                missing.append((index, key, disk_key))
+        for start in range(0, len(missing), batch_size):
+            batch = missing[start : start + batch_size]
+            rgb = np.stack([mapping(volume[index]) for index, _, _ in batch])
+            embeddings = self.embed_rgb_batch(rgb)
+            for number, (_, key, disk_key) in enumerate(batch):
+                one = tree_map(lambda tensor, n=number: tensor[n : n + 1].clone(), embeddings)
+                self._store(key, disk_key, one)
+            if progress is not None:
+                progress(start + len(batch), len(missing))
+        return len(missing)
+
+    def _keys(self, image: np.ndarray, settings) -> tuple[tuple, str | None]:
+        """(memory cache key, disk cache key or None) of an image and its settings."""
+        extra = () if self.precision == "fp32" else (self.precision,)
+        content = content_key(image, settings, self.model.config.preprocessing, *extra)
+        key = (model_state_key(self.model), content)
+        disk_key = None if self.disk_cache is None else self.disk_cache.key(self.model, content)
+        return key, disk_key
+
+    def _cached(self, key: tuple, disk_key: str | None) -> Embeddings | None:
+        """The embedding from memory, else from disk (then also kept in memory), else None."""
+        embedding = self.cache.get(key)
+        if embedding is None and disk_key is not None:
+            embedding = self.disk_cache.get(disk_key)
+            if embedding is not None:
+                embedding = to_device(embedding, self.device)
+                self.cache.put(key, embedding)
+        return embedding
+
+    def _store(self, key: tuple, disk_key: str | None, embedding: Embeddings) -> None:
+        if disk_key is not None:
+            self.disk_cache.put(disk_key, embedding)
+        self.cache.put(key, embedding)
 
     def set_embedding(self, embedding: ImageEmbedding) -> None:
         """Use an embedding computed earlier (e.g. from a cache on disk)."""
         self._current = embedding
 
-    @torch.inference_mode()
     def embed_rgb(self, rgb: np.ndarray) -> Embeddings:
         """(H, W, 3) float image in [0, 255] -> the model's embeddings of it (batch 1)."""
+        return self.embed_rgb_batch(np.asarray(rgb)[None])
+
+    @torch.inference_mode()
+    def embed_rgb_batch(self, rgb: np.ndarray) -> Embeddings:
+        """(B, H, W, 3) float images in [0, 255] -> the model's float32 embeddings (batch B),
+        computed in the predictor's precision."""
         tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
-        tensor = tensor.permute(2, 0, 1)[None].to(self.device)
-        return self.model.embed_images(self.transform.image(tensor))
+        tensor = tensor.permute(0, 3, 1, 2).to(self.device)
+        with self._autocast():
+            embeddings = self.model.embed_images(self.transform.image(tensor))
+        return tree_map(lambda tensor: tensor.float(), embeddings)
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def predict(
         self,
@@ -215,6 +307,30 @@ class Predictor:
         if scores is None:  # no IoU head (SAM-UNet): unknown quality, not zero
             scores = low_res.new_full(low_res.shape[:2], float("nan"))
         return self.transform.masks(low_res, size), scores, low_res
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"``, ``"fp32"`` or ``"bf16"`` -> the precision used on ``device``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"precision must be one of {PRECISIONS}, not {precision!r}: fp32 is exact, bf16 "
+            "is faster on GPUs and CPUs with AVX-512/AMX, auto picks for the device."
+        )
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        return "bf16"
+    return "fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 or AMX); on AVX2 PyTorch
+    emulates it, several times slower than fp32."""
+    capability = torch.backends.cpu.get_cpu_capability().upper()
+    return "AVX512" in capability or "AMX" in capability
 
 
 def _as_image_array(image) -> np.ndarray:

@@ -16,9 +16,13 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Statistics in fp32 even for a bf16 input (a convolution's output under autocast),
+        # as autocast does for layer_norm; the result takes the parameters' dtype.
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
         mean = x.mean(1, keepdim=True)
         variance = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(variance + self.eps)
+        x = ((x - mean) / torch.sqrt(variance + self.eps)).to(self.weight.dtype)
         return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 

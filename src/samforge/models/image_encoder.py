@@ -3,7 +3,10 @@ and decomposed relative positions, followed by a convolutional neck to 256 chann
 
 Parameter names follow the official ``segment_anything`` code so its checkpoints load
 strictly. Attention runs through ``scaled_dot_product_attention`` with the relative-position
-terms passed as an additive mask.
+terms passed as an additive mask, built one cache-sized slice of (image, heads, queries) at
+a time rather than whole (12·4096² floats for a ViT-B global block); the MLP runs on slices
+of tokens for the same reason. Both are exact: fp32 results agree with the official
+encoder to float rounding (tests/models/test_fast_encoder.py).
 """
 
 from __future__ import annotations
@@ -108,7 +111,11 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).permute(0, 2, 3, 1)
+        # A channels-last convolution makes the (B, H', W', D) token grid contiguous, so the
+        # residual stream of every block is; from a plain NCHW convolution it would stay
+        # channels-first and each token-wise op would pay for strided access.
+        x = self.proj(x.contiguous(memory_format=torch.channels_last))
+        return x.permute(0, 2, 3, 1)
 
 
 class Block(nn.Module):
@@ -150,10 +157,27 @@ class Block(nn.Module):
         else:
             x = self.attn(x)
         x = shortcut + x
-        normed = self.norm2(x)
         if self.Adapter is not None:
+            normed = self.norm2(x)
             return x + self.mlp(normed) + self.Adapter(normed)
-        return x + self.mlp(normed)
+        return self._residual_mlp(x)
+
+    def _residual_mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + mlp(norm2(x))`` a slice of tokens at a time: the (tokens, 4D) hidden
+        activations of a slice stay in cache, where those of a whole 64×64 grid (48 MiB for
+        ViT-B) would be written to and read back from memory twice."""
+        tokens = x.reshape(-1, x.shape[-1])
+        if tokens.shape[0] <= MLP_TOKENS_PER_SLICE or x.requires_grad:
+            return x + self.mlp(self.norm2(x))
+        out = torch.empty_like(tokens)
+        for start in range(0, tokens.shape[0], MLP_TOKENS_PER_SLICE):
+            rows = tokens[start : start + MLP_TOKENS_PER_SLICE]
+            torch.add(rows, self.mlp(self.norm2(rows)), out=out[start : start + len(rows)])
+        return out.view(x.shape)
+
+
+# Tokens per slice of the MLP: 512 tokens of ViT-B make 6 MiB of hidden activations.
+MLP_TOKENS_PER_SLICE = 512
 
 
 class Attention(nn.Module):
@@ -172,11 +196,12 @@ class Attention(nn.Module):
         self.rel_pos_w = nn.Parameter(torch.zeros(2 * input_size[1] - 1, head_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, D) normalised tokens (whole grid or windows) -> (B, H, W, D)."""
         batch, height, width, _ = x.shape
         qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
-        bias = relative_position_bias(q, self.rel_pos_h, self.rel_pos_w, (height, width))
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        rel_h, rel_w = relative_position_terms(q, self.rel_pos_h, self.rel_pos_w, (height, width))
+        x = attention_with_relative_positions(q, k, v, rel_h, rel_w, self.scale)
         x = x.permute(0, 2, 1, 3).reshape(batch, height, width, -1)
         return self.proj(x)
 
@@ -193,13 +218,13 @@ def relative_positions(size: int, table: torch.Tensor) -> torch.Tensor:
     return table[coords[:, None] - coords[None, :] + (size - 1)]
 
 
-def relative_position_bias(
+def relative_position_terms(
     q: torch.Tensor,
     rel_pos_h: torch.Tensor,
     rel_pos_w: torch.Tensor,
     size: tuple[int, int],
-) -> torch.Tensor:
-    """Additive attention bias from decomposed relative positions.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two factors of the decomposed relative-position bias.
 
     Args:
         q: (B, heads, H·W, C) unscaled queries.
@@ -207,16 +232,116 @@ def relative_position_bias(
         size: (H, W) of the token grid (queries and keys share it).
 
     Returns:
-        (B, heads, H·W, H·W) bias.
+        (B, heads, H·W, H) and (B, heads, H·W, W): the bias of query q on key (h', w') is
+        ``rel_h[..., q, h'] + rel_w[..., q, w']``.
     """
     height, width = size
-    table_h = relative_positions(height, rel_pos_h).to(q.dtype)
-    table_w = relative_positions(width, rel_pos_w).to(q.dtype)
-    grid_q = q.reshape(*q.shape[:2], height, width, q.shape[-1])
-    bias_h = torch.einsum("bnhwc,hkc->bnhwk", grid_q, table_h)
-    bias_w = torch.einsum("bnhwc,wkc->bnhwk", grid_q, table_w)
-    bias = bias_h[..., :, None] + bias_w[..., None, :]  # (B, heads, H, W, H, W)
-    return bias.reshape(*q.shape[:2], height * width, height * width)
+    # Cast for autocast: the tables stay fp32 parameters while q is bf16.
+    table_h = relative_positions(height, rel_pos_h).to(q.dtype)  # (H, H', C)
+    table_w = relative_positions(width, rel_pos_w).to(q.dtype)  # (W, W', C)
+    grid = q.reshape(*q.shape[:2], height, width, q.shape[-1])
+    rel_h = torch.einsum("bnhwc,hkc->bnhwk", grid, table_h)
+    rel_w = torch.einsum("bnhwc,wkc->bnhwk", grid, table_w)
+    return rel_h.reshape(*q.shape[:3], height), rel_w.reshape(*q.shape[:3], width)
+
+
+def relative_position_bias(
+    q: torch.Tensor,
+    rel_pos_h: torch.Tensor,
+    rel_pos_w: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """The whole additive bias (B, heads, H·W, H·W) of :func:`relative_position_terms`;
+    :func:`attention_with_relative_positions` builds it a slice at a time instead."""
+    rel_h, rel_w = relative_position_terms(q, rel_pos_h, rel_pos_w, size)
+    return (rel_h[..., :, None] + rel_w[..., None, :]).flatten(-2)
+
+
+# Elements of the additive mask built per ``scaled_dot_product_attention`` call, per thread:
+# a slice this size stays in cache between being written and read by the attention kernel,
+# where the whole mask (12·4096² floats for a ViT-B global block) would go through memory
+# twice. Larger on accelerators, where the number of kernel launches matters more.
+CPU_MASK_ELEMENTS_PER_THREAD = 1 << 20
+ACCELERATOR_MASK_ELEMENTS = 1 << 28
+
+
+def attention_with_relative_positions(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_h: torch.Tensor,
+    rel_w: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """``softmax(scale · q kᵀ + bias) v`` with the decomposed relative-position bias, the
+    bias materialised one slice of (batch, heads, queries) at a time.
+
+    Args:
+        q, k, v: (B, heads, N, C) with N = H·W.
+        rel_h, rel_w: (B, heads, N, H), (B, heads, N, W) from :func:`relative_position_terms`.
+        scale: multiplies q kᵀ only, not the bias.
+
+    Returns:
+        (B, heads, N, C).
+    """
+    batch, heads, tokens, _ = q.shape
+    mask_shape = (rel_h.shape[-1], rel_w.shape[-1])
+    if q.device.type == "cpu":
+        budget = CPU_MASK_ELEMENTS_PER_THREAD * torch.get_num_threads()
+    else:
+        budget = ACCELERATOR_MASK_ELEMENTS
+    pieces = attention_slices(batch, heads, tokens, budget)
+    if len(pieces) == 1:
+        mask = torch.add(rel_h[..., None], rel_w[..., None, :]).flatten(-2)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    out = q.new_empty(q.shape)
+    # One buffer for every slice's mask: fresh allocations of this size would be mapped and
+    # zeroed by the OS each time. Not when training: autograd keeps each slice's mask.
+    differentiable = torch.is_grad_enabled() and (rel_h.requires_grad or rel_w.requires_grad)
+    largest = [
+        len(range(*piece.indices(size))) for piece, size in zip(pieces[0], q.shape[:3], strict=True)
+    ]
+    buffer = None if differentiable else rel_h.new_empty(*largest, *mask_shape)
+    for index in pieces:
+        by_row, by_column = rel_h[index][..., :, None], rel_w[index][..., None, :]
+        if buffer is None:
+            mask = by_row + by_column
+        else:
+            mask = buffer[: by_row.shape[0], : by_row.shape[1], : by_row.shape[2]]
+            torch.add(by_row, by_column, out=mask)
+        keys = index[:2]
+        out[index] = F.scaled_dot_product_attention(
+            q[index], k[keys], v[keys], attn_mask=mask.flatten(-2), scale=scale
+        )
+    return out
+
+
+def attention_slices(
+    batch: int, heads: int, tokens: int, budget: int
+) -> list[tuple[slice, slice, slice]]:
+    """(batch, heads, queries) index slices covering the attention, each slice's mask of
+    at most ``budget`` elements where one query row allows. Whole images when they fit,
+    else heads of one image, else query rows of one head: the attention kernel runs best
+    on long runs of queries."""
+    per_head = tokens * tokens
+    everything = slice(None)
+    if per_head * heads <= budget:
+        step = budget // (per_head * heads)
+        return [(slice(b, b + step), everything, everything) for b in range(0, batch, step)]
+    if per_head <= budget:
+        step = budget // per_head
+        return [
+            (slice(b, b + 1), slice(h, h + step), everything)
+            for b in range(batch)
+            for h in range(0, heads, step)
+        ]
+    step = max(budget // tokens, 1)
+    return [
+        (slice(b, b + 1), slice(h, h + 1), slice(r, r + step))
+        for b in range(batch)
+        for h in range(heads)
+        for r in range(0, tokens, step)
+    ]
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> tuple[torch.Tensor, tuple[int, int]]:

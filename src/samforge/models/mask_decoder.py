@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, LayerNorm2d
@@ -61,6 +62,18 @@ def expand_to_batch(image_embeddings: torch.Tensor, batch: int) -> torch.Tensor:
             "prompts; pass one embedding shared by all prompts or one per prompt."
         )
     return image_embeddings.expand(batch, -1, -1, -1)
+
+
+def image_plus_dense(image_embeddings: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """(1 or B, C, h, w) image + (B, C, h, w) dense prompts -> (B or 1, C, h, w).
+
+    Batch 1 when one image is shared and the dense prompt is the same for every prompt
+    (no mask prompt: an expanded ``no_mask_embed``), so that the transformer computes the
+    image side once instead of B times (see :class:`TwoWayTransformer`)."""
+    batch = dense.shape[0]
+    if image_embeddings.shape[0] == 1 and (batch == 1 or dense.stride(0) == 0):
+        return image_embeddings + dense[:1]
+    return expand_to_batch(image_embeddings, batch) + dense
 
 
 class MaskDecoder(nn.Module):
@@ -125,7 +138,7 @@ class MaskDecoder(nn.Module):
         Returns:
             low-resolution mask logits (B, M, 4h, 4w) and predicted IoUs (B, M), M = 3 or 1.
         """
-        output = self.forward_with_features(
+        output = self._decode_blocks(
             image_embeddings,
             image_pe,
             sparse_prompt_embeddings,
@@ -144,22 +157,52 @@ class MaskDecoder(nn.Module):
     ) -> DecoderOutput:
         """As :meth:`forward`, also returning the upscaled features (B, C/8, 4h, 4w) and the
         selected mask tokens (B, M, C) after the transformer."""
-        tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
-        hs, upscaled = self.run_transformer(
-            tokens, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+        output = self._decode_blocks(
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            multimask_output,
         )
-        mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
-        masks = read_masks(self.hypernetwork_weights(mask_tokens_out), upscaled)
-        iou_pred = self.iou_prediction_head(hs[:, 0, :])
-        selected = mask_slice(multimask_output)
-        return DecoderOutput(
-            masks[:, selected], iou_pred[:, selected], upscaled, mask_tokens_out[:, selected]
-        )
+        return output._replace(mask_features=blocks_to_image(output.mask_features))
 
-    def hypernetwork_weights(self, mask_tokens_out: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) mask tokens -> (B, T, C/8) weights, one hypernetwork MLP per token."""
+    def _decode_blocks(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        multimask_output: bool,
+    ) -> DecoderOutput:
+        """:meth:`forward_with_features` with the features left in the block layout of
+        :func:`upscale_blocks`, so that :meth:`forward` pays nothing for them."""
+        tokens, blocks = self.run_transformer_blocks(
+            self._output_tokens(),
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+        )
+        selected = mask_slice(multimask_output)
+        # Only the returned masks are read out (one hypernetwork MLP and product each).
+        mask_tokens_out = tokens[:, 1 : 1 + self.num_mask_tokens, :][:, selected]
+        hyper_in = self.hypernetwork_weights(mask_tokens_out, selected.start)
+        iou_pred = self.iou_prediction_head(tokens[:, 0, :])
+        masks = read_block_masks(hyper_in, blocks)
+        return DecoderOutput(masks, iou_pred[:, selected], blocks, mask_tokens_out)
+
+    def _output_tokens(self) -> torch.Tensor:
+        """(T, C): the IoU token and every mask token. All mask tokens go through the
+        transformer even when one mask is returned: they attend to each other, so dropping
+        one would change the others."""
+        return torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+
+    def hypernetwork_weights(self, mask_tokens_out: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """(B, T, C) mask tokens ``first`` .. ``first + T - 1`` -> (B, T, C/8) weights, one
+        hypernetwork MLP per token."""
+        mlps = self.output_hypernetworks_mlps[first : first + mask_tokens_out.shape[1]]
         return torch.stack(
-            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
+            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(mlps)],
             dim=1,
         )
 
@@ -184,13 +227,126 @@ class MaskDecoder(nn.Module):
             tokens after the transformer (B, T + N, C) and the upscaled image features
             (B, C/8, 4h, 4w).
         """
+        hs, blocks = self.run_transformer_blocks(
+            output_tokens,
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+        )
+        return hs, blocks_to_image(blocks)
+
+    def run_transformer_blocks(
+        self,
+        output_tokens: torch.Tensor,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`run_transformer`, with the upscaled features left in the block layout
+        of :func:`upscale_blocks` (B, h, w, 2, 2, 2, 2, C/8)."""
         batch = sparse_prompt_embeddings.shape[0]
         output_tokens = output_tokens.unsqueeze(0).expand(batch, -1, -1)
         tokens = torch.cat(
             [output_tokens.to(sparse_prompt_embeddings.dtype), sparse_prompt_embeddings], dim=1
         )
-        src = expand_to_batch(image_embeddings, batch) + dense_prompt_embeddings
-        _, channels, height, width = src.shape
-        hs, src = self.transformer(src, image_pe, tokens)
-        src = src.transpose(1, 2).reshape(batch, channels, height, width)
-        return hs, self.output_upscaling(src)
+        src = image_plus_dense(image_embeddings, dense_prompt_embeddings)
+        _, _, height, width = src.shape
+        hs, keys = self.transformer(src, image_pe, tokens)
+        return hs, upscale_blocks(self.output_upscaling, keys, height, width)
+
+
+def _transposed_conv_matrix(conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """(4·C_out, C_in) weight of a 2×2, stride-2 transposed convolution as a linear map
+    from one input pixel to its 2×2 output block, rows ordered (dy, dx, c_out)."""
+    return conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.weight.shape[0])
+
+
+def _block_linear(conv: nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
+    """(..., C_in) pixels -> (..., 2, 2, C_out): the transposed convolution, pixel by pixel."""
+    bias = None if conv.bias is None else conv.bias.repeat(4)
+    out = F.linear(x, _transposed_conv_matrix(conv).to(x.dtype), bias)
+    return out.unflatten(-1, (2, 2, -1))
+
+
+def upscale_blocks(
+    upscaling: nn.Sequential, keys: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
+    """SAM's ``output_upscaling`` (2×2 stride-2 transposed conv, LayerNorm2d, GELU,
+    transposed conv, GELU) as matrix products, without moving a pixel.
+
+    A 2×2 transposed convolution with stride 2 maps each input pixel to its own 2×2 output
+    block, so it is a per-pixel linear map; LayerNorm over channels and GELU are per pixel
+    too. Keeping each pixel's output block in place avoids both the slow transposed
+    convolution kernels (4–8× slower on CPU) and the copies that interleave the blocks
+    into an image, which :func:`read_block_masks` does on the (few) masks instead.
+
+    Args:
+        upscaling: the decoder's ``output_upscaling`` (its weights and activations).
+        keys: (B, h·w, C) image tokens after the transformer.
+
+    Returns:
+        (B, h, w, 2, 2, 2, 2, C/8) features: pixel (4i + 2a + c, 4j + 2b + d) of the
+        (4h, 4w) feature map is ``[:, i, j, a, b, c, d]``.
+    """
+    if not _is_sam_upscaling(upscaling):  # replaced or wrapped modules: run them as they are
+        image = keys.transpose(1, 2).reshape(keys.shape[0], keys.shape[-1], height, width)
+        return image_to_blocks(upscaling(image))
+    conv1, norm, act1, conv2, act2 = upscaling
+    x = keys.reshape(keys.shape[0], height, width, keys.shape[-1])
+    x = _block_linear(conv1, x)  # (B, h, w, 2, 2, C/4)
+    x = act1(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
+    return act2(_block_linear(conv2, x))  # (B, h, w, 2, 2, 2, 2, C/8)
+
+
+def _is_sam_upscaling(upscaling: nn.Module) -> bool:
+    def is_block_conv(module: nn.Module) -> bool:
+        return (
+            type(module) is nn.ConvTranspose2d
+            and module.kernel_size == (2, 2)
+            and module.stride == (2, 2)
+            and module.padding == (0, 0)
+            and module.output_padding == (0, 0)
+            and module.dilation == (1, 1)
+            and module.groups == 1
+        )
+
+    modules = list(upscaling.children()) if isinstance(upscaling, nn.Sequential) else []
+    return (
+        len(modules) == 5
+        and is_block_conv(modules[0])
+        and type(modules[1]) is LayerNorm2d
+        and is_block_conv(modules[3])
+    )
+
+
+def image_to_blocks(image: torch.Tensor) -> torch.Tensor:
+    """(B, C, 4h, 4w) image layout -> (B, h, w, 2, 2, 2, 2, C) block layout."""
+    batch, channels, height, width = image.shape
+    blocks = image.reshape(batch, channels, height // 4, 2, 2, width // 4, 2, 2)
+    return blocks.permute(0, 2, 5, 3, 6, 4, 7, 1)  # (B, i, j, a, b, c, d, C)
+
+
+def blocks_to_image(blocks: torch.Tensor) -> torch.Tensor:
+    """(B, h, w, 2, 2, 2, 2, C) block layout -> (B, C, 4h, 4w) image layout."""
+    batch, height, width = blocks.shape[:3]
+    image = blocks.permute(0, 7, 1, 3, 5, 2, 4, 6)  # (B, C, h, a, c, w, b, d)
+    return image.reshape(batch, blocks.shape[-1], 4 * height, 4 * width)
+
+
+def read_block_masks(hyper_in: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """:func:`read_masks` on features in the block layout of :func:`upscale_blocks`.
+
+    Args:
+        hyper_in: (B, T, C) one weight vector per mask.
+        blocks: (B, h, w, 2, 2, 2, 2, C) features.
+
+    Returns:
+        (B, T, 4h, 4w) mask logits.
+    """
+    batch, height, width = blocks.shape[:3]
+    flat = blocks.reshape(batch, -1, blocks.shape[-1])  # (B, 16·h·w, C)
+    masks = (hyper_in @ flat.transpose(1, 2)).reshape(batch, -1, height, width, 2, 2, 2, 2)
+    masks = masks.permute(0, 1, 2, 4, 6, 3, 5, 7)  # (B, T, h, a, c, w, b, d)
+    return masks.reshape(batch, hyper_in.shape[1], 4 * height, 4 * width)

@@ -78,6 +78,7 @@ class PromptEncoder(nn.Module):
             nn.Conv2d(mask_in_chans, embed_dim, kernel_size=1),
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)
+        self._dense_pe_cache: dict[tuple, torch.Tensor] = {}
 
     @classmethod
     def from_config(cls, config: SamConfig) -> PromptEncoder:
@@ -90,8 +91,26 @@ class PromptEncoder(nn.Module):
         )
 
     def get_dense_pe(self) -> torch.Tensor:
-        """Positional encoding of the image embedding grid: (1, C, h, w)."""
-        return self.pe_layer(self.image_embedding_size).unsqueeze(0)
+        """Positional encoding of the image embedding grid: (1, C, h, w).
+
+        It depends only on the grid size and the (fixed) Gaussian matrix, so it is computed
+        once and reused while the matrix is unchanged; a cache, not state: the key holds
+        everything that determines the value."""
+        matrix = self.pe_layer.positional_encoding_gaussian_matrix
+        key = (
+            self.image_embedding_size,
+            matrix.device,
+            matrix.data_ptr(),
+            matrix._version,
+            # Tensors made under inference_mode cannot enter autograd (training) later.
+            torch.is_inference_mode_enabled(),
+        )
+        cached = self._dense_pe_cache.get(key)
+        if cached is None:
+            cached = self.pe_layer(self.image_embedding_size).unsqueeze(0)
+            self._dense_pe_cache.clear()  # one grid per model: keep only the newest
+            self._dense_pe_cache[key] = cached
+        return cached
 
     def _embed_points(self, points: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
         """(B, N, 2) points, (B, N) labels -> (B, N (+1 if pad), C)."""

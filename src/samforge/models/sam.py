@@ -77,6 +77,23 @@ class Sam(PromptableModel):
         """(B, 3, S, S) model-ready images -> (B, 256, S/16, S/16) embeddings."""
         return self.image_encoder(images)
 
+    def decode(
+        self,
+        image_embeddings: torch.Tensor,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        multimask_output: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """See :meth:`PromptableModel.decode`; unlike :meth:`decode_with_features` it never
+        lays out the mask features as an image, which costs as much as reading the masks."""
+        if type(self.mask_decoder).forward is not MaskDecoder.forward:  # e.g. RobustSAM's
+            return super().decode(image_embeddings, points, boxes, mask_inputs, multimask_output)
+        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_inputs)
+        return self.mask_decoder(
+            image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask_output
+        )
+
     def decode_with_features(
         self,
         image_embeddings: torch.Tensor,

@@ -50,21 +50,24 @@ class TwoWayTransformer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
-            image_embedding: (B, C, h, w).
+            image_embedding: (B or 1, C, h, w); batch 1 is one image shared by all B
+                prompts (computed once until the prompts make the image tokens differ).
             image_pe: (B or 1, C, h, w) positional encoding of the grid.
             point_embedding: (B, N, C) prompt tokens (and output tokens).
 
         Returns:
             tokens (B, N, C) and image features (B, h·w, C).
         """
-        keys = image_embedding.flatten(2).permute(0, 2, 1)
-        key_pe = image_pe.flatten(2).permute(0, 2, 1)
+        # Contiguous once here, rather than copied by every projection of a strided view.
+        keys = image_embedding.flatten(2).transpose(1, 2).contiguous()
+        key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()
         queries = point_embedding
         for layer in self.layers:
             queries, keys = layer(queries, keys, query_pe=point_embedding, key_pe=key_pe)
-        attended = self.final_attn_token_to_image(
-            q=queries + point_embedding, k=keys + key_pe, v=keys
+        attended = self.final_attn_token_to_image.tokens_to_image(
+            queries + point_embedding, keys + key_pe, keys
         )
+        keys = keys.expand(queries.shape[0], -1, -1)  # a batch-1 image stays shared until here
         return self.norm_final_attn(queries + attended), keys
 
 
@@ -111,12 +114,14 @@ class TwoWayAttentionBlock(nn.Module):
             queries = queries + self.self_attn(q=q, k=q, v=queries)
         queries = self.norm1(queries)
 
-        q, k = queries + query_pe, keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(q=q, k=k, v=keys))
+        # keys (and so k) are unchanged until the last step: one sum serves both attentions.
+        k = keys + key_pe
+        attended = self.cross_attn_token_to_image.tokens_to_image(queries + query_pe, k, keys)
+        queries = self.norm2(queries + attended)
         queries = self.norm3(queries + self.mlp(queries))
 
-        q, k = queries + query_pe, keys + key_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(q=k, k=q, v=queries))
+        q = queries + query_pe
+        keys = self.norm4(keys + self.cross_attn_image_to_token.image_to_tokens(k, q, queries))
         return queries, keys
 
 
@@ -146,3 +151,108 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v)
         batch, _, tokens, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(batch, tokens, self.internal_dim))
+
+    # The two methods below compute ``forward`` for SAM's cross-attentions, where one side
+    # has a few tokens (prompts, N ≈ 7) and the other thousands (image, L = h·w). The
+    # projections of the image side are folded into the few tokens instead
+    # ((x W_k^T)·q = x·(W_k q)), which turns the (L × C) @ (C × C') projections into
+    # products with (heads·N) columns, and never materialises (B, L, C') projections.
+    # The same values as ``forward`` within float rounding. Used without autograd only
+    # (inference); with autograd they run ``forward`` itself (see ``_foldable``).
+
+    def tokens_to_image(
+        self, queries: torch.Tensor, image_keys: torch.Tensor, image_values: torch.Tensor
+    ) -> torch.Tensor:
+        """``forward(queries, image_keys, image_values)``.
+
+        Args:
+            queries: (B, N, C) tokens.
+            image_keys, image_values: (B or 1, L, C); batch 1 is shared by all B queries.
+
+        Returns:
+            (B, N, C).
+        """
+        batch, count, channels = queries.shape
+        if not self._foldable():
+            shared = (batch, -1, -1)
+            return self(q=queries, k=image_keys.expand(shared), v=image_values.expand(shared))
+        heads, width = self.num_heads, self.internal_dim // self.num_heads
+        q = self.q_proj(queries).unflatten(-1, (heads, width))  # (B, N, heads, width)
+        # q·b_k is the same for every image token: softmax ignores it.
+        folded = torch.einsum("bnhd,hdc->bhnc", q, self._heads(self.k_proj.weight, channels))
+        folded = folded.reshape(batch, heads * count, channels) * width**-0.5
+        scores = _shared_bmm(folded, image_keys.transpose(1, 2))  # (B, heads·N, L)
+        mixed = _shared_bmm(scores.softmax(dim=-1), image_values)  # (B, heads·N, C)
+        # Attention rows sum to 1, so the value bias passes through unchanged.
+        out = torch.einsum(
+            "bhnc,hdc->bnhd",
+            mixed.view(batch, heads, count, channels),
+            self._heads(self.v_proj.weight, channels),
+        )
+        out = out.reshape(batch, count, self.internal_dim)
+        if self.v_proj.bias is not None:
+            out = out + self.v_proj.bias
+        return self.out_proj(out)
+
+    def image_to_tokens(
+        self, image_queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+    ) -> torch.Tensor:
+        """``forward(image_queries, keys, values)``.
+
+        Args:
+            image_queries: (B or 1, L, C); batch 1 is shared by all B token sets.
+            keys, values: (B, N, C) tokens.
+
+        Returns:
+            (B, L, C).
+        """
+        batch, count, channels = keys.shape
+        if not self._foldable():
+            return self(q=image_queries.expand(batch, -1, -1), k=keys, v=values)
+        heads, width = self.num_heads, self.internal_dim // self.num_heads
+        k = self.k_proj(keys).unflatten(-1, (heads, width))  # (B, N, heads, width)
+        v = self.v_proj(values).unflatten(-1, (heads, width))
+        scale = width**-0.5
+        folded = torch.einsum("bnhd,hdc->bhnc", k, self._heads(self.q_proj.weight, channels))
+        folded = folded.reshape(batch, heads * count, channels) * scale
+        scores = _shared_bmm(folded, image_queries.transpose(1, 2))  # (B, heads·N, L)
+        scores = scores.view(batch, heads, count, -1)
+        if self.q_proj.bias is not None:  # b_q·k differs between tokens: it stays
+            bias = torch.einsum("bnhd,hd->bhn", k, self.q_proj.bias.view(heads, width))
+            scores = scores + (bias * scale).unsqueeze(-1)
+        probs = scores.softmax(dim=2).reshape(batch, heads * count, -1)  # over each head's N
+        # out_proj folded into the values: Σ_h P_h (v_h W_o,h^T) + b_o. Each head's
+        # probabilities sum to 1, so b_o / heads on every value row adds exactly b_o, without
+        # a pass over the (B, L, C) output.
+        out_weight = self.out_proj.weight.view(-1, heads, width)  # (C, heads, width)
+        values_out = torch.einsum("bnhd,chd->bhnc", v, out_weight)
+        if self.out_proj.bias is not None:
+            values_out = values_out + self.out_proj.bias / heads
+        return probs.transpose(1, 2) @ values_out.reshape(batch, -1, channels)  # (B, L, C)
+
+    def _foldable(self) -> bool:
+        """Whether to fold: only without autograd, and only plain linear layers.
+
+        Training keeps the plain computation: the fold drops the key bias of
+        ``tokens_to_image`` (softmax ignores it), so that bias would get no gradient and no
+        weight decay, unlike in the official code. A wrapped layer (e.g. with a low-rank
+        delta) has more than ``.weight``."""
+        if torch.is_grad_enabled():
+            return False
+        return all(
+            type(layer) is nn.Linear
+            for layer in (self.q_proj, self.k_proj, self.v_proj, self.out_proj)
+        )
+
+    def _heads(self, weight: torch.Tensor, channels: int) -> torch.Tensor:
+        """(internal_dim, C) projection weight -> (heads, width, C)."""
+        return weight.view(self.num_heads, -1, channels)
+
+
+def _shared_bmm(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """(B, M, K) @ (B or 1, K, P) -> (B, M, P); a batch-1 ``right`` is shared as one large
+    product rather than B small ones."""
+    if right.shape[0] == 1 and left.shape[0] > 1:
+        batch, rows, inner = left.shape
+        return (left.reshape(1, batch * rows, inner) @ right).view(batch, rows, -1)
+    return left @ right

@@ -53,8 +53,8 @@ def test_quick_demo_writes_a_report_with_finite_numbers(tmp_path, one_thread):
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--quick", "--out", str(out)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    if DEMO_MODEL == "samforge_random_tiny":
-        assert "untrained" in result.output  # the warning stays while the model is random
+    assert DEMO_MODEL == "samforge_nano"
+    assert "untrained" not in result.output  # the trained built-in model: no warning
     assert "Dice box start, round 1" in result.output  # the summary table
 
     page = (out / "report.html").read_text()
@@ -87,6 +87,17 @@ def test_quick_demo_writes_a_report_with_finite_numbers(tmp_path, one_thread):
         "finetune",
         "total",
     } <= set(summary["seconds"])
+
+
+def test_an_untrained_model_is_announced_as_such(tmp_path, monkeypatch):
+    from samforge.cli import demo
+
+    def stop(*_args, **_kwargs):
+        raise SystemExit(0)  # the warning comes first; the steps need not run
+
+    monkeypatch.setattr(demo, "_writable", stop)
+    result = runner.invoke(app, ["demo", "--quick", "-m", "samforge_random_tiny"])
+    assert "untrained" in result.output
 
 
 def test_unknown_model_and_unwritable_folder_are_user_errors(tmp_path):

@@ -24,6 +24,7 @@ REQUIRED = [
     "robustsam_vit_h",
     "sammed2d_vit_b",
     "samforge_random_tiny",
+    "samforge_nano",
 ]
 HEX_LENGTH = {"sha256": 64, "md5": 32, "xxh128": 32}
 

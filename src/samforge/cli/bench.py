@@ -37,7 +37,7 @@ class Timing:
 
 def bench(
     model: str = typer.Option(
-        "samforge_random_tiny",
+        "samforge_nano",
         help="Registry name or checkpoint file (see `samforge models list`).",
     ),
     image_side: int = typer.Option(512, help="Side of the square test image in pixels."),

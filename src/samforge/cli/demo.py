@@ -1,4 +1,4 @@
-"""``samforge demo``: the built-in demonstration on phantoms, no download.
+"""``samforge demo``: the built-in demonstration on phantoms and a real MRI, no download.
 
 Steps (each into a subfolder of ``--out``): interactive 2D evaluation (box and point
 starts, then corrections) on 2D phantoms of four modalities; 3D segmentation by propagation
@@ -8,9 +8,9 @@ corruptions at severity 3; a short fine-tune with the ``medicosam`` preset and t
 evaluation of the fine-tuned model. Ends with a summary table, ``summary.json`` and one
 self-contained ``report.html`` with every step's plots.
 
-Until the built-in trained model exists (issue 6), :data:`DEMO_MODEL` is
-``samforge_random_tiny``, a randomly initialised model: the numbers show the pipeline, not
-segmentation quality.
+The model is :data:`DEMO_MODEL`, ``samforge_nano``: samforge's small SAM, trained from
+scratch and shipped with the package (docs/samforge_nano.md). ``--model
+samforge_random_tiny`` runs the same steps on an untrained model, and says so.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from . import demo_steps as steps
 
 console = Console()
 
-DEMO_MODEL = "samforge_random_tiny"
+DEMO_MODEL = "samforge_nano"
 UNTRAINED_MODELS = ("samforge_random_tiny",)
 
 T = TypeVar("T")
@@ -56,7 +56,8 @@ def demo(
         console.print(
             Panel(
                 f"[bold]{model}[/] is randomly initialised and untrained: this run shows the "
-                "pipeline, not segmentation quality. A trained built-in model comes later.",
+                "pipeline, not segmentation quality. The trained built-in model is "
+                "samforge_nano (the default).",
                 style="yellow",
             )
         )

@@ -318,6 +318,30 @@ register_model(
     )
 )
 
+# samforge's own model, trained from scratch by configs/recipes/samforge_nano.yaml and
+# shipped inside the package (docs/samforge_nano.md is its model card).
+register_model(
+    ModelSpec(
+        name="samforge_nano",
+        architecture="vit_nano",
+        input_size=256,
+        preprocessing="sam",
+        url=None,
+        checksum="sha256:e549301518faaaf2813f4284c5b2b723eeeada15b49e94d5f0b93789ee7f6f8f",
+        checksum_source="samforge: computed by `samforge models export` when the weights were "
+        "written (docs/samforge_nano.md)",
+        filename="samforge_nano.pth",
+        format="bare",
+        family="samforge",
+        description="samforge's small SAM (11.3M parameters, 256² input) trained from "
+        "scratch on phantoms, HC18 and TotalSegmentator CT; the demo's default. A "
+        "demonstration model: see docs/samforge_nano.md.",
+        licence="Apache-2.0 (trained on CC BY 4.0 data: HC18, TotalSegmentator)",
+        init="package",
+        homepage="docs/samforge_nano.md",
+    )
+)
+
 __all__ = [
     "HASH_ALGORITHMS",
     "ModelSpec",

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from bench_vs_official import paired_medians  # this folder is on sys.path for a script
+
 from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam, official_predictor
 from samforge.inference import Predictor
 from samforge.inference.predictor import ImageEmbedding
@@ -33,19 +33,6 @@ GOAL_SECONDS = 0.015
 GOAL_RATIO = 10.0
 GOAL_BATCH_FACTOR = 10.0  # 32 objects in one call at most this many times one object
 OBJECTS = 32
-
-
-def paired_medians(official, ours, repeats: int) -> tuple[float, float]:
-    """Median seconds of each, after one warm-up call each, timed alternately."""
-    official()
-    ours()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for function, record in ((official, times[0]), (ours, times[1])):
-            start = time.perf_counter()
-            function()
-            record.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def official_with_embedding(official, embedding: torch.Tensor, side: int):

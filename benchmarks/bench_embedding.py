@@ -22,11 +22,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam
-from samforge.models.config import VIT_TEST, get_config
-from samforge.models.image_encoder import ImageEncoderViT
+from bench_vs_official import architecture  # this folder is on sys.path for a script
 
-SMALL = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
+from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam
+from samforge.models.image_encoder import ImageEncoderViT
 
 
 def alternating_medians(functions: dict, repeats: int) -> dict[str, tuple[float, float]]:
@@ -61,10 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    if args.arch == "vit_test":
-        config, arch = VIT_TEST, SMALL
-    else:
-        config, arch = get_config(args.arch), OFFICIAL_ARCHITECTURES[args.arch]
+    config, arch = architecture(args.arch)
     official = build_official_sam(image_size=config.image_size, **arch).image_encoder
     ours = ImageEncoderViT.from_config(config).eval()
     ours.load_state_dict(official.state_dict(), strict=True)

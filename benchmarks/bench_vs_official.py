@@ -26,10 +26,18 @@ from helpers.official import (
     official_predictor,
 )
 from samforge.inference import Predictor
-from samforge.models.config import VIT_TEST, get_config
+from samforge.models.config import VIT_TEST, SamConfig, get_config
 from samforge.models.sam import build_sam
 
 SMALL = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
+
+
+def architecture(name: str) -> tuple[SamConfig, dict]:
+    """samforge's config and the official builder's arguments for ``name`` (``vit_test``:
+    a tiny encoder for a quick check of the script)."""
+    if name == "vit_test":
+        return VIT_TEST, SMALL
+    return get_config(name), OFFICIAL_ARCHITECTURES[name]
 
 
 def paired_medians(official, ours, repeats: int) -> tuple[float, float]:
@@ -56,10 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    if args.arch == "vit_test":
-        config, arch = VIT_TEST, SMALL
-    else:
-        config, arch = get_config(args.arch), OFFICIAL_ARCHITECTURES[args.arch]
+    config, arch = architecture(args.arch)
     official = build_official_sam(image_size=config.image_size, **arch)
     ours = build_sam(config)
     ours.load_state_dict(official.state_dict(), strict=True)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hc18_finetune import trivial_references
+from hc18_finetune import held_out_images, trivial_references
 
 ROUNDS = 8
 PHANTOM_SEED = 5000  # the recipe trains on seed 1 and validates on seed 999
@@ -56,12 +56,9 @@ def random_twin(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def hc18_images(data: Path):
-    from samforge.data.readers.layouts import open_dataset
-    from samforge.evaluation.runs import iter_images
-
-    found = open_dataset(data / "hc18")
-    chosen = [i for i, s in enumerate(found.subjects) if s.isdigit() and 250 <= int(s) <= 299]
-    return list(iter_images(found.select(chosen), "hc18"))
+    """HC18 subjects 250–299, never trained on by the recipe."""
+    images, _ = held_out_images(argparse.Namespace(data=data / "hc18", eval_subjects=(250, 299)))
+    return images
 
 
 def phantom_images(per_modality: int, size: int):

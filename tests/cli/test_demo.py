@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
-import torch
 from typer.testing import CliRunner
 
 from samforge.cli import app
@@ -24,14 +22,6 @@ PLOTS = (
     "finetune/loss.png",
     "finetune/eval/examples.png",
 )
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def numbers(node, path=(), in_dice=False):

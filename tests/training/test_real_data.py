@@ -15,7 +15,6 @@ import csv
 from pathlib import Path
 
 import pytest
-import torch
 
 from samforge.training.config import load_config
 from samforge.training.engine import train
@@ -26,14 +25,6 @@ STEPS = 30
 WINDOW = 10  # steps averaged at each end
 # The last window's mean loss must be at most this fraction of the first window's.
 MAX_RATIO = 0.9
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def losses(run_dir: Path) -> list[float]:

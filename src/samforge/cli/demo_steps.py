@@ -99,8 +99,8 @@ def round_dice(summary: dict, rounds: int) -> dict:
 
 
 def volume_cases(plan: DemoPlan) -> list[Case]:
-    """A CT phantom volume and a real brain MRI (nilearn's MNI152 template, grey and white
-    matter labels); both ship with samforge's dependencies."""
+    """A generated CT phantom volume and a real brain MRI (nilearn's MNI152 template, grey
+    and white matter labels, read from nilearn's package): nothing to download."""
     phantom = phantom_case("ct", shape=plan.volume_shape, seed=VOLUME_SEED, name="ct_phantom")
     return [phantom, mni152_case(step=plan.mni152_step)]
 

@@ -14,11 +14,9 @@ interrupted run never leaves a half-written file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import textwrap
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from ..data.corruptions import (
 )
 from ..data.phantoms import MIN_SIZE, make_phantom
 from ..errors import ConfigError, DataError, InputImageError
+from ..files import atomic_path, write_text_atomically
 
 console = Console()
 
@@ -85,9 +84,7 @@ def corrupt(
         write_image(target, degraded)
         records.append({"source": str(file), "output": str(target), **_jsonable(params)})
     manifest = {"severity": severity, "seed": seed, "types": list(kinds), "images": records}
-    _atomic_write(
-        out / "corruptions.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=1))
-    )
+    write_text_atomically(out / "corruptions.json", json.dumps(manifest, indent=1))
     console.print(
         f"wrote {len(records)} degraded images ({len(files)} × {len(kinds)} types, severity "
         f"{severity}) to {out}"
@@ -162,7 +159,7 @@ def phantom(
             write_image(out / "masks" / f"{name}.png", label)
         names.append(name)
     dataset = _dataset_json(first[2], names, three_d, seed, seeds)
-    _atomic_write(out / "dataset.json", lambda tmp: tmp.write_text(json.dumps(dataset, indent=1)))
+    write_text_atomically(out / "dataset.json", json.dumps(dataset, indent=1))
     layout = "imagesTr/ + labelsTr/ (NIfTI)" if three_d else "images/ + masks/ (PNG)"
     console.print(f"wrote {count} {kind} phantoms of shape {shape} to {out}: {layout}")
 
@@ -212,7 +209,8 @@ def render_contact_sheet(
         ax.set_title(f"{name}\n{summary}" if summary else name, fontsize=9)
     figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.88, wspace=0.05, hspace=0.3)
     out_png = Path(out_png)
-    _atomic_write(out_png, lambda tmp: figure.savefig(tmp, format="png", dpi=SHEET_DPI))
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, format="png", dpi=SHEET_DPI)
     return out_png
 
 
@@ -320,11 +318,13 @@ def write_image(path: Path, array: np.ndarray) -> Path:
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
-        _atomic_write(path, lambda tmp: tifffile.imwrite(tmp, array))
+        with atomic_path(path) as tmp:
+            tifffile.imwrite(tmp, array)
     else:
         from PIL import Image
 
-        _atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+        with atomic_path(path) as tmp:
+            Image.fromarray(array).save(tmp, format="PNG")
     return path
 
 
@@ -336,7 +336,8 @@ def _write_nifti(path: Path, volume: np.ndarray, affine: np.ndarray) -> None:
     image.header.set_xyzt_units("mm")
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
-    _atomic_write(path, lambda tmp: nib.save(image, tmp))
+    with atomic_path(path) as tmp:
+        nib.save(image, tmp)
 
 
 def _display_uint8(image: np.ndarray, info: dict[str, Any]) -> np.ndarray:
@@ -390,21 +391,3 @@ def _seed_for(seed: int, relative: Path, kind: str) -> np.random.Generator:
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
-
-
-def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Run ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the full suffix (.nii.gz) so writers that look at the name pick the right format.
-    fd, name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

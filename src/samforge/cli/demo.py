@@ -29,10 +29,10 @@ from ..errors import ConfigError
 from ..evaluation.report import (
     REPORT_HTML,
     SUMMARY_JSON,
-    atomic_write_bytes,
     render_html,
     write_json,
 )
+from ..files import write_bytes_atomically
 from ..inference.predictor import Predictor
 from ..models.checkpoint import load_model
 from . import demo_steps as steps
@@ -126,7 +126,7 @@ def demo(
     page = render_html(
         f"samforge demo: {model}", {"headline": _headline(summary)} | summary, figures
     )
-    report = atomic_write_bytes(out / REPORT_HTML, page.encode())
+    report = write_bytes_atomically(out / REPORT_HTML, page.encode())
     console.print(_table(summary))
     console.print(f"report: {report}; summary: {out / SUMMARY_JSON}", highlight=False)
 

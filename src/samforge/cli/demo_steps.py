@@ -23,7 +23,7 @@ from ..data.record import Case
 from ..evaluation.interactive2d import InteractiveSettings
 from ..evaluation.interactive3d import Protocol3D, case_objects, evaluate_case, start_prompt
 from ..evaluation.plots import Overlay, plot_dice_vs_round, plot_overlays
-from ..evaluation.report import atomic_write_bytes, write_report
+from ..evaluation.report import write_report
 from ..evaluation.robustness import run_robustness, summarize_robustness, write_robustness_report
 from ..evaluation.runs import (
     EvalImage,
@@ -32,6 +32,7 @@ from ..evaluation.runs import (
     summarize_interactive,
     write_interactive_report,
 )
+from ..files import write_bytes_atomically
 from ..inference.predictor import Predictor
 from ..inference.propagation import PropagationSettings, propagate
 
@@ -240,7 +241,7 @@ def _plot_losses(path: Path, losses: list[float]) -> Path:
     axis.grid(alpha=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def before_after_plot(rows: list[dict], path: Path) -> Path:

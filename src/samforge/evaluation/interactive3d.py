@@ -33,12 +33,13 @@ from ..data.intensity import volume_normalizer
 from ..data.objects import ObjectInstance, instances_from_labels
 from ..data.record import Case
 from ..errors import ConfigError, InputImageError
+from ..files import write_bytes_atomically
 from ..inference.predictor import Predictor
 from ..inference.propagation import PropagationSettings, SlicePrompt, propagate
 from ..inference.volume_prompts import PROMPT_MODES
 from ..prompts import box_from_masks, center_points
 from .metrics import dice, hd95, normalized_surface_distance
-from .report import atomic_write_bytes, write_report
+from .report import write_report
 
 START_PROMPTS_3D: tuple[str, ...] = ("box", "point")
 DEFAULT_IOU_THRESHOLDS = (0.5, 0.8)
@@ -367,7 +368,7 @@ def _save_figure(figure, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def _test_means(rows: Sequence[dict]) -> dict:

@@ -19,13 +19,14 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .report import atomic_write_bytes, image_level, mean_by
+from ..files import write_bytes_atomically
+from .report import image_level, mean_by
 
 
 def _save(figure, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def plot_dice_vs_round(rows: Sequence[dict], path: Path) -> Path:

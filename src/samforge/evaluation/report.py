@@ -12,32 +12,17 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..files import write_bytes_atomically
+
 RESULTS_CSV = "results.csv"
 SUMMARY_JSON = "summary.json"
 REPORT_HTML = "report.html"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_csv(path: Path, rows: Sequence[dict]) -> Path:
@@ -49,7 +34,7 @@ def write_csv(path: Path, rows: Sequence[dict]) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return atomic_write_bytes(path, buffer.getvalue().encode())
+    return write_bytes_atomically(path, buffer.getvalue().encode())
 
 
 # Columns read back as numbers; everything else stays text (a case called "007" must not
@@ -104,7 +89,7 @@ def _json_safe(value):
 
 def write_json(path: Path, data: dict) -> Path:
     text = json.dumps(_json_safe(data), indent=2, sort_keys=False)
-    return atomic_write_bytes(path, (text + "\n").encode())
+    return write_bytes_atomically(path, (text + "\n").encode())
 
 
 def mean_by(rows: Iterable[dict], keys: Sequence[str], value: str = "dice") -> dict[tuple, float]:
@@ -187,4 +172,4 @@ def write_report(
     write_csv(out_dir / RESULTS_CSV, rows)
     write_json(out_dir / SUMMARY_JSON, summary)
     page = render_html(title, summary, figures)
-    return atomic_write_bytes(out_dir / REPORT_HTML, page.encode())
+    return write_bytes_atomically(out_dir / REPORT_HTML, page.encode())

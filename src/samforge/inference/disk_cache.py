@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import weakref
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..files import save_torch_atomically
 from ..models.embeddings import Embeddings, detached_cpu, is_embeddings
 from .embedding_cache import model_state_key
 
@@ -94,16 +94,7 @@ class DiskEmbeddingCache:
 
     def put(self, key: str, embedding: Embeddings) -> None:
         """Store ``embedding`` under ``key`` atomically (temp file + rename)."""
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save({"key": key, "embedding": detached_cpu(embedding)}, file)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        save_torch_atomically(self.path(key), {"key": key, "embedding": detached_cpu(embedding)})
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.pt"))

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..files import atomic_path, save_torch_atomically, write_text_atomically
 from .checkpoint_io import (
     CONFIG_METADATA_KEY,
     PROVENANCE_METADATA_KEY,
@@ -175,36 +175,19 @@ def _write(
         if provenance is not None:
             metadata[PROVENANCE_METADATA_KEY] = json.dumps(dict(provenance), default=str)
 
-        def save(temp: Path) -> None:
-            from safetensors.torch import save_file
+        from safetensors.torch import save_file
 
+        with atomic_path(path) as temp:
             save_file(state, str(temp), metadata=metadata)
+        return path
 
-        return write_atomically(path, save)
-
-    written = write_atomically(
-        path, lambda temp: torch.save({wrap: state} if wrap else state, temp)
-    )
+    save_torch_atomically(path, {wrap: state} if wrap else state)
     if provenance is not None:
         sidecar = {"provenance": dict(provenance), "config": config.to_dict()}
         text = json.dumps(sidecar, indent=2, default=str)
         try:
-            write_atomically(sidecar_path(path), lambda temp: temp.write_text(text))
+            write_text_atomically(sidecar_path(path), text)
         except BaseException:
-            written.unlink(missing_ok=True)  # a checkpoint without its provenance is half-written
+            path.unlink(missing_ok=True)  # a checkpoint without its provenance is half-written
             raise
-    return written
-
-
-def write_atomically(path: Path, save: Callable[[Path], Any]) -> Path:
-    """Call ``save(temporary_path)`` in ``path``'s folder, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        save(temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return path

@@ -16,7 +16,6 @@ import functools
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import DownloadError
+from ..files import atomic_path
 from .registry import ModelSpec
 
 CACHE_ENV = "SAMFORGE_CACHE"
@@ -161,27 +161,22 @@ def _verify_cached(spec: ModelSpec, path: Path) -> None:
 def _download(spec: ModelSpec, path: Path, *, progress: bool, timeout: float) -> None:
     # Without a published checksum, still hash (sha256) so the user can record it.
     hasher = new_hasher(spec.checksum_algorithm or "sha256")
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    temp = Path(temp_name)
     try:
-        with os.fdopen(handle, "wb") as out:
+        with atomic_path(path) as temp, open(temp, "wb") as out:
             _stream(spec.url, out, hasher, progress=progress, timeout=timeout, label=spec.name)
-        actual = hasher.hexdigest()
-        if spec.checksum is not None and actual != spec.checksum_digest:
-            raise DownloadError(
-                f"the file downloaded from {spec.url} has {spec.checksum_algorithm} {actual} but "
-                f"{spec.checksum_digest} is expected, so it was discarded: the download was "
-                "corrupted or the server now serves another file. Try again; if it persists, "
-                f"download it by hand, check it, and put it at {path}."
-            )
-        os.replace(temp, path)
+            actual = hasher.hexdigest()
+            if spec.checksum is not None and actual != spec.checksum_digest:
+                raise DownloadError(
+                    f"the file downloaded from {spec.url} has {spec.checksum_algorithm} {actual} "
+                    f"but {spec.checksum_digest} is expected, so it was discarded: the download "
+                    "was corrupted or the server now serves another file. Try again; if it "
+                    f"persists, download it by hand, check it, and put it at {path}."
+                )
     except DownloadError:
         raise
     except (OSError, http.client.HTTPException, ValueError) as error:
         # URLError, HTTPError, refused connections and timeouts are all OSErrors.
         raise DownloadError(_offline_message(spec, path, error)) from error
-    finally:
-        temp.unlink(missing_ok=True)
     if spec.checksum is None:
         warnings.warn(
             f"{spec.name}: no checksum is published for {spec.url}, so the download could not be "

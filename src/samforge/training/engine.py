@@ -34,10 +34,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from ..errors import CheckpointError, ConfigError
+from ..files import save_torch_atomically, write_text_atomically
 from ..models.build import build_model
 from ..models.checkpoint import load_model
 from ..models.config import get_config
-from ..models.export import export_model, write_atomically
+from ..models.export import export_model
 from ..models.peft import apply_lora, apply_svd, merge_peft
 from .config import TrainConfig
 from .data_module import SegmentationDataModule
@@ -206,7 +207,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     into a copy when that is another file system); loads with ``weights_only=True``."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        write_atomically(Path(path), lambda temp: torch.save(checkpoint, temp))
+        save_torch_atomically(path, checkpoint)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
@@ -397,4 +398,4 @@ def _write_summary(
 
 
 def _write_text(path: Path, text: str) -> None:
-    write_atomically(path, lambda temp: temp.write_text(text))
+    write_text_atomically(path, text)

@@ -1,10 +1,8 @@
-"""Shared pieces of the readers: file kinds, error wrapping, atomic writes, label checks."""
+"""Shared pieces of the readers: file kinds, error wrapping, label checks."""
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError, InputImageError, SamforgeError
+from ...files import suffix_of
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -22,20 +21,6 @@ SUPPORTED_TEXT = (
     "NIfTI (.nii, .nii.gz), PNG, JPEG, BMP, TIFF (.tif, .tiff), DICOM files (.dcm or no "
     "extension) and DICOM series folders"
 )
-
-
-def suffix_of(path: Path) -> str:
-    """Lower-case extension, ``.nii.gz`` counted as one."""
-    name = path.name.lower()
-    if name.endswith(".nii.gz"):
-        return ".nii.gz"
-    return path.suffix.lower()
-
-
-def stem_of(path: Path) -> str:
-    """File name without its extension (``case.nii.gz`` → ``case``)."""
-    suffix = suffix_of(path)
-    return path.name[: len(path.name) - len(suffix)] if suffix else path.name
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -88,25 +73,6 @@ def reading(path: Path, what: str) -> Iterator[None]:
             f"cannot read {path} as {what}: {type(error).__name__}: {error}. The file may be "
             "truncated or corrupt, or not really a file of that type; re-export or re-download it."
         ) from error
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it into place only if the block succeeds.
-
-    The temporary file keeps the target's extension (libraries choose the format, and
-    nibabel the compression, from it), so nothing half-written is ever left under ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = suffix_of(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    temporary_path = Path(temporary)
-    try:
-        yield temporary_path
-        os.replace(temporary_path, path)
-    finally:
-        temporary_path.unlink(missing_ok=True)
 
 
 _NAME_MODALITIES = {

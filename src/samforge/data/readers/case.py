@@ -8,19 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError, InputImageError
+from ...files import atomic_path, stem_of, suffix_of
 from ..record import Case
 from . import dicom, image2d, nifti
 from ._common import (
     as_label_map,
-    atomic_output,
     check_finite,
     check_same_shape,
     file_kind,
     guess_modality,
     reading,
     smallest_label_dtype,
-    stem_of,
-    suffix_of,
 )
 
 
@@ -110,7 +108,7 @@ def write_mask(path: str | Path, mask: np.ndarray, reference: Case) -> None:
             ".nii.gz (any image, keeps the geometry), .png (2D) or .tif (2D or 3D). JPEG is "
             "lossy and would change the labels."
         )
-    with atomic_output(path) as temporary:
+    with atomic_path(path) as temporary:
         writer(temporary, *args)
 
 

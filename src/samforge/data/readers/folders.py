@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ...files import stem_of, suffix_of
 from ..record import Case, CaseList, CaseRef
-from ._common import IMAGE_SUFFIXES, check_same_shape, smallest_label_dtype, stem_of, suffix_of
+from ._common import IMAGE_SUFFIXES, check_same_shape, smallest_label_dtype
 from .case import read_case, read_label_array
 
 LABEL_SUFFIXES = ("_mask", "_masks", "_seg", "_label", "_labels", "_gt", "_annotation")

@@ -21,9 +21,10 @@ from functools import partial
 from pathlib import Path
 
 from ...errors import DataError
+from ...files import stem_of, suffix_of
 from ..record import Case, CaseList, CaseRef
 from . import dicom
-from ._common import is_dicom_file, stem_of, suffix_of
+from ._common import is_dicom_file
 from .case import read_case
 from .folders import open_image_mask_folders, open_nifti_folder, subject_from
 from .hc18 import open_hc18

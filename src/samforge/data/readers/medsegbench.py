@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ...files import atomic_path
 from ..record import Case, CaseList, CaseRef
-from ._common import as_label_map, atomic_output, reading
+from ._common import as_label_map, reading
 
 SIZES = (128, 256, 512)
 SPLITS = ("train", "val", "test")
@@ -134,7 +135,7 @@ def download_medsegbench(
     try:
         with (
             urllib.request.urlopen(url, timeout=timeout) as response,
-            atomic_output(target) as temporary,
+            atomic_path(target) as temporary,
         ):
             digest = _save(response, temporary)
             if digest != md5:

@@ -13,8 +13,8 @@ from functools import partial
 from pathlib import Path
 
 from ...errors import DataError
+from ...files import stem_of
 from ..record import CaseList, CaseRef
-from ._common import stem_of
 from .folders import load_with_object_masks
 
 _MODALITY_PREFIXES = {"ct": "ct", "mr": "mr", "us": "us", "x": "xray", "xray": "xray"}

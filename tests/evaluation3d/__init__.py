@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from samforge.models import Sam
 from samforge.models.config import VIT_TEST
-from samforge.models.sam import Sam
 from samforge.preprocessing import SAM_PIXEL_MEAN, SAM_PIXEL_STD
 
 LOGIT = 20.0

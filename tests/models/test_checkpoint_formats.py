@@ -19,15 +19,11 @@ from safetensors.torch import save_file
 
 from helpers.official import build_official_sam, official_sam_from_state_dict
 from samforge.errors import CheckpointError, ModelNotFoundError, UnsupportedCheckpointError
-from samforge.models.checkpoint import (
-    export_official,
-    infer_config,
-    load_model,
-    read_checkpoint,
-)
-from samforge.models.config import ARCHITECTURES, VIT_TEST
-from samforge.models.position_tables import resize_pos_embed, resize_rel_pos
-from samforge.models.sam import build_sam
+from samforge.models import ARCHITECTURES, build_model, export_official, load_model
+from samforge.models.checkpoints.position_tables import resize_pos_embed, resize_rel_pos
+from samforge.models.checkpoints.reading import read_checkpoint
+from samforge.models.checkpoints.shape_inference import infer_config
+from samforge.models.config import VIT_TEST
 
 SMALL_ARCH = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
 
@@ -118,7 +114,7 @@ def test_in_memory_state_dict_loads(official_state):
 def test_infer_config_round_trips_every_architecture(name):
     config = ARCHITECTURES[name]
     with torch.device("meta"):  # shapes only: vit_h is never allocated
-        state = build_sam(config).state_dict()
+        state = build_model(config).state_dict()
     assert infer_config(state) == config
     assert infer_config(prefixed(state, "module.sam.")) == config
 
@@ -127,7 +123,7 @@ def test_infer_config_round_trips_every_architecture(name):
 def test_infer_config_reads_the_input_size(name):
     config = ARCHITECTURES[name].with_changes(image_size=512)
     with torch.device("meta"):
-        state = build_sam(config).state_dict()
+        state = build_model(config).state_dict()
     assert infer_config(state) == config
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from helpers.configs import ROBUST_TEST, SAMMED2D_TEST, SAMUNET_TEST
 from samforge.errors import ConfigError
-from samforge.models.config import ARCHITECTURES, VIT_B, VIT_TEST, SamConfig
+from samforge.models import ARCHITECTURES, SamConfig, family_of
+from samforge.models.config import VIT_B, VIT_TEST
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
@@ -21,7 +22,7 @@ def test_configs_written_before_the_family_fields_stay_valid():
     new_fields = ("decoder", "encoder_adapter", "adapter_", "resnet_")
     old = {k: v for k, v in VIT_TEST.to_dict().items() if not k.startswith(new_fields)}
     assert SamConfig.from_dict(old) == VIT_TEST
-    assert SamConfig.from_dict(old).family == "SAM"
+    assert family_of(SamConfig.from_dict(old)).name == "SAM"
 
 
 @pytest.mark.parametrize(
@@ -35,16 +36,16 @@ def test_configs_written_before_the_family_fields_stay_valid():
     ],
 )
 def test_family_names(config, family):
-    assert config.family == family
+    assert family_of(config).name == family
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        (dict(decoder="unet"), "decoder must be one of"),
+        (dict(family="unet"), "family must be one of"),
         (dict(preprocessing="imagenet"), "preprocessing must be one of"),
-        (dict(decoder="robust", encoder_global_attn_indexes=()), "at least one global block"),
-        (dict(decoder="sam_unet"), "one ResNet stage before each global-attention block"),
+        (dict(family="robust", encoder_global_attn_indexes=()), "at least one global block"),
+        (dict(family="sam_unet"), "one ResNet stage before each global-attention block"),
         (dict(encoder_adapter=True, image_size=240), "even grid"),
     ],
 )

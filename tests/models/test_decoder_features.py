@@ -10,15 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from samforge.models import DecoderOutput, build_model
 from samforge.models.config import VIT_TEST
-from samforge.models.mask_decoder import DecoderOutput
-from samforge.models.sam import build_sam
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build_sam(VIT_TEST)
+    return build_model(VIT_TEST)
 
 
 def prompts(batch: int = 3):

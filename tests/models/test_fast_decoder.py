@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from samforge.models import build_model
 from samforge.models.config import VIT_TEST
-from samforge.models.mask_decoder import (
+from samforge.models.sam.mask_decoder import (
     blocks_to_image,
     read_block_masks,
     read_masks,
     upscale_blocks,
 )
-from samforge.models.sam import build_sam
-from samforge.models.transformer import Attention
+from samforge.models.sam.transformer import Attention
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_wrapped_projections_fall_back_to_plain_attention(attention):
 
 def test_block_upscaling_equals_the_transposed_convolutions():
     torch.manual_seed(3)
-    decoder = build_sam(VIT_TEST).mask_decoder
+    decoder = build_model(VIT_TEST).mask_decoder
     keys = torch.randn(2, 16 * 12, 256)
     with torch.no_grad():
         blocks = upscale_blocks(decoder.output_upscaling, keys, 16, 12)
@@ -92,7 +92,7 @@ def test_block_upscaling_equals_the_transposed_convolutions():
 
 def test_other_upscaling_modules_run_as_they_are():
     torch.manual_seed(7)
-    upscaling = build_sam(VIT_TEST).mask_decoder.output_upscaling
+    upscaling = build_model(VIT_TEST).mask_decoder.output_upscaling
     upscaling[3] = torch.nn.Sequential(upscaling[3])  # wrapped: no longer foldable
     keys = torch.randn(1, 8 * 8, 256)
     with torch.no_grad():
@@ -104,7 +104,7 @@ def test_other_upscaling_modules_run_as_they_are():
 def test_prompts_decoded_together_equal_each_alone():
     """One shared image (computed once for all prompts) gives each prompt its own masks."""
     torch.manual_seed(4)
-    model = build_sam(VIT_TEST)
+    model = build_model(VIT_TEST)
     generator = torch.Generator().manual_seed(5)
     embedding = torch.randn(1, 256, 16, 16, generator=generator)
     boxes = torch.tensor([[10.0, 20, 120, 140], [50, 60, 200, 230], [0, 0, 255, 255]])

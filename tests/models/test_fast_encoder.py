@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from helpers.official import build_official_sam, randomize_parameters
-from samforge.models import image_encoder
-from samforge.models.image_encoder import (
+from samforge.models.sam import image_encoder
+from samforge.models.sam.image_encoder import (
     ImageEncoderViT,
     attention_slices,
     attention_with_relative_positions,

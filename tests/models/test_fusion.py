@@ -23,8 +23,7 @@ from helpers.official import build_official_sam
 from helpers.robust import build_robust_sam
 from samforge.cli import app, main
 from samforge.errors import CheckpointError
-from samforge.models import build_model, export_model, load_model
-from samforge.models.fusion import fuse_modules
+from samforge.models import build_model, export_model, family_of, fuse_modules, load_model
 
 SMALL_ARCH = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
 BOXES = torch.tensor([[10.0, 20, 100, 200], [50, 50, 120, 90]])
@@ -55,7 +54,7 @@ def outputs(model, clean: bool):
 def test_fusion_takes_each_module_from_its_source(sources):
     encoder_path, decoder_path, medsam, robust = sources
     model = fuse_modules(image_encoder=encoder_path, mask_decoder=decoder_path)
-    assert model.config.family == "RobustSAM" and model.config.preprocessing == "medsam"
+    assert family_of(model.config).name == "RobustSAM" and model.config.preprocessing == "medsam"
     state = model.state_dict()
     assert set(state) == set(robust)
     for key, value in state.items():

@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 from helpers.official import build_official_sam
 from samforge.cli.models import app
 from samforge.errors import DownloadError
-from samforge.models import hub, registry
-from samforge.models.checkpoint import load_model
-from samforge.models.registry import ModelSpec, get_model_spec
+from samforge.models import get_model_spec, load_model
+from samforge.models.checkpoints import hub, registry
+from samforge.models.checkpoints.registry import ModelSpec
 
 
 @pytest.fixture(autouse=True)

@@ -14,10 +14,8 @@ from samforge.cli.models import app
 from samforge.data.phantoms import phantom_case
 from samforge.errors import DownloadError
 from samforge.inference.predictor import Predictor
-from samforge.models import hub
-from samforge.models.build import build_model
-from samforge.models.checkpoint import load_model
-from samforge.models.registry import get_model_spec
+from samforge.models import build_model, get_model_spec, load_model
+from samforge.models.checkpoints import hub
 
 NANO = get_model_spec("samforge_nano")
 

@@ -14,8 +14,8 @@ import torch
 
 from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam, official_predictor
 from samforge.inference import Predictor
+from samforge.models import build_model
 from samforge.models.config import VIT_B, VIT_TEST
-from samforge.models.sam import build_sam
 
 RELATIVE_TOLERANCE = 1e-5
 
@@ -42,7 +42,7 @@ def assert_masks_agree(ours_masks, ref_logits, name: str) -> None:
 
 def paired_models(config, arch: dict, seed: int = 0):
     official = build_official_sam(image_size=config.image_size, seed=seed, **arch)
-    ours = build_sam(config)
+    ours = build_model(config)
     ours.load_state_dict(official.state_dict(), strict=True)
     return official, ours
 

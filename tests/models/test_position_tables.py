@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from helpers.official import build_official_sam, segment_anything
-from samforge.models.checkpoint import load_model
-from samforge.models.config import VIT_TEST
-from samforge.models.position_tables import (
+from samforge.models import load_model
+from samforge.models.checkpoints.position_tables import (
     adapt_position_tables,
     resize_pos_embed,
     resize_rel_pos,
 )
+from samforge.models.config import VIT_TEST
 
 # Imported through helpers.official, which provides the torchvision stand-in first.
 OfficialEncoder = segment_anything.modeling.image_encoder.ImageEncoderViT

@@ -9,9 +9,10 @@ from typer.testing import CliRunner
 
 from samforge.cli.models import app
 from samforge.errors import ModelNotFoundError
-from samforge.models import registry
+from samforge.models import family_of, get_model_spec, list_models
+from samforge.models.checkpoints import registry
+from samforge.models.checkpoints.registry import ModelSpec, register_model
 from samforge.models.config import VIT_TEST
-from samforge.models.registry import ModelSpec, get_model_spec, list_models, register_model
 
 REQUIRED = [
     "sam_vit_b",
@@ -82,13 +83,13 @@ def test_robustsam_entries(size):
         f"robustsam_checkpoint_{size}.pth"
     )
     assert spec.checksum is None and "none published" in spec.checksum_source
-    assert spec.config.family == "RobustSAM" and spec.config.image_size == 1024
+    assert family_of(spec.config).name == "RobustSAM" and spec.config.image_size == 1024
     assert spec.config.encoder_embed_dim == {"b": 768, "l": 1024, "h": 1280}[size]
 
 
 def test_sammed2d_entry():
     spec = get_model_spec("sammed2d_vit_b")
-    assert spec.config.family == "SAM-Med2D" and spec.format == "model"
+    assert family_of(spec.config).name == "SAM-Med2D" and spec.format == "model"
     assert (spec.input_size, spec.preprocessing) == (256, "sammed2d")
     assert spec.filename == "sam-med2d_b.pth"  # a hand-downloaded file is recognised by name
     assert spec.checksum is None and "none published" in spec.checksum_source

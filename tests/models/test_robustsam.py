@@ -18,7 +18,7 @@ import torch
 from helpers.official import official_sam_from_state_dict
 from helpers.robust import build_robust_sam, reference_decode
 from samforge.errors import CheckpointError, EmbeddingError
-from samforge.models import export_model, export_official, load_model
+from samforge.models import export_model, export_official, family_of, load_model
 from samforge.models.config import VIT_TEST
 
 RELATIVE_TOLERANCE = 1e-5
@@ -71,7 +71,7 @@ def test_public_architectures_have_the_package_keys_and_shapes(size):
 
 def test_loads_as_robustsam(models):
     reference, ours = models
-    assert ours.config == VIT_TEST.with_changes(decoder="robust")
+    assert ours.config == VIT_TEST.with_changes(family="robust")
     assert ours.provenance["family"] == "RobustSAM"
     extras = [key for key in reference.state_dict() if "robust" in key or "fourier" in key]
     assert extras and all(key in ours.state_dict() for key in extras)
@@ -107,7 +107,7 @@ def test_ddp_trained_checkpoint_loads(models):
     reference, _ = models
     ddp = {f"module.{key}": value for key, value in reference.state_dict().items()}
     loaded = load_model(ddp)
-    assert loaded.config.family == "RobustSAM"
+    assert family_of(loaded.config).name == "RobustSAM"
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in reference.state_dict().items())
 
 
@@ -180,4 +180,4 @@ def test_export_to_sam_format_needs_drop_extras(models, image, tmp_path):
     assert relative_error(clean.low_res_logits, masks) <= RELATIVE_TOLERANCE
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_model(path).config.decoder == "sam"
+        assert load_model(path).config.family == "sam"

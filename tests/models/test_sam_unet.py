@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from helpers.configs import SAMUNET_TEST
 from samforge.data import Case, ObjectSegmentationDataset, collate_objects
 from samforge.data.phantoms import make_phantom
-from samforge.models import build_model, export_model, get_config, load_model
-from samforge.models.resnet import ResNetStages, from_torchvision_names
+from samforge.models import build_model, export_model, family_of, get_config, load_model
+from samforge.models.families.sam_unet.resnet import ResNetStages, from_torchvision_names
 from samforge.prompts import box_from_masks
 
 # (key, shape) of the public ResNet-50 SAM-UNet at 256² with ViT-B, from its code.
@@ -50,8 +50,9 @@ PUBLIC_SHAPES = {
 
 
 def test_public_names_and_shapes():
+    config = get_config("samunet_res50_vit_b")
     with torch.device("meta"):
-        state = build_model(get_config("samunet_res50_vit_b")).state_dict()
+        state = family_of(config).write_names(build_model(config).state_dict())
     assert {key: tuple(state[key].shape) for key in PUBLIC_SHAPES} == PUBLIC_SHAPES
     roots = {key.split(".")[0] for key in state}
     assert roots == {

@@ -12,8 +12,8 @@ import math
 import torch
 from torch import nn
 
+from ..config import SamConfig
 from .common import LayerNorm2d
-from .config import SamConfig
 
 
 class PositionEmbeddingRandom(nn.Module):

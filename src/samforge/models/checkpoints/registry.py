@@ -1,7 +1,7 @@
 """The registry of named models: where each checkpoint lives and how to run it.
 
 Like ``timm``'s registry, a model is a name plus a small record; ``load_model(name)``
-looks the name up, fetches the file into the cache (:mod:`samforge.models.hub`) and
+looks the name up, fetches the file into the cache (:mod:`samforge.models.checkpoints.hub`) and
 builds the architecture. New families register their entries with :func:`register_model`
 when their architecture arrives.
 
@@ -19,8 +19,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import ModelNotFoundError
-from .config import Preprocessing, SamConfig, get_config
+from ...errors import ModelNotFoundError
+from ..config import Preprocessing, SamConfig, get_config
 
 Init = Literal["checkpoint", "random", "package"]
 HASH_ALGORITHMS = ("sha256", "md5", "xxh128")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .config import ResNetBlock
+from ...config import ResNetBlock
 
 _TORCHVISION_RENAMES = (
     (re.compile(r"^conv1\."), "stage0.0."),

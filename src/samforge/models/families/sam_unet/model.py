@@ -11,31 +11,31 @@
   SAM's IoU and mask tokens; the mask is ``hf_mlp(token)`` times
   ``embedding_maskfeature(upscaled) + multi-scale feature``: one mask, no IoU head.
 
-Parameter names follow the public SAM-UNet code (SAM's modules wrapped as
-``image_encoder.sam_img_encoder``, ``prompt_encoder.sam_prompt_encoder``,
-``mask_decoder.sam_mask_decoder``), so its ``{"model": ...}`` checkpoints load strictly.
-The ViT is frozen in SAM-UNet's training; :attr:`SamUNet.trainable_prefixes` names the rest.
+SAM's modules keep SAM's names here; SAM-UNet's own modules have the names of the public
+SAM-UNet code, whose checkpoints wrap SAM's (:mod:`.layout` renames them once, when read or
+written), so its ``{"model": ...}`` checkpoints load strictly. The ViT is frozen in
+SAM-UNet's training; :attr:`SamUNet.trainable_prefixes` names the rest.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
-from .checkpoint_io import preview_names
-from .common import MLP, LayerNorm2d, register_pixel_statistics
-from .config import SamConfig
-from .embeddings import IMAGE_EMBEDDINGS, Embeddings, require
-from .image_encoder import ImageEncoderViT
-from .mask_decoder import DecoderOutput, MaskDecoder, expand_to_batch, read_masks
-from .prompt_encoder import PromptEncoder
+from ....errors import CheckpointError
+from ...config import SamConfig
+from ...messages import preview_names
+from ...sam.common import MLP, LayerNorm2d, register_pixel_statistics
+from ...sam.embeddings import IMAGE_EMBEDDINGS, Embeddings, require
+from ...sam.image_encoder import ImageEncoderViT
+from ...sam.mask_decoder import DecoderOutput, MaskDecoder, expand_to_batch, read_masks
+from ...sam.model import PromptableModel
+from ...sam.prompt_encoder import PromptEncoder
+from .layout import is_sam_unet_key
 from .resnet import ResNetStages, from_torchvision_names
-from .sam import PromptableModel
-from .sam_unet_keys import WRAPPED_PREFIXES, from_sam_names
 
 MULTI_SCALE_FEATURES = "multi_scale_features"
 
@@ -81,35 +81,15 @@ def upscaling(in_channels: int, mid_channels: int, out_channels: int) -> nn.Sequ
     )
 
 
-class ImageEncoderWrapper(nn.Module):
-    """SAM's ViT under SAM-UNet's name; :class:`SamUNet` runs it block by block."""
+class SamUNetMaskDecoder(MaskDecoder):
+    """SAM's decoder with SAM-UNet's single token and multi-scale mask features. SAM's
+    output tokens, hypernetworks and IoU head stay (SAM-UNet's checkpoints hold them) but
+    are not used."""
 
-    def __init__(self, config: SamConfig) -> None:
-        super().__init__()
-        self.sam_img_encoder = ImageEncoderViT.from_config(config)
-
-
-class PromptEncoderWrapper(nn.Module):
-    """SAM's prompt encoder under SAM-UNet's name; same calls as :class:`PromptEncoder`."""
-
-    def __init__(self, config: SamConfig) -> None:
-        super().__init__()
-        self.sam_prompt_encoder = PromptEncoder.from_config(config)
-
-    def forward(self, points, boxes, masks) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.sam_prompt_encoder(points, boxes, masks)
-
-    def get_dense_pe(self) -> torch.Tensor:
-        return self.sam_prompt_encoder.get_dense_pe()
-
-
-class SamUNetMaskDecoder(nn.Module):
-    """SAM's decoder with SAM-UNet's single token and multi-scale mask features."""
-
-    def __init__(self, config: SamConfig) -> None:
-        super().__init__()
-        dim = config.prompt_embed_dim
-        self.sam_mask_decoder = MaskDecoder.from_config(config)
+    def __init__(self, *args, **kwargs) -> None:
+        """Takes :class:`MaskDecoder`'s arguments."""
+        super().__init__(*args, **kwargs)
+        dim = self.transformer_dim
         self.med_token = nn.Embedding(1, dim)
         self.hf_mlp = MLP(dim, dim, dim // 8, 3)
         self.embedding_maskfeature = nn.Sequential(
@@ -119,7 +99,7 @@ class SamUNetMaskDecoder(nn.Module):
             nn.Conv2d(dim // 4, dim // 8, 3, 1, 1),
         )
 
-    def forward(
+    def forward(  # type: ignore[override]  # SAM-UNet needs the multi-scale features too
         self,
         image_embeddings: torch.Tensor,
         multi_scale_features: torch.Tensor,
@@ -141,7 +121,7 @@ class SamUNetMaskDecoder(nn.Module):
             learned token after the transformer (B, 1, C).
         """
         batch = sparse_prompt_embeddings.shape[0]
-        hs, upscaled = self.sam_mask_decoder.run_transformer(
+        hs, upscaled = self.run_transformer(
             self.med_token.weight,
             image_embeddings,
             image_pe,
@@ -153,6 +133,13 @@ class SamUNetMaskDecoder(nn.Module):
             multi_scale_features, batch
         )
         return DecoderOutput(read_masks(self.hf_mlp(token), features), None, features, token)
+
+    def forward_with_features(self, *args, **kwargs) -> DecoderOutput:
+        raise TypeError(
+            "SAM-UNet's decoder also needs the multi-scale features: call it as "
+            "decoder(image_embeddings, multi_scale_features, image_pe, sparse, dense), or use "
+            "model.decode_with_features."
+        )
 
 
 class SamUNet(PromptableModel):
@@ -174,9 +161,9 @@ class SamUNet(PromptableModel):
         super().__init__()
         self.config = config
         dim, vit_dim, size = config.prompt_embed_dim, config.encoder_embed_dim, config.image_size
-        self.image_encoder = ImageEncoderWrapper(config)
-        self.prompt_encoder = PromptEncoderWrapper(config)
-        self.mask_decoder = SamUNetMaskDecoder(config)
+        self.image_encoder = ImageEncoderViT.from_config(config)
+        self.prompt_encoder = PromptEncoder.from_config(config)
+        self.mask_decoder = SamUNetMaskDecoder.from_config(config)
         self.resnet = ResNetStages(config.resnet_block, config.resnet_layers, config.resnet_width)
         self.adapters_in = nn.ModuleList(
             Reshaper(size // 2 ** (index + 2), channels, config.embedding_size, vit_dim)
@@ -196,7 +183,7 @@ class SamUNet(PromptableModel):
     def embed_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, 3, S, S) model-ready images -> ``{"image_embeddings": (B, 256, S/16, S/16),
         "multi_scale_features": (B, 32, S/4, S/4)}``."""
-        vit = self.image_encoder.sam_img_encoder
+        vit = self.image_encoder
         stages = self.resnet(images)
         x = vit.patch_embed(images) + vit.pos_embed
         bridged, stage = [], 0
@@ -228,19 +215,15 @@ class SamUNet(PromptableModel):
         """As :meth:`decode`, with the mask features (B, 32, 4h, 4w) and the learned token
         (B, 1, 256); ``multimask_output`` and ``clean`` change nothing (one path, one mask)."""
         embeddings = require(image_embeddings, (IMAGE_EMBEDDINGS, MULTI_SCALE_FEATURES), "SAM-UNet")
-        sparse, dense = self.prompt_encoder(points, boxes, mask_inputs)
+        sparse, dense, image_pe = self.embed_prompts(points, boxes, mask_inputs)
         return self.mask_decoder(
-            embeddings[IMAGE_EMBEDDINGS],
-            embeddings[MULTI_SCALE_FEATURES],
-            self.prompt_encoder.get_dense_pe(),
-            sparse,
-            dense,
+            embeddings[IMAGE_EMBEDDINGS], embeddings[MULTI_SCALE_FEATURES], image_pe, sparse, dense
         )
 
     def load_sam_weights(self, sam_state: Mapping[str, torch.Tensor]) -> None:
         """Take the ViT, prompt encoder and SAM decoder from a SAM state dict (SAM's names,
         position tables already at this input size), as SAM-UNet's training starts."""
-        load_part(self, from_sam_names(sam_state), tuple(WRAPPED_PREFIXES), "the SAM weights")
+        load_part(self, sam_state, _is_sam_key, "the SAM weights")
 
     def load_resnet_weights(self, torchvision_state: Mapping[str, torch.Tensor]) -> None:
         """Take the ResNet branch from a torchvision ResNet state dict (e.g. ImageNet)."""
@@ -248,14 +231,23 @@ class SamUNet(PromptableModel):
             f"resnet.{key}": value
             for key, value in from_torchvision_names(torchvision_state).items()
         }
-        load_part(self, state, ("resnet.",), "the torchvision ResNet weights")
+        load_part(self, state, _is_resnet_key, "the torchvision ResNet weights")
+
+
+def _is_sam_key(key: str) -> bool:
+    return not is_sam_unet_key(key)
+
+
+def _is_resnet_key(key: str) -> bool:
+    return key.startswith("resnet.")
 
 
 def load_part(
-    model: nn.Module, state: Mapping[str, torch.Tensor], prefixes: tuple[str, ...], what: str
+    model: nn.Module, state: Mapping[str, torch.Tensor], part: Callable[[str], bool], what: str
 ) -> None:
-    """Load the model's tensors under ``prefixes`` from ``state``, all of them, strictly."""
-    expected = {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
+    """Load the model's tensors whose names ``part`` accepts from ``state``, all of them,
+    strictly."""
+    expected = {k: v for k, v in model.state_dict().items() if part(k)}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = [

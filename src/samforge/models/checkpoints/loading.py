@@ -1,9 +1,9 @@
 """Loading SAM-family checkpoints of every layout into samforge models.
 
-Reading the layouts is :mod:`checkpoint_io`, recovering the architecture (and family) from
-shapes and keys :mod:`shape_inference`, recognising unsupported modules :mod:`families`,
-writing models :mod:`export`. Checkpoints are never unpickled beyond
-``torch.load(weights_only=True)``.
+Reading the layouts is :mod:`.reading`, recovering the architecture (and family) from
+shapes and keys :mod:`.shape_inference`, building a family's model
+:mod:`samforge.models.families`, writing models :mod:`.export`. Checkpoints are never
+unpickled beyond ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -17,23 +17,14 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, ConfigError, UnsupportedCheckpointError
+from ...errors import CheckpointError, ConfigError, UnsupportedCheckpointError
+from ..config import ARCHITECTURES, Preprocessing, SamConfig
+from ..families import SamModel, build_model, family_of
+from ..messages import MAX_LISTED, preview_names
 from . import hub, registry
-from .build import SamModel, build_model
-from .checkpoint_io import (
-    MAX_LISTED,
-    RawCheckpoint,
-    normalize_keys,
-    preview_names,
-    read_checkpoint,
-    unwrap_checkpoint,
-)
-from .config import ARCHITECTURES, Preprocessing, SamConfig
-from .export import export_model, export_official, official_state_dict
-from .families import detect_unsupported, is_sam_unet
 from .position_tables import adapt_position_tables, checkpoint_grid
+from .reading import RawCheckpoint, read_checkpoint, unwrap_checkpoint
 from .registry import ModelSpec
-from .sam_unet_keys import from_sam_names, to_sam_names
 from .shape_inference import infer_config
 
 # --- Loading ---------------------------------------------------------------------------
@@ -104,14 +95,15 @@ def load_model(
         raise CheckpointError(str(error)) from None
 
     model = build_model(target)
-    state, resized = _adapt_position_tables(state, target)
+    state, resized = adapt_position_tables(state, target)
     _load_state(model, state, raw, strict=strict)
+    grid = checkpoint_grid(raw.state_dict)
     model.provenance = {
         "source": raw.source,
         "name": spec.name if spec else None,
-        "family": target.family,
+        "family": family_of(target).name,
         "format": raw.format,
-        "checkpoint_image_size": _checkpoint_image_size(raw, target),
+        "checkpoint_image_size": grid * target.patch_size if grid else None,
         "interpolated": resized,
         **({"stored": raw.extras["provenance"]} if "provenance" in raw.extras else {}),
     }
@@ -173,20 +165,24 @@ def _random_model(
     return model
 
 
-def _checkpoint_image_size(raw: RawCheckpoint, target: SamConfig) -> int | None:
-    state = to_sam_names(raw.state_dict) if is_sam_unet(raw.state_dict) else raw.state_dict
-    grid = checkpoint_grid(state)
-    return grid * target.patch_size if grid else None
+def detect_unsupported(raw: RawCheckpoint) -> list[tuple[str, str, list[str]]]:
+    """Modules of architectures samforge does not build, found in a checkpoint: reported,
+    never dropped silently, as loading them as plain SAM changes what the model computes.
 
-
-def _adapt_position_tables(
-    state: dict[str, torch.Tensor], target: SamConfig
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Position tables resized to ``target``'s input size; SAM-UNet's wrapped ViT too."""
-    if not is_sam_unet(state):
-        return adapt_position_tables(state, target)
-    adapted, resized = adapt_position_tables(to_sam_names(state), target)
-    return {**state, **from_sam_names(adapted)}, list(from_sam_names(dict.fromkeys(resized)))
+    Returns:
+        ``(family, description, keys)`` for each one present.
+    """
+    found = []
+    decoder_state = raw.extras.get("decoder_state")
+    if decoder_state:
+        found.append(
+            (
+                "UNETR semantic decoder (micro-sam / MedicoSAM)",
+                "a `decoder_state` beside the SAM weights",
+                [f"decoder_state.{key}" for key in decoder_state],
+            )
+        )
+    return found
 
 
 def _drop_unsupported(raw: RawCheckpoint, *, strict: bool) -> dict[str, torch.Tensor]:
@@ -233,10 +229,10 @@ def _load_state(
         report = _key_report(missing, unexpected)
         if strict:
             raise CheckpointError(
-                f"{raw.source} does not match the {model.config.family} architecture key for "
-                f"key: {report}. If the file wraps SAM in another model, extract the SAM part; "
-                "pass strict=False to load the matching tensors and keep the rest at their "
-                "initial values."
+                f"{raw.source} does not match the {family_of(model.config).name} architecture "
+                f"key for key: {report}. If the file wraps SAM in another model, extract the "
+                "SAM part; pass strict=False to load the matching tensors and keep the rest at "
+                "their initial values."
             )
         warnings.warn(f"{raw.source}: loading non-strictly; {report}", stacklevel=3)
     model.load_state_dict(state, strict=False)
@@ -294,17 +290,3 @@ def _grouped(keys: list[str]) -> str:
 
 def _count(items: list[Any], noun: str) -> str:
     return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
-
-
-__all__ = [
-    "RawCheckpoint",
-    "detect_unsupported",
-    "export_model",
-    "export_official",
-    "infer_config",
-    "load_model",
-    "normalize_keys",
-    "official_state_dict",
-    "read_checkpoint",
-    "unwrap_checkpoint",
-]

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import SamConfig
 from .common import MLPBlock
-from .config import SamConfig
 
 
 class TwoWayTransformer(nn.Module):

@@ -4,9 +4,10 @@
   ``segment_anything`` and every SAM tool load strictly. Models with modules SAM lacks
   (RobustSAM's decoder extras, SAM-Med2D's adapters) are refused unless
   ``drop_extras=True`` drops them with a warning; SAM-UNet cannot be written this way.
-- :func:`export_model`: the family's own public format, all tensors kept: SAM's for plain
-  SAM, RobustSAM's (a bare state dict; the ``robust_segment_anything`` package loads it
-  strictly), ``{"model": ...}`` for SAM-Med2D and SAM-UNet, as their code loads them.
+- :func:`export_model`: the family's own public format (its record's ``export_layout``
+  and ``write_names``), all tensors kept: SAM's for plain SAM, RobustSAM's (a bare state
+  dict; the ``robust_segment_anything`` package loads it strictly), ``{"model": ...}`` for
+  SAM-Med2D and SAM-UNet, under the names their code loads.
 
 A ``.safetensors`` path gets a flat safetensors file whose metadata holds the samforge
 config and provenance. For other suffixes, ``provenance`` goes to a sidecar
@@ -27,27 +28,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
-from ..files import atomic_path, save_torch_atomically, write_text_atomically
-from .checkpoint_io import (
-    CONFIG_METADATA_KEY,
-    PROVENANCE_METADATA_KEY,
-    SAM_ROOTS,
-    preview_names,
-    sidecar_path,
-)
-from .config import SamConfig
-from .peft import has_peft
-
-# Tensors of families whose architecture extends SAM's without changing SAM's own keys.
-_ROBUST_MODULES = (
-    "custom_robust_token",
-    "robust_mlp",
-    "custom_token_block",
-    "fourier_mask_features",
-    "fourier_first_layer_features",
-    "fourier_last_layer_features",
-)
+from ...errors import CheckpointError
+from ...files import atomic_path, save_torch_atomically, write_text_atomically
+from ..config import SamConfig
+from ..families import EXTENDING_SAM, SAM, family_of
+from ..messages import preview_names
+from ..peft import has_peft
+from .reading import CONFIG_METADATA_KEY, PROVENANCE_METADATA_KEY, SAM_ROOTS, sidecar_path
 
 
 def export_official(
@@ -86,19 +73,21 @@ def export_model(
     """Write ``model`` with all its tensors in its family's public format (see the module
     docstring); plain SAM models get exactly :func:`export_official`'s file."""
     config: SamConfig = model.config
+    family = family_of(config)
     _refuse_unmerged_peft(model)
-    state = _fp32_cpu(model.state_dict())
-    wrap = "model" if config.decoder == "sam_unet" or config.encoder_adapter else None
-    return _write(Path(path).expanduser(), state, config, provenance, wrap=wrap)
+    state = family.write_names(_fp32_cpu(model.state_dict()))
+    return _write(Path(path).expanduser(), state, config, provenance, wrap=family.export_layout)
 
 
 def official_state_dict(model: nn.Module, *, drop_extras: bool = False) -> dict[str, torch.Tensor]:
     """The model's tensors under official SAM names: CPU, fp32, contiguous, detached."""
     config: SamConfig = model.config
-    if config.decoder == "sam_unet":
+    family = family_of(config)
+    if not family.sam_layout:
         raise CheckpointError(
-            "SAM-UNet (ResNet branch, bridges, its own output token) cannot be expressed in "
-            "SAM's format; write it with export_model, in SAM-UNet's {'model': ...} layout."
+            f"{family.name}'s modules are not SAM's (e.g. SAM-UNet's ResNet branch, bridges and "
+            "its own output token), so SAM's format cannot express the model; write it with "
+            f"export_model, in {family.name}'s own layout."
         )
     _refuse_unmerged_peft(model)
     state = model.state_dict()
@@ -123,25 +112,25 @@ def _refuse_unmerged_peft(model: nn.Module) -> None:
 
 
 def _is_family_extra(key: str) -> bool:
-    parts = key.split(".")
-    robust = parts[0] == "mask_decoder" and parts[1] in _ROBUST_MODULES
-    adapter = parts[0] == "image_encoder" and len(parts) > 3 and parts[3] == "Adapter"
-    return robust or adapter
+    """A tensor of a module that a family adds to SAM (RobustSAM's decoder modules,
+    SAM-Med2D's adapters)."""
+    return any(family.owns_key(key) for family in EXTENDING_SAM)
 
 
 def _without(
     state: dict[str, torch.Tensor], extras: list[str], config: SamConfig, drop_extras: bool
 ) -> dict[str, torch.Tensor]:
-    described = f"{len(extras)} {config.family} tensors ({preview_names(extras, 4)})"
+    name = family_of(config).name
+    described = f"{len(extras)} {name} tensors ({preview_names(extras, 4)})"
     if not drop_extras:
         raise CheckpointError(
-            f"the model is {config.family}: SAM's official format has no room for its "
+            f"the model is {name}: SAM's official format has no room for its "
             f"{described}. Write its own format with export_model(model, path) (RobustSAM's "
             "loads in robust_segment_anything), or pass drop_extras=True to write plain SAM "
             "without them."
         )
     warnings.warn(
-        f"exporting {config.family} as plain SAM: dropped {described}; the file computes "
+        f"exporting {name} as plain SAM: dropped {described}; the file computes "
         "plain SAM's masks (RobustSAM: its clean path; SAM-Med2D: without adapters).",
         stacklevel=3,
     )
@@ -151,9 +140,7 @@ def _without(
 
 def _plain_config(config: SamConfig) -> SamConfig:
     """The config of the plain SAM that SAM's format describes."""
-    if config.decoder == "robust" or config.encoder_adapter:
-        return config.with_changes(decoder="sam", encoder_adapter=False)
-    return config
+    return config.with_changes(family=SAM.family, encoder_adapter=False)
 
 
 def _fp32_cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

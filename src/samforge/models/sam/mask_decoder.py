@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import SamConfig
 from .common import MLP, LayerNorm2d
-from .config import SamConfig
 from .transformer import TwoWayTransformer
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import SamConfig
 from .common import register_pixel_statistics
-from .config import SamConfig
 from .image_encoder import ImageEncoderViT
 from .mask_decoder import DecoderOutput, MaskDecoder
 from .prompt_encoder import PromptEncoder
@@ -58,6 +58,17 @@ class PromptableModel(nn.Module):
         """Each family's decoder, returning its features too (see :class:`Sam`)."""
         raise NotImplementedError
 
+    def embed_prompts(
+        self,
+        points: tuple[torch.Tensor, torch.Tensor] | None,
+        boxes: torch.Tensor | None,
+        mask_inputs: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The prompt encoder's sparse (B, N, C) and dense (B, C, h, w) embeddings of B
+        prompts (see :meth:`decode`), and the image's positional encoding (1, C, h, w)."""
+        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_inputs)
+        return sparse, dense, self.prompt_encoder.get_dense_pe()
+
 
 class Sam(PromptableModel):
     """Plain SAM (and SAM-Med2D, whose adapters live inside the image encoder)."""
@@ -89,10 +100,8 @@ class Sam(PromptableModel):
         lays out the mask features as an image, which costs as much as reading the masks."""
         if type(self.mask_decoder).forward is not MaskDecoder.forward:  # e.g. RobustSAM's
             return super().decode(image_embeddings, points, boxes, mask_inputs, multimask_output)
-        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_inputs)
-        return self.mask_decoder(
-            image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask_output
-        )
+        sparse, dense, image_pe = self.embed_prompts(points, boxes, mask_inputs)
+        return self.mask_decoder(image_embeddings, image_pe, sparse, dense, multimask_output)
 
     def decode_with_features(
         self,
@@ -106,20 +115,7 @@ class Sam(PromptableModel):
         """As :meth:`decode`, also returning the decoder's mask features (B, 32, 4h, 4w) and
         the selected mask tokens (B, M, 256). ``clean`` selects RobustSAM's clean-image path
         in models that have one; plain SAM has a single path and ignores it."""
-        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_inputs)
+        sparse, dense, image_pe = self.embed_prompts(points, boxes, mask_inputs)
         return self.mask_decoder.forward_with_features(
-            image_embeddings=image_embeddings,
-            image_pe=self.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask_output,
+            image_embeddings, image_pe, sparse, dense, multimask_output
         )
-
-
-def build_sam(config: SamConfig) -> nn.Module:
-    """A randomly initialised model of ``config``'s family (plain SAM, RobustSAM, SAM-UNet)
-    in eval mode; weights come from ``load_model``. See :func:`samforge.models.build`."""
-    # The family classes build on Sam, so they are imported when needed, not at the top.
-    from .build import build_model
-
-    return build_model(config)

@@ -1,5 +1,10 @@
 """SAM-Med2D's encoder adapter, added beside the MLP of every ViT block.
 
+It is a part of SAM's image encoder (``SamConfig.encoder_adapter``), which the encoder of
+any family can carry, so it lives with the encoder; what SAM-Med2D adds beyond it (its
+checkpoint keys, export layout, preprocessing) is its record,
+:mod:`samforge.models.families.sammed2d`.
+
 Parameter names follow SAM-Med2D's ``Adapter_Layer`` (``image_encoder.blocks.{i}.Adapter.*``)
 so its checkpoints load strictly: a channel gate (``channel``: linear dim → dim/4, ReLU,
 linear back, sigmoid; no biases) reweights the tokens, a spatial branch (``spatial``: 3×3

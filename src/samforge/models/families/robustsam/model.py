@@ -1,17 +1,18 @@
-"""RobustSAM: SAM's encoders with RobustSAM's mask decoder (:mod:`robust_decoder`).
+"""RobustSAM: SAM's encoders with RobustSAM's mask decoder (:mod:`.decoder`).
 
-Its embeddings are a dict (see :mod:`embeddings`): the image embedding and the tokens after
-the first global-attention block, which the decoder's anti-degradation blocks read.
+Its embeddings are a dict (see :mod:`samforge.models.sam.embeddings`): the image embedding
+and the tokens after the first global-attention block, which the decoder's
+anti-degradation blocks read.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .embeddings import IMAGE_EMBEDDINGS, Embeddings, require
-from .mask_decoder import DecoderOutput
-from .robust_decoder import RobustMaskDecoder
-from .sam import Sam
+from ...sam.embeddings import IMAGE_EMBEDDINGS, Embeddings, require
+from ...sam.mask_decoder import DecoderOutput
+from ...sam.model import Sam
+from .decoder import RobustMaskDecoder
 
 EARLY_FEATURES = "early_features"
 
@@ -44,11 +45,11 @@ class RobustSam(Sam):
             on the clean path — as RobustSAM's consistency losses compare them.
         """
         embeddings = require(image_embeddings, (IMAGE_EMBEDDINGS, EARLY_FEATURES), "RobustSAM")
-        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_inputs)
+        sparse, dense, image_pe = self.embed_prompts(points, boxes, mask_inputs)
         return self.mask_decoder(
             embeddings[IMAGE_EMBEDDINGS],
             embeddings[EARLY_FEATURES],
-            self.prompt_encoder.get_dense_pe(),
+            image_pe,
             sparse,
             dense,
             multimask_output,

@@ -1,4 +1,4 @@
-"""Reading, loading and exporting SAM checkpoints in every layout found in the wild.
+"""Reading SAM-family checkpoints in every layout found in the wild.
 
 Layouts (``RawCheckpoint.format``):
 
@@ -13,7 +13,8 @@ Layouts (``RawCheckpoint.format``):
 A pickled file may have a sidecar ``<stem>.provenance.json`` written by samforge (fused
 models): its provenance and config are read with the file.
 
-``module.`` (DDP) and any other prefix shared by the SAM keys are stripped. Pickled files
+``module.`` (DDP) and any other prefix shared by the SAM keys are stripped, and a family's
+public names become samforge's (SAM-UNet's wrapped SAM modules). Pickled files
 are read with ``torch.load(weights_only=True)`` only: a file that refers to Python code is
 refused, never unpickled.
 """
@@ -26,15 +27,17 @@ import pickle
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, ConfigError, ModelNotFoundError
-from .config import SamConfig
+from ...errors import CheckpointError, ConfigError, ModelNotFoundError
+from ..config import SamConfig
+from ..families import families_in
+from ..messages import preview_names
 
 # SAM's three modules: every official key starts with one of them.
 SAM_ROOTS = ("image_encoder", "prompt_encoder", "mask_decoder")
@@ -45,7 +48,6 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 # Safetensors metadata entries written by export_official.
 CONFIG_METADATA_KEY = "samforge_config"
 PROVENANCE_METADATA_KEY = "samforge_provenance"
-MAX_LISTED = 10
 
 _ROOT_PATTERN = re.compile(r"(?:^|\.)(" + "|".join(SAM_ROOTS) + r")\.")
 _GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)")
@@ -56,7 +58,8 @@ class RawCheckpoint:
     """A checkpoint as read from disk, before it meets an architecture.
 
     Attributes:
-        state_dict: tensors under official SAM names (prefixes stripped).
+        state_dict: tensors under samforge's names (:func:`normalize_keys`): SAM's
+            official names for SAM's modules, the family's own for its others.
         format: layout the tensors were found in (see the module docstring).
         source: file path, or a description for in-memory checkpoints.
         extras: what else the file held: ``decoder_state`` (UNETR decoder of micro-sam /
@@ -237,7 +240,9 @@ def _has_tensors(mapping: Mapping[Any, Any]) -> bool:
 
 
 def normalize_keys(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
-    """Strip ``module.`` and the prefix shared by the SAM keys (``sam.``, ``model.``, ...).
+    """The state dict under samforge's names: ``module.`` and the prefix shared by the SAM
+    keys (``sam.``, ``model.``, ...) stripped, then each family's public names renamed
+    (:attr:`ModelFamily.read_names`: SAM-UNet wraps SAM's modules).
 
     The prefix is the text before the first ``image_encoder.``/``prompt_encoder.``/
     ``mask_decoder.`` segment, taken from the most common case; keys with another prefix
@@ -247,19 +252,26 @@ def normalize_keys(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.T
         The renamed dict and the stripped prefix (``""`` when there was none).
     """
     renamed = {_strip_wrappers(key): value for key, value in state.items()}
-    prefixes = Counter(
-        key[: match.start(1)] for key in renamed if (match := _ROOT_PATTERN.search(key))
-    )
-    if not prefixes:
-        return renamed, ""
-    prefix, _ = prefixes.most_common(1)[0]
+    prefix = _shared_prefix(renamed)
     if prefix:
         renamed = {
             (key[len(prefix) :] if key.startswith(prefix) else key): value
             for key, value in renamed.items()
         }
+    for family in families_in(renamed):
+        renamed = family.read_names(renamed)
+    if prefix is None:
+        return renamed, ""
     wrapper = next((p for p in WRAPPER_PREFIXES if any(k.startswith(p) for k in state)), "")
     return renamed, wrapper + prefix
+
+
+def _shared_prefix(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The most common text before a SAM module's name; None when no key names one."""
+    prefixes = Counter(
+        key[: match.start(1)] for key in state if (match := _ROOT_PATTERN.search(key))
+    )
+    return prefixes.most_common(1)[0][0] if prefixes else None
 
 
 def _strip_wrappers(key: str) -> str:
@@ -270,9 +282,3 @@ def _strip_wrappers(key: str) -> str:
             if key.startswith(prefix):
                 key, changed = key[len(prefix) :], True
     return key
-
-
-def preview_names(items: Iterable[str], limit: int = MAX_LISTED) -> str:
-    items = list(items)
-    shown = ", ".join(items[:limit])
-    return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "")

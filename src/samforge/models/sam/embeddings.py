@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import torch
 from torch.utils._pytree import tree_map
 
-from ..errors import EmbeddingError
+from ...errors import EmbeddingError
 
 IMAGE_EMBEDDINGS = "image_embeddings"
 

@@ -23,8 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import DownloadError
-from ..files import atomic_path
+from ...errors import DownloadError
+from ...files import atomic_path
 from .registry import ModelSpec
 
 CACHE_ENV = "SAMFORGE_CACHE"

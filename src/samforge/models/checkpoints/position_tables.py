@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from .config import SamConfig
+from ..config import SamConfig
 
 POS_EMBED_KEY = "image_encoder.pos_embed"
 _REL_POS_KEY = re.compile(r"^image_encoder\.blocks\.(\d+)\.attn\.rel_pos_[hw]$")

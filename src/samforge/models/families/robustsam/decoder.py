@@ -19,16 +19,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import MLP
-from .config import SamConfig
-from .mask_decoder import DecoderOutput, MaskDecoder, expand_to_batch, mask_slice, read_masks
-from .robust_blocks import (
+from ...config import SamConfig
+from ...sam.common import MLP
+from ...sam.mask_decoder import DecoderOutput, MaskDecoder, expand_to_batch, mask_slice, read_masks
+from ...sam.transformer import TwoWayTransformer
+from .blocks import (
     FirstLayerFeatureBlock,
     LastLayerFeatureBlock,
     MaskFeatureBlock,
     TokenBlock,
 )
-from .transformer import TwoWayTransformer
 
 
 class RobustMaskDecoder(MaskDecoder):

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 
 import torch
 
-from ..errors import CheckpointError, ConfigError
-from .checkpoint_io import normalize_keys, preview_names
-from .config import ARCHITECTURE_BY_EMBED_DIM, ARCHITECTURES, SamConfig
-from .families import family_fields, has_adapters, is_sam_unet
+from ...errors import CheckpointError, ConfigError
+from ..config import ARCHITECTURE_BY_EMBED_DIM, ARCHITECTURES, SamConfig
+from ..families import SAM, families_in
+from ..messages import preview_names
 from .position_tables import checkpoint_grid
-from .sam_unet_keys import resnet_layout, to_sam_names
+from .reading import normalize_keys
 
 # Heads of the public encoders (head_dim 64, 64, 80): used when no relative-position table
 # reveals the head size.
@@ -45,12 +45,10 @@ def infer_config(
         CheckpointError: the tensors are not those of a SAM model.
     """
     state, _ = normalize_keys(state_dict)
-    if is_sam_unet(state):
-        sam_part = infer_config(to_sam_names(state), base=base)
-        return _with_changes(sam_part, decoder="sam_unet", **resnet_layout(state))
-    if base is None and has_adapters(state):
-        base = SamConfig(preprocessing="sammed2d")
-    base = base or SamConfig()
+    families = families_in(state)
+    if base is None:
+        conventions = [family.preprocessing for family in families if family.preprocessing]
+        base = SamConfig(preprocessing=conventions[0]) if conventions else SamConfig()
     patch_weight = _require(state, "image_encoder.patch_embed.proj.weight")
     embed_dim, patch_size = int(patch_weight.shape[0]), int(patch_weight.shape[-1])
     depth = _count_indexed(state, _BLOCK_KEY)
@@ -75,9 +73,13 @@ def infer_config(
     iou_hidden = _dim(
         state, "mask_decoder.iou_prediction_head.layers.0.weight", 0, base.iou_head_hidden_dim
     )
+    # The family and the adapters show in the keys, whatever a stored config says.
+    family_fields = {"family": (families or [SAM])[0].family, "encoder_adapter": False}
+    for family in families:
+        family_fields.update(family.config_fields(state))
     return _with_changes(
         base,
-        **family_fields(state, embed_dim),
+        **family_fields,
         encoder_embed_dim=embed_dim,
         encoder_depth=depth,
         encoder_num_heads=num_heads,

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import Adapter
+from ..config import SamConfig
+from .adapter import Adapter
 from .common import LayerNorm2d, MLPBlock
-from .config import SamConfig
 
 
 class ImageEncoderViT(nn.Module):

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerNorm2d
+from ...sam.common import LayerNorm2d
 
 # RobustSAM's attention maps are predicted on a 4×4 grid and repeated over the image.
 SELECTOR_GRID = 4

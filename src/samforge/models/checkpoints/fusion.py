@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ...errors import CheckpointError
+from ..families import SamModel, build_model, family_of
 from . import hub, registry
-from .build import SamModel, build_model
-from .checkpoint import load_model
+from .loading import load_model
 
 Source = str | os.PathLike | nn.Module
 FUSED_MODULES = ("image_encoder", "prompt_encoder")
@@ -88,7 +88,7 @@ def fuse_modules(
     model.load_state_dict(state, strict=True)
     model.provenance = {
         "fused": True,
-        "family": config.family,
+        "family": family_of(config).name,
         "modules": {
             module: _describe(source, _module_state(model, module))
             for module, source in sources.items()
@@ -107,10 +107,11 @@ def _resolve(source: Source) -> _Loaded:
         model = load_model(source)
         label = str(source)
         file_sha256 = _file_sha256(source)
-    if model.config.decoder == "sam_unet":
+    family = family_of(model.config)
+    if not family.sam_layout:
         raise CheckpointError(
-            f"{label} is SAM-UNet, whose modules wrap SAM's under other names and depend on its "
-            "ResNet branch; fusion combines SAM-format modules (SAM, MedSAM, MedicoSAM, "
+            f"{label} is {family.name}, whose modules are not SAM's (SAM-UNet's ViT depends on "
+            "its ResNet branch); fusion combines SAM-format modules (SAM, MedSAM, MedicoSAM, "
             "SAM-Med2D, RobustSAM)."
         )
     return _Loaded(label, model, file_sha256)
@@ -144,8 +145,9 @@ def _check_same_tensors(
         shown = "; ".join(problems[:3])
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise CheckpointError(
-            f"cannot fuse: the {module} of {donor.label} ({donor.model.config.family}) does not "
-            f"fit the architecture of {base.label} ({base.model.config.family}) tensor for "
+            f"cannot fuse: the {module} of {donor.label} ({family_of(donor.model.config).name}) "
+            f"does not fit the architecture of {base.label} "
+            f"({family_of(base.model.config).name}) tensor for "
             f"tensor: {len(problems)} differ, first {shown}{more}. Fuse modules of one "
             "architecture (e.g. all ViT-B) at one input size (load a source with "
             "load_model(..., image_size=N) and pass the model)."
@@ -159,7 +161,7 @@ def _shape(tensor: torch.Tensor | None) -> str:
 def _describe(source: _Loaded, tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     return {
         "source": source.label,
-        "family": source.model.config.family,
+        "family": family_of(source.model.config).name,
         "file_sha256": source.file_sha256,
         "tensors_sha256": tensors_sha256(tensors),
     }

@@ -1,14 +1,26 @@
-"""SamConfig with the family fields: round trips, old configs, validation, families."""
+"""SamConfig with the family fields: round trips, old configs (and files holding them),
+validation, families."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from helpers.configs import ROBUST_TEST, SAMMED2D_TEST, SAMUNET_TEST
 from samforge.errors import ConfigError
-from samforge.models import ARCHITECTURES, SamConfig, family_of
+from samforge.models import (
+    ARCHITECTURES,
+    SamConfig,
+    build_model,
+    export_model,
+    family_of,
+    load_model,
+)
+from samforge.models.checkpoints.reading import CONFIG_METADATA_KEY, sidecar_path
 from samforge.models.config import VIT_B, VIT_TEST
 
 
@@ -52,3 +64,38 @@ def test_family_names(config, family):
 def test_invalid_family_settings_say_what_to_do(changes, message):
     with pytest.raises(ConfigError, match=message):
         VIT_TEST.with_changes(**changes)
+
+
+def test_configs_written_with_the_older_name_decoder_still_read():
+    old = {
+        ("decoder" if key == "family" else key): value
+        for key, value in ROBUST_TEST.to_dict().items()
+    }
+    assert "family" not in old
+    assert SamConfig.from_dict(old) == ROBUST_TEST
+    assert SamConfig.from_dict({**old, "family": "robust"}) == ROBUST_TEST
+    with pytest.raises(ConfigError, match="keep only family"):
+        SamConfig.from_dict({**old, "family": "sam"})
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_files_whose_stored_config_says_decoder_still_load(suffix, tmp_path):
+    """safetensors metadata and .provenance.json sidecars written before the rename."""
+    torch.manual_seed(0)
+    model = build_model(ROBUST_TEST)
+    path = export_model(model, tmp_path / f"robust{suffix}", provenance={"base": "unit test"})
+    if suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        stored = metadata[CONFIG_METADATA_KEY]
+        metadata[CONFIG_METADATA_KEY] = stored.replace('"family":', '"decoder":')
+        save_file(tensors, str(path), metadata=metadata)
+    else:
+        sidecar = sidecar_path(path)
+        stored = sidecar.read_text()
+        sidecar.write_text(stored.replace('"family":', '"decoder":'))
+    assert '"family": "robust"' in stored
+    loaded = load_model(path)
+    assert loaded.config == ROBUST_TEST
+    assert loaded.provenance["stored"] == {"base": "unit test"}

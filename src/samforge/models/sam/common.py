@@ -64,6 +64,18 @@ class MLP(nn.Module):
         return torch.sigmoid(x) if self.sigmoid_output else x
 
 
+def upscaling_head(in_channels: int, mid_channels: int, out_channels: int) -> nn.Sequential:
+    """Two 2× transposed convolutions with LayerNorm2d and GELU between them:
+    (B, in, h, w) -> (B, out, 4h, 4w). The feature heads of RobustSAM and SAM-UNet; SAM's
+    own ``output_upscaling`` adds a GELU at the end."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(in_channels, mid_channels, kernel_size=2, stride=2),
+        LayerNorm2d(mid_channels),
+        nn.GELU(),
+        nn.ConvTranspose2d(mid_channels, out_channels, kernel_size=2, stride=2),
+    )
+
+
 def register_pixel_statistics(module: nn.Module, config) -> None:
     """``pixel_mean``/``pixel_std`` (3, 1, 1) buffers of a model: not persistent, because
     official checkpoints do not hold them (the config does); they also give the model's

@@ -6,7 +6,7 @@ strictly. Attention runs through ``scaled_dot_product_attention`` with the relat
 terms passed as an additive mask, built one cache-sized slice of (image, heads, queries) at
 a time rather than whole (12·4096² floats for a ViT-B global block); the MLP runs on slices
 of tokens for the same reason. Both are exact: fp32 results agree with the official
-encoder to float rounding (tests/models/test_fast_encoder.py).
+encoder to float rounding (tests/models/sam/test_fast_encoder.py).
 """
 
 from __future__ import annotations

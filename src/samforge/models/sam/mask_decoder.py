@@ -4,7 +4,7 @@ features into one mask, and the IoU token predicts each mask's quality."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -108,13 +108,15 @@ class MaskDecoder(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, config: SamConfig) -> MaskDecoder:
+    def from_config(cls, config: SamConfig, **extra_arguments: Any) -> MaskDecoder:
+        """The decoder of ``config``; subclasses pass the arguments they add."""
         return cls(
             transformer_dim=config.prompt_embed_dim,
             transformer=TwoWayTransformer.from_config(config),
             num_multimask_outputs=config.num_multimask_outputs,
             iou_head_depth=config.iou_head_depth,
             iou_head_hidden_dim=config.iou_head_hidden_dim,
+            **extra_arguments,
         )
 
     def forward(

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...sam.common import LayerNorm2d
+from ...sam.common import LayerNorm2d, upscaling_head
 
 # RobustSAM's attention maps are predicted on a 4×4 grid and repeated over the image.
 SELECTOR_GRID = 4
@@ -149,16 +149,6 @@ class FeatureBlock(nn.Module):
         return self.conv_layer(self.fgm_block(self.dnc_block_combined(x)))
 
 
-def upsampling_head(in_channels: int, mid_channels: int, out_channels: int) -> nn.Sequential:
-    """Two 2× transposed convolutions: (B, in, h, w) -> (B, out, 4h, 4w)."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(in_channels, mid_channels, kernel_size=2, stride=2),
-        LayerNorm2d(mid_channels),
-        nn.GELU(),
-        nn.ConvTranspose2d(mid_channels, out_channels, kernel_size=2, stride=2),
-    )
-
-
 class MaskFeatureBlock(FeatureBlock):
     """On the decoder's upscaled features: (B, C/8, 4h, 4w) -> (B, C/8, 4h, 4w)."""
 
@@ -181,7 +171,7 @@ class FirstLayerFeatureBlock(FeatureBlock):
 
     def __init__(self, vit_dim: int, transformer_dim: int) -> None:
         super().__init__(vit_dim)
-        self.upsample_layer = upsampling_head(vit_dim, transformer_dim, transformer_dim // 8)
+        self.upsample_layer = upscaling_head(vit_dim, transformer_dim, transformer_dim // 8)
 
     def forward(self, x: torch.Tensor, clean: bool) -> torch.Tensor:
         return self.upsample_layer(self.suppress_degradation(x, clean))
@@ -192,9 +182,7 @@ class LastLayerFeatureBlock(FeatureBlock):
 
     def __init__(self, transformer_dim: int) -> None:
         super().__init__(transformer_dim)
-        self.upsample_layer = upsampling_head(
-            transformer_dim, transformer_dim, transformer_dim // 8
-        )
+        self.upsample_layer = upscaling_head(transformer_dim, transformer_dim, transformer_dim // 8)
 
     def forward(self, x: torch.Tensor, clean: bool) -> torch.Tensor:
         return self.upsample_layer(self.suppress_degradation(x, clean))

@@ -53,15 +53,8 @@ class RobustMaskDecoder(MaskDecoder):
         self.custom_token_block = TokenBlock(tokens, transformer_dim // tokens)
 
     @classmethod
-    def from_config(cls, config: SamConfig) -> RobustMaskDecoder:
-        return cls(
-            transformer_dim=config.prompt_embed_dim,
-            transformer=TwoWayTransformer.from_config(config),
-            vit_dim=config.encoder_embed_dim,
-            num_multimask_outputs=config.num_multimask_outputs,
-            iou_head_depth=config.iou_head_depth,
-            iou_head_hidden_dim=config.iou_head_hidden_dim,
-        )
+    def from_config(cls, config: SamConfig) -> RobustMaskDecoder:  # type: ignore[override]
+        return super().from_config(config, vit_dim=config.encoder_embed_dim)
 
     def image_features(
         self, image_embeddings: torch.Tensor, early_features: torch.Tensor, clean: bool

@@ -1,6 +1,6 @@
 """SAM-UNet: a ResNet branch beside SAM's frozen ViT, multi-scale features into the decoder.
 
-- The ResNet (:mod:`resnet`) runs on the same model-ready image. Before global block i of
+- The ResNet (:mod:`.resnet`) runs on the same model-ready image. Before global block i of
   the ViT, stage i's output, resampled to the token grid by a :class:`Reshaper`
   (``adapters_in.{i}``), is added to the tokens.
 - The outputs of all global blocks but the last pass a bridge (``adapters_bridge``, two 2×
@@ -28,7 +28,7 @@ from torch import nn
 from ....errors import CheckpointError
 from ...config import SamConfig
 from ...messages import preview_names
-from ...sam.common import MLP, LayerNorm2d, register_pixel_statistics
+from ...sam.common import MLP, LayerNorm2d, register_pixel_statistics, upscaling_head
 from ...sam.embeddings import IMAGE_EMBEDDINGS, Embeddings, require
 from ...sam.image_encoder import ImageEncoderViT
 from ...sam.mask_decoder import DecoderOutput, MaskDecoder, expand_to_batch, read_masks
@@ -69,16 +69,6 @@ class Reshaper(nn.Module):
         for layer in self.reshaper:
             x = layer(x)
         return x
-
-
-def upscaling(in_channels: int, mid_channels: int, out_channels: int) -> nn.Sequential:
-    """Two 2× transposed convolutions: (B, in, h, w) -> (B, out, 4h, 4w)."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(in_channels, mid_channels, kernel_size=2, stride=2),
-        LayerNorm2d(mid_channels),
-        nn.GELU(),
-        nn.ConvTranspose2d(mid_channels, out_channels, kernel_size=2, stride=2),
-    )
 
 
 class SamUNetMaskDecoder(MaskDecoder):
@@ -170,9 +160,9 @@ class SamUNet(PromptableModel):
             for index, channels in enumerate(self.resnet.channels)
         )
         self.adapters_bridge = nn.ModuleList(
-            upscaling(vit_dim, dim, dim // 8) for _ in range(len(self.resnet.channels) - 1)
+            upscaling_head(vit_dim, dim, dim // 8) for _ in range(len(self.resnet.channels) - 1)
         )
-        self.embedding_encoder = upscaling(dim, dim // 4, dim // 8)
+        self.embedding_encoder = upscaling_head(dim, dim // 4, dim // 8)
         register_pixel_statistics(self, config)
 
     def freeze_encoder(self) -> None:

@@ -25,8 +25,7 @@ from bench_vs_official import paired_medians  # this folder is on sys.path for a
 from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam, official_predictor
 from samforge.inference import Predictor
 from samforge.inference.predictor import ImageEmbedding
-from samforge.models.config import get_config
-from samforge.models.sam import build_sam
+from samforge.models import build_model, get_config
 
 # The goals for one box on a 512² image.
 GOAL_SECONDS = 0.015
@@ -64,7 +63,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     official = build_official_sam(**OFFICIAL_ARCHITECTURES["vit_b"])
-    ours = build_sam(get_config("vit_b"))
+    ours = build_model(get_config("vit_b"))
     ours.load_state_dict(official.state_dict(), strict=True)
     side = args.image_side
     embedding = torch.randn(1, 256, 64, 64, generator=torch.Generator().manual_seed(0))

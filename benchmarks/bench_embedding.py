@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_vs_official import architecture  # this folder is on sys.path for a script
 
 from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam
-from samforge.models.image_encoder import ImageEncoderViT
+from samforge.models.sam.image_encoder import ImageEncoderViT
 
 
 def alternating_medians(functions: dict, repeats: int) -> dict[str, tuple[float, float]]:

@@ -27,7 +27,7 @@ import torch
 from samforge import prompts
 from samforge.evaluation.interactive2d import InteractiveSettings, evaluate_image
 from samforge.inference.predictor import Predictor
-from samforge.models.checkpoint import load_model
+from samforge.models import load_model
 
 
 def disks(size: int, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -31,8 +31,8 @@ from samforge.data.intensity import volume_normalizer
 from samforge.inference.predictor import Predictor
 from samforge.inference.propagation import PropagationSettings, SlicePrompt, propagate
 from samforge.inference.volume_prompts import PROMPT_MODES, mask_logits
+from samforge.models import Sam
 from samforge.models.config import VIT_TEST
-from samforge.models.sam import Sam
 
 # SAM's prompt encoder and mask decoder (identical in ViT-B/L/H) at SAM's 1024 input; the
 # encoder is never run (embeddings are drawn), so its size does not matter.

@@ -26,8 +26,8 @@ from helpers.official import (
     official_predictor,
 )
 from samforge.inference import Predictor
-from samforge.models.config import VIT_TEST, SamConfig, get_config
-from samforge.models.sam import build_sam
+from samforge.models import SamConfig, build_model, get_config
+from samforge.models.config import VIT_TEST
 
 SMALL = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
 
@@ -66,7 +66,7 @@ def main() -> None:
 
     config, arch = architecture(args.arch)
     official = build_official_sam(image_size=config.image_size, **arch)
-    ours = build_sam(config)
+    ours = build_model(config)
     ours.load_state_dict(official.state_dict(), strict=True)
 
     rng = np.random.default_rng(0)

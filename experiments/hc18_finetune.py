@@ -173,7 +173,7 @@ def evaluate(args: argparse.Namespace, models: dict[str, str | Path]) -> dict:
         write_interactive_report,
     )
     from samforge.inference.predictor import Predictor
-    from samforge.models.checkpoint import load_model
+    from samforge.models import load_model
 
     out = args.out / "eval"
     out.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def default_data() -> Path:
 
 def random_twin(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """A randomly initialised model of the same architecture and preprocessing."""
-    from samforge.models.build import build_model
+    from samforge.models import build_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -147,7 +147,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from samforge.inference.predictor import Predictor
-    from samforge.models.checkpoint import load_model
+    from samforge.models import load_model
 
     trained = load_model(args.model)
     models = {"samforge_nano": trained, "random (same shape)": random_twin(trained)}

@@ -10,7 +10,7 @@
 
 from .errors import SamforgeError
 from .inference import Prediction, Predictor
-from .models import Sam, SamConfig, build_sam, export_official, load_model
+from .models import Sam, SamConfig, build_model, export_official, load_model
 
 __version__ = "0.1.0"
 
@@ -21,7 +21,7 @@ __all__ = [
     "SamConfig",
     "SamforgeError",
     "__version__",
-    "build_sam",
+    "build_model",
     "export_official",
     "load_model",
 ]

@@ -124,10 +124,10 @@ def test_errors(cases):
 
 def test_images_are_exactly_what_the_predictor_feeds_the_model(cases):
     from samforge.inference import Predictor
-    from samforge.models import build_sam
+    from samforge.models import build_model
     from samforge.models.config import VIT_TEST
 
-    predictor = Predictor(build_sam(VIT_TEST.with_changes(image_size=96)))
+    predictor = Predictor(build_model(VIT_TEST.with_changes(image_size=96)))
     data = ObjectSegmentationDataset(cases[:1], n_obj=1, transform=predictor.transform, min_size=20)
     rgb = torch.from_numpy(normalize_intensity(cases[0].image)).permute(2, 0, 1)[None]
     assert torch.equal(data[0]["image"], predictor.transform.image(rgb)[0])

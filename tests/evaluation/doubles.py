@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from samforge.models import Sam
 from samforge.models.config import VIT_TEST
-from samforge.models.sam import Sam
 
 SIZE = 64
 LOGIT = 20.0

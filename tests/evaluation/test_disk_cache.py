@@ -7,8 +7,8 @@ import torch
 
 from samforge.inference.disk_cache import DiskEmbeddingCache, model_digest
 from samforge.inference.predictor import Predictor
+from samforge.models import Sam
 from samforge.models.config import VIT_TEST
-from samforge.models.sam import Sam
 
 
 def tiny_model(seed: int) -> Sam:

@@ -18,7 +18,7 @@ from samforge.evaluation.runs import (
     write_interactive_report,
 )
 from samforge.inference.predictor import Predictor
-from samforge.models.checkpoint import load_model
+from samforge.models import load_model
 
 pytestmark = pytest.mark.real_data
 REPORT_FILES = (

@@ -1,6 +1,6 @@
 """Test doubles and synthetic volumes shared by the 3D propagation and evaluation tests.
 
-The doubles subclass :class:`samforge.models.sam.Sam` and replace only ``embed_images`` and
+The doubles subclass :class:`samforge.models.Sam` and replace only ``embed_images`` and
 ``decode``, so the real Predictor path (intensity mapping, resize/pad, prompt transforms,
 mask upsampling) runs unchanged. With 64×64 slices and ``VIT_TEST`` (model frame 256,
 low-resolution output 64) a low-resolution pixel is exactly one slice pixel, so what a
@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from samforge.models import Sam
 from samforge.models.config import VIT_TEST
-from samforge.models.sam import Sam
 from samforge.preprocessing import SAM_PIXEL_MEAN, SAM_PIXEL_STD
 
 LOGIT = 20.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from samforge.models.sam import Sam
+from samforge.models import Sam
 
 ORACLE_LOGIT = 20.0
 

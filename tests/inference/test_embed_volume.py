@@ -12,8 +12,8 @@ from samforge.inference import Predictor
 from samforge.inference.disk_cache import DiskEmbeddingCache
 from samforge.inference.predictor import cpu_has_native_bf16, resolve_precision
 from samforge.inference.propagation import PropagationSettings, SlicePrompt, propagate
+from samforge.models import Sam
 from samforge.models.config import VIT_TEST
-from samforge.models.sam import Sam
 
 
 def tiny_model(seed: int = 0) -> Sam:

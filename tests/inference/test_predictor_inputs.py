@@ -8,14 +8,14 @@ import torch
 
 from samforge.errors import InputImageError, PromptError
 from samforge.inference import Predictor
+from samforge.models import build_model
 from samforge.models.config import VIT_TEST
-from samforge.models.sam import build_sam
 
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
     torch.manual_seed(0)
-    return Predictor(build_sam(VIT_TEST))
+    return Predictor(build_model(VIT_TEST))
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_rejects_bad_images_with_a_clear_message(predictor, image, message):
 
 def test_predict_before_set_image_says_what_to_do():
     with pytest.raises(InputImageError, match="set_image"):
-        Predictor(build_sam(VIT_TEST)).predict(boxes=[0, 0, 10, 10])
+        Predictor(build_model(VIT_TEST)).predict(boxes=[0, 0, 10, 10])
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_padding_points_are_ignored_even_outside_the_image(predictor):
 
 
 def test_embedding_cache_hits_on_same_content_and_misses_after_weights_change():
-    model = build_sam(VIT_TEST)
+    model = build_model(VIT_TEST)
     predictor = Predictor(model)
     image = np.random.default_rng(1).integers(0, 255, (64, 80), dtype=np.uint8)
     predictor.set_image(image)

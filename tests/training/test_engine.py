@@ -17,7 +17,7 @@ import yaml
 
 from helpers.official import official_sam_from_state_dict
 from samforge.errors import ConfigError
-from samforge.models.checkpoint import load_model
+from samforge.models import load_model
 from samforge.training.config import load_config
 from samforge.training.engine import train
 

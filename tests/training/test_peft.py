@@ -14,7 +14,8 @@ from torch import nn
 
 from helpers.official import build_official_sam, official_sam_from_state_dict
 from samforge.errors import CheckpointError, ConfigError
-from samforge.models.checkpoint import export_official, official_state_dict
+from samforge.models import build_model, export_official
+from samforge.models.checkpoints.export import official_state_dict
 from samforge.models.config import VIT_TEST
 from samforge.models.peft import (
     LoRALinear,
@@ -25,7 +26,6 @@ from samforge.models.peft import (
     merge_peft,
     peft_summary,
 )
-from samforge.models.sam import build_sam
 
 TOLERANCE = 1e-5
 SMALL_ARCH = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
@@ -50,7 +50,7 @@ def is_delta(name: str) -> bool:
 def random_model(seed: int = 0):
     """samforge's SAM with every weight random (official init leaves some at zero)."""
     official = build_official_sam(image_size=VIT_TEST.image_size, seed=seed, **SMALL_ARCH)
-    model = build_sam(VIT_TEST)
+    model = build_model(VIT_TEST)
     model.load_state_dict(official.state_dict(), strict=True)
     return model
 
@@ -303,7 +303,7 @@ def test_merge_reproduces_the_unmerged_model(trained):
     assert merge_peft(model) is model
     assert not has_peft(model)
     assert not any(isinstance(m, LoRALinear | SVDLinear) for m in model.modules())
-    assert set(model.state_dict()) == set(build_sam(VIT_TEST).state_dict())
+    assert set(model.state_dict()) == set(build_model(VIT_TEST).state_dict())
     with torch.no_grad():
         assert_outputs_close(samforge_outputs(model, data), unmerged)
 

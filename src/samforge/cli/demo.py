@@ -34,7 +34,7 @@ from ..evaluation.report import (
 )
 from ..files import write_bytes_atomically
 from ..inference.predictor import Predictor
-from ..models.checkpoint import load_model
+from ..models import load_model
 from . import demo_steps as steps
 
 console = Console()

@@ -29,7 +29,7 @@ from ..evaluation.runs import (
 )
 from ..inference.disk_cache import DiskEmbeddingCache
 from ..inference.predictor import Predictor
-from ..models.checkpoint import load_model
+from ..models import load_model
 
 app = typer.Typer(
     help="Evaluate models with the published protocols and write CSV, JSON, plots and HTML.",

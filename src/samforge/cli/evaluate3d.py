@@ -31,7 +31,7 @@ from ..evaluation.report import RESULTS_CSV, read_csv, write_csv
 from ..inference.disk_cache import DiskEmbeddingCache
 from ..inference.predictor import Predictor
 from ..inference.volume_prompts import PROMPT_MODES
-from ..models.checkpoint import load_model
+from ..models import load_model
 
 console = Console()
 

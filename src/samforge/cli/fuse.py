@@ -16,9 +16,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..models.checkpoint_io import sidecar_path
-from ..models.export import export_model
-from ..models.fusion import fuse_modules
+from ..models import export_model, family_of, fuse_modules
+from ..models.checkpoints.reading import sidecar_path
 
 
 def fuse(
@@ -46,7 +45,7 @@ def fuse(
         console.print(f"{module}: {origin['source']} (sha256 {digest[:12]}…)", highlight=False)
     where = "metadata" if path.suffix == ".safetensors" else str(sidecar_path(path))
     console.print(
-        f"wrote {model.config.family} model to {path}; provenance in {where}",
+        f"wrote {family_of(model.config).name} model to {path}; provenance in {where}",
         highlight=False,
         soft_wrap=True,
     )

@@ -8,9 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..models import hub, registry
-from ..models.checkpoint import load_model
-from ..models.export import export_model
+from ..models import export_model, load_model
+from ..models.checkpoints import hub, registry
 
 app = typer.Typer(
     help="List the registered models and download their checkpoints into the cache.",

@@ -29,7 +29,7 @@ from ..inference.propagation import (
     propagate,
 )
 from ..inference.volume_prompts import PROMPT_MODES
-from ..models.checkpoint import load_model
+from ..models import load_model
 from .prompt_args import PromptArgs, parse_prompt_args
 
 console = Console()

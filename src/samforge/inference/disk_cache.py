@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..files import save_torch_atomically
-from ..models.embeddings import Embeddings, detached_cpu, is_embeddings
+from ..models.sam.embeddings import Embeddings, detached_cpu, is_embeddings
 from .embedding_cache import model_state_key
 
 

@@ -13,7 +13,7 @@ from collections.abc import Hashable
 import numpy as np
 from torch import nn
 
-from ..models.embeddings import Embeddings
+from ..models.sam.embeddings import Embeddings
 
 
 def content_key(array: np.ndarray, *settings: Hashable) -> str:

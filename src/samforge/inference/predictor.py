@@ -18,8 +18,8 @@ from torch.utils._pytree import tree_map
 
 from ..data.intensity import IntensityMapping, normalize_intensity, volume_normalizer
 from ..errors import ConfigError, InputImageError
-from ..models.build import SamModel
-from ..models.embeddings import Embeddings, to_device
+from ..models import SamModel
+from ..models.sam.embeddings import Embeddings, to_device
 from .disk_cache import DiskEmbeddingCache
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
 from .prompts_validation import PromptBatch, validate_prompts
@@ -60,7 +60,7 @@ class ImageEmbedding:
 
     ``embedding`` is what the model's ``embed_images`` returns for one image: a (1, C, h, w)
     tensor, or for RobustSAM and SAM-UNet a dict of batch-first tensors
-    (:mod:`samforge.models.embeddings`).
+    (:mod:`samforge.models.sam.embeddings`).
     """
 
     embedding: Embeddings

@@ -1,13 +1,25 @@
-"""Architectures, configs, the model registry and checkpoint formats."""
+"""Architectures, configs, the model registry and checkpoint formats.
 
-from .build import SamModel, build_model
-from .checkpoint import export_model, export_official, load_model
+- :mod:`.sam`: SAM's components and the :class:`Sam` model;
+- :mod:`.families`: one record per family (SAM, SAM-Med2D, RobustSAM, SAM-UNet) and the
+  modules only that family has;
+- :mod:`.checkpoints`: reading, shape inference, loading, export, registry, hub, fusion;
+- :mod:`.config`: :class:`SamConfig` and the named architectures; :mod:`.peft`: LoRA and
+  singular-value tuning.
+
+Code outside ``samforge.models`` imports the names below from here.
+"""
+
+from .checkpoints.export import export_model, export_official
+from .checkpoints.fusion import fuse_modules
+from .checkpoints.loading import load_model
+from .checkpoints.registry import get_model_spec, list_models
 from .config import ARCHITECTURES, SamConfig, get_config
-from .mask_decoder import DecoderOutput
-from .registry import get_model_spec, list_models
-from .robust_sam import RobustSam
-from .sam import Sam, build_sam
-from .sam_unet import SamUNet
+from .families import SamModel, build_model, family_of
+from .families.robustsam.model import RobustSam
+from .families.sam_unet.model import SamUNet
+from .sam.mask_decoder import DecoderOutput
+from .sam.model import Sam
 
 __all__ = [
     "ARCHITECTURES",
@@ -18,9 +30,10 @@ __all__ = [
     "SamModel",
     "SamUNet",
     "build_model",
-    "build_sam",
     "export_model",
     "export_official",
+    "family_of",
+    "fuse_modules",
     "get_config",
     "get_model_spec",
     "list_models",

@@ -8,6 +8,7 @@ built-in model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -15,13 +16,17 @@ from ..errors import ConfigError
 from ..preprocessing import SAM_PIXEL_MEAN, SAM_PIXEL_STD, ModelInputTransform
 
 Preprocessing = Literal["sam", "medsam", "sammed2d"]
-# Which mask decoder (and so which model family) the config builds: SAM's own, RobustSAM's
-# (SAM's plus robust output tokens and anti-degradation feature blocks), or SAM-UNet's (one
-# learned token, multi-scale features from a ResNet branch beside the ViT).
-DecoderKind = Literal["sam", "robust", "sam_unet"]
+# The model family the config builds (its record: samforge.models.families): plain SAM,
+# RobustSAM (SAM's decoder plus robust output tokens and anti-degradation feature blocks) or
+# SAM-UNet (a ResNet branch beside the ViT, one learned token, multi-scale features).
+# SAM-Med2D is SAM's family with adapters in the encoder (``encoder_adapter``), which any
+# family's encoder can carry.
+Family = Literal["sam", "robust", "sam_unet"]
 ResNetBlock = Literal["basic", "bottleneck"]
 PREPROCESSING = ("sam", "medsam", "sammed2d")
-DECODERS = ("sam", "robust", "sam_unet")
+# Configs written before SamConfig.decoder was renamed to family (safetensors metadata,
+# .provenance.json sidecars, run folders) still read.
+_RENAMED_KEYS = {"decoder": "family"}
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,11 @@ class SamConfig:
     ``image_size``², scales min–max to [0, 1] and applies no mean/std; ``"sammed2d"``
     resizes straight to ``image_size``² (nearest neighbour) and normalises with the mean/std.
 
-    Families: ``decoder`` picks SAM's, RobustSAM's or SAM-UNet's mask decoder;
-    ``encoder_adapter`` adds SAM-Med2D's adapter to every ViT block (channel gate with
-    hidden width ``adapter_mlp_ratio`` × embed dim); the ``resnet_*`` fields describe
-    SAM-UNet's convolutional branch (torchvision's ResNet layout: block type, blocks per
-    stage, stem width) and are ignored by the other decoders.
+    Families: ``family`` picks the model built (``"sam"``, ``"robust"``, ``"sam_unet"``;
+    see :mod:`samforge.models.families`); ``encoder_adapter`` adds SAM-Med2D's adapter to
+    every ViT block (channel gate with hidden width ``adapter_mlp_ratio`` × embed dim); the
+    ``resnet_*`` fields describe SAM-UNet's convolutional branch (torchvision's ResNet
+    layout: block type, blocks per stage, stem width) and are ignored by the other families.
     """
 
     encoder_embed_dim: int = 768
@@ -60,7 +65,7 @@ class SamConfig:
     preprocessing: Preprocessing = "sam"
     pixel_mean: tuple[float, float, float] = field(default=SAM_PIXEL_MEAN)
     pixel_std: tuple[float, float, float] = field(default=SAM_PIXEL_STD)
-    decoder: DecoderKind = "sam"
+    family: Family = "sam"
     encoder_adapter: bool = False
     adapter_mlp_ratio: float = 0.25
     resnet_block: ResNetBlock = "bottleneck"
@@ -88,53 +93,14 @@ class SamConfig:
             raise ConfigError(
                 f"preprocessing must be one of {PREPROCESSING}, not {self.preprocessing!r}."
             )
-        if self.decoder not in DECODERS:
-            raise ConfigError(f"decoder must be one of {DECODERS}, not {self.decoder!r}.")
+        if self.family not in FAMILY_NAMES:
+            raise ConfigError(f"family must be one of {FAMILY_NAMES}, not {self.family!r}.")
         if self.encoder_adapter and self.embedding_size % 2:
             raise ConfigError(
                 f"SAM-Med2D's adapters halve and re-double the {self.embedding_size}-token grid; "
                 f"choose an image_size giving an even grid (a multiple of {2 * self.patch_size})."
             )
-        if self.decoder == "robust" and not self.encoder_global_attn_indexes:
-            raise ConfigError(
-                "RobustSAM's decoder reads the tokens after the first global-attention block; "
-                "give at least one global block."
-            )
-        if self.decoder == "sam_unet":
-            self._check_sam_unet()
-
-    def _check_sam_unet(self) -> None:
-        # SAM-UNet adds ResNet stage i before global block i and needs one stage per block.
-        stages = len(self.resnet_layers)
-        if len(self.encoder_global_attn_indexes) != stages:
-            raise ConfigError(
-                f"SAM-UNet adds one ResNet stage before each global-attention block: "
-                f"{stages} stages but global blocks {list(self.encoder_global_attn_indexes)}; "
-                "give as many global blocks as ResNet stages (ViT-B: (2, 5, 8, 11))."
-            )
-        if self.resnet_block not in ("basic", "bottleneck"):
-            raise ConfigError(
-                f"resnet_block must be 'basic' or 'bottleneck', not {self.resnet_block!r}."
-            )
-        if self.patch_size & (self.patch_size - 1) or self.patch_size < 4:
-            raise ConfigError(
-                f"SAM-UNet resamples ResNet stages to the token grid by factors of two; "
-                f"patch_size {self.patch_size} must be a power of two (16 for SAM)."
-            )
-        if self.image_size % 32:
-            raise ConfigError(
-                f"SAM-UNet's ResNet branch halves the image five times; image_size "
-                f"{self.image_size} must be a multiple of 32."
-            )
-
-    @property
-    def family(self) -> str:
-        """The published family this architecture belongs to (``"SAM"`` for plain SAM)."""
-        if self.decoder == "sam_unet":
-            return "SAM-UNet"
-        if self.decoder == "robust":
-            return "RobustSAM + SAM-Med2D adapters" if self.encoder_adapter else "RobustSAM"
-        return "SAM-Med2D" if self.encoder_adapter else "SAM"
+        _FAMILY_RULES[self.family](self)
 
     @property
     def embedding_size(self) -> int:
@@ -155,16 +121,72 @@ class SamConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SamConfig:
+        """The config of :meth:`to_dict`'s dict, also as written before renamed keys."""
+        values = dict(values)
+        for old, new in _RENAMED_KEYS.items():
+            if old in values:
+                if new in values and values[new] != values[old]:
+                    raise ConfigError(
+                        f"the config gives both {new}={values[new]!r} and the older name "
+                        f"{old}={values[old]!r}; keep only {new}."
+                    )
+                values[new] = values.pop(old)
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown SamConfig keys {unknown}; known keys: {sorted(known)}.")
-        values = dict(values)
         for key in ("encoder_global_attn_indexes", "pixel_mean", "pixel_std", "resnet_layers"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
 
+
+def _no_rules(config: SamConfig) -> None:
+    """Plain SAM: every SamConfig that passes the common checks builds."""
+
+
+def _check_robust(config: SamConfig) -> None:
+    if not config.encoder_global_attn_indexes:
+        raise ConfigError(
+            "RobustSAM's decoder reads the tokens after the first global-attention block; "
+            "give at least one global block."
+        )
+
+
+def _check_sam_unet(config: SamConfig) -> None:
+    # SAM-UNet adds ResNet stage i before global block i and needs one stage per block.
+    stages = len(config.resnet_layers)
+    if len(config.encoder_global_attn_indexes) != stages:
+        raise ConfigError(
+            f"SAM-UNet adds one ResNet stage before each global-attention block: "
+            f"{stages} stages but global blocks {list(config.encoder_global_attn_indexes)}; "
+            "give as many global blocks as ResNet stages (ViT-B: (2, 5, 8, 11))."
+        )
+    if config.resnet_block not in ("basic", "bottleneck"):
+        raise ConfigError(
+            f"resnet_block must be 'basic' or 'bottleneck', not {config.resnet_block!r}."
+        )
+    if config.patch_size & (config.patch_size - 1) or config.patch_size < 4:
+        raise ConfigError(
+            f"SAM-UNet resamples ResNet stages to the token grid by factors of two; "
+            f"patch_size {config.patch_size} must be a power of two (16 for SAM)."
+        )
+    if config.image_size % 32:
+        raise ConfigError(
+            f"SAM-UNet's ResNet branch halves the image five times; image_size "
+            f"{config.image_size} must be a multiple of 32."
+        )
+
+
+# Each family's own constraints on the fields. They sit here rather than in the family
+# records (samforge.models.families), which build on this module: a config is checked
+# when it is made, before any model exists.
+_FAMILY_RULES: dict[str, Callable[[SamConfig], None]] = {
+    "sam": _no_rules,
+    "robust": _check_robust,
+    "sam_unet": _check_sam_unet,
+}
+FAMILY_NAMES = tuple(_FAMILY_RULES)
 
 VIT_B = SamConfig()
 VIT_L = SamConfig(
@@ -207,17 +229,17 @@ ARCHITECTURES: dict[str, SamConfig] = {
     "vit_test": VIT_TEST,
     "vit_nano": VIT_NANO,
     # RobustSAM: SAM's encoders with RobustSAM's decoder (its published B/L/H checkpoints).
-    "robustsam_vit_b": VIT_B.with_changes(decoder="robust"),
-    "robustsam_vit_l": VIT_L.with_changes(decoder="robust"),
-    "robustsam_vit_h": VIT_H.with_changes(decoder="robust"),
+    "robustsam_vit_b": VIT_B.with_changes(family="robust"),
+    "robustsam_vit_l": VIT_L.with_changes(family="robust"),
+    "robustsam_vit_h": VIT_H.with_changes(family="robust"),
     # SAM-Med2D: ViT-B with adapters at 256² (16×16 tokens), its own preprocessing.
     "sammed2d_vit_b": VIT_B.with_changes(
         encoder_adapter=True, image_size=256, preprocessing="sammed2d"
     ),
     # SAM-UNet: frozen ViT-B at 256² beside a ResNet-50 or ResNet-34 branch.
-    "samunet_res50_vit_b": VIT_B.with_changes(decoder="sam_unet", image_size=256),
+    "samunet_res50_vit_b": VIT_B.with_changes(family="sam_unet", image_size=256),
     "samunet_res34_vit_b": VIT_B.with_changes(
-        decoder="sam_unet", image_size=256, resnet_block="basic", resnet_layers=(3, 4, 6, 3)
+        family="sam_unet", image_size=256, resnet_block="basic", resnet_layers=(3, 4, 6, 3)
     ),
 }
 

@@ -35,10 +35,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from ..errors import CheckpointError, ConfigError
 from ..files import save_torch_atomically, write_text_atomically
-from ..models.build import build_model
-from ..models.checkpoint import load_model
-from ..models.config import get_config
-from ..models.export import export_model
+from ..models import build_model, export_model, family_of, get_config, load_model
 from ..models.peft import apply_lora, apply_svd, merge_peft
 from .config import TrainConfig
 from .data_module import SegmentationDataModule
@@ -102,10 +99,11 @@ def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
         raise ConfigError(
             f"objective.kind 'robust' needs decoder features, which {config.model} lacks."
         )
-    if config.objective.kind == "robust" and model.config.decoder == "sam_unet":
+    if config.objective.kind == "robust" and not family_of(model.config).sam_layout:
         raise ConfigError(
-            "objective.kind 'robust' compares SAM-style decoder features; SAM-UNet trains with "
-            "the iterative objective (preset samunet)."
+            "objective.kind 'robust' compares SAM-style decoder features; "
+            f"{family_of(model.config).name} trains with the iterative objective (SAM-UNet: "
+            "preset samunet)."
         )
     return model.train(), report
 
@@ -130,7 +128,7 @@ def _sam_unet_from(sam: torch.nn.Module, config: TrainConfig) -> torch.nn.Module
     branch from ``resnet_weights`` (torchvision names) or random."""
     resnet = {"resnet50": ("bottleneck", (3, 4, 6, 3)), "resnet34": ("basic", (3, 4, 6, 3))}
     block, layers = resnet[config.resnet]
-    target = sam.config.with_changes(decoder="sam_unet", resnet_block=block, resnet_layers=layers)
+    target = sam.config.with_changes(family="sam_unet", resnet_block=block, resnet_layers=layers)
     model = build_model(target)
     model.load_sam_weights(sam.state_dict())
     if config.resnet_weights is not None:

@@ -1,0 +1,162 @@
+"""The image encoder's attention, built a slice of the relative-position mask at a time, and
+its token-sliced MLP, against the official ``segment_anything`` encoder on the same random
+weights (relative-position tables redrawn O(1), so a bias bug shows), and against a plain
+float64 attention written here. bf16 autocast against fp32 on the same weights.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers.official import build_official_sam, randomize_parameters
+from samforge.models.sam import image_encoder
+from samforge.models.sam.image_encoder import (
+    ImageEncoderViT,
+    attention_slices,
+    attention_with_relative_positions,
+)
+
+RELATIVE_TOLERANCE = 1e-4
+
+# Depth 4 with windows of 14 and global blocks 1 and 3: at 256² (16² tokens) and 512² (32²)
+# the grid is not a multiple of the window, so the windows are padded.
+ARCH = dict(embed_dim=64, depth=4, num_heads=2, global_attn_indexes=(1, 3))
+
+# Per-thread mask budgets (elements): the default; whole windows, query rows of global
+# attention; one head per window, short query runs.
+BUDGETS = {"default": None, "windows_rows": 100_000, "heads_rows": 30_000}
+
+
+def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    ours, reference = ours.double(), reference.double()
+    return ((ours - reference).abs().max() / reference.abs().max()).item()
+
+
+def set_budget(monkeypatch, budget: int | None) -> None:
+    """A mask budget per call of ``budget`` elements whatever the thread count."""
+    if budget is not None:
+        per_thread = max(budget // torch.get_num_threads(), 1)
+        monkeypatch.setattr(image_encoder, "CPU_MASK_ELEMENTS_PER_THREAD", per_thread)
+
+
+def paired_encoders(image_size: int, **arch):
+    official = build_official_sam(image_size=image_size, **arch).image_encoder
+    ours = ImageEncoderViT(
+        img_size=image_size,
+        embed_dim=arch["embed_dim"],
+        depth=arch["depth"],
+        num_heads=arch["num_heads"],
+        global_attn_indexes=arch["global_attn_indexes"],
+    ).eval()
+    ours.load_state_dict(official.state_dict(), strict=True)
+    return official, ours
+
+
+@pytest.fixture(scope="module", params=[256, 512])
+def encoders(request):
+    return request.param, *paired_encoders(request.param, **ARCH)
+
+
+@pytest.mark.parametrize("budget", list(BUDGETS))
+def test_encoder_matches_official(encoders, budget, monkeypatch):
+    image_size, official, ours = encoders
+    assert all(block.attn.rel_pos_h.abs().mean() > 0.1 for block in ours.blocks)
+    set_budget(monkeypatch, BUDGETS[budget])
+    # Token slices of the MLP that do not divide the grid (16² or 32² tokens).
+    monkeypatch.setattr(image_encoder, "MLP_TOKENS_PER_SLICE", 100)
+    images = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        reference = official(images)
+        embedding = ours(images)
+    assert embedding.shape == reference.shape == (2, 256, image_size // 16, image_size // 16)
+    assert relative_error(embedding, reference) <= RELATIVE_TOLERANCE
+
+
+def test_state_dict_keys_are_the_official_ones(encoders):
+    _, official, ours = encoders
+    assert list(ours.state_dict()) == list(official.state_dict())
+
+
+@pytest.mark.parametrize("budget", list(BUDGETS))
+def test_gradients_match_official(budget, monkeypatch):
+    """Training goes through the same attention: gradients of the input and of the
+    relative-position tables agree with the official encoder's."""
+    set_budget(monkeypatch, BUDGETS[budget])
+    official, ours = paired_encoders(256, **ARCH)
+    images = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(2))
+    weights = torch.randn(1, 256, 16, 16, generator=torch.Generator().manual_seed(3))
+    gradients = []
+    for encoder in (official, ours):
+        pixels = images.clone().requires_grad_(True)
+        (encoder(pixels) * weights).sum().backward()
+        gradients.append(
+            [pixels.grad] + [p.grad for n, p in encoder.named_parameters() if "rel_pos" in n]
+        )
+    for reference, ours_grad in zip(*gradients, strict=True):
+        assert reference.abs().max() > 0
+        assert relative_error(ours_grad, reference) <= RELATIVE_TOLERANCE
+
+
+def reference_attention(q, k, v, rel_h, rel_w, scale):
+    """softmax(scale·q kᵀ + rel_h[q, h'] + rel_w[q, w']) v in float64, the bias spelt out
+    per key (h', w')."""
+    q, k, v, rel_h, rel_w = (t.double() for t in (q, k, v, rel_h, rel_w))
+    height, width = rel_h.shape[-1], rel_w.shape[-1]
+    key_h = torch.arange(height).repeat_interleave(width)
+    key_w = torch.arange(width).repeat(height)
+    bias = rel_h[..., key_h] + rel_w[..., key_w]
+    weights = torch.softmax(scale * q @ k.transpose(-1, -2) + bias, dim=-1)
+    return weights @ v
+
+
+@pytest.mark.parametrize("budget", [10**9, 5_000, 900, 100])
+@pytest.mark.parametrize("batch,heads,size", [(3, 2, (5, 7)), (1, 4, (6, 6))])
+def test_sliced_attention_matches_plain_attention(batch, heads, size, budget, monkeypatch):
+    set_budget(monkeypatch, budget)
+    generator = torch.Generator().manual_seed(4)
+    tokens = size[0] * size[1]
+    q, k, v = torch.randn(3, batch, heads, tokens, 8, generator=generator).unbind(0)
+    rel_h = torch.randn(batch, heads, tokens, size[0], generator=generator)
+    rel_w = torch.randn(batch, heads, tokens, size[1], generator=generator)
+    ours = attention_with_relative_positions(q, k, v, rel_h, rel_w, 0.3)
+    reference = reference_attention(q, k, v, rel_h, rel_w, 0.3)
+    assert relative_error(ours, reference) <= 1e-5
+
+
+@pytest.mark.parametrize("budget", [10**9, 200, 50, 7, 1])
+def test_attention_slices_cover_every_query_once(budget):
+    batch, heads, tokens = 3, 4, 10
+    covered = torch.zeros(batch, heads, tokens, dtype=torch.int64)
+    for index in attention_slices(batch, heads, tokens, budget):
+        covered[index] += 1
+    assert torch.equal(covered, torch.ones_like(covered))
+
+
+def test_adapter_encoder_is_unchanged_by_slicing(monkeypatch):
+    """SAM-Med2D's blocks (adapter beside the MLP) through sliced masks give what one whole
+    mask gives; the adapter against SAM-Med2D's own code is tested in test_sammed2d."""
+    encoder = ImageEncoderViT(
+        img_size=256, embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,), adapter=True
+    ).eval()
+    randomize_parameters(encoder, seed=5)
+    images = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        whole = encoder(images)
+        set_budget(monkeypatch, 3_000)
+        sliced = encoder(images)
+    assert relative_error(sliced, whole) <= 1e-5
+
+
+def test_bf16_autocast_agrees_with_fp32(encoders):
+    image_size, _, ours = encoders
+    images = torch.randn(1, 3, image_size, image_size, generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        fp32 = ours(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = ours(images)
+    assert bf16.dtype == torch.float32  # the neck's LayerNorm2d returns its weights' dtype
+    assert torch.isfinite(bf16).all()
+    cosine = torch.nn.functional.cosine_similarity(bf16.flatten(), fp32.flatten(), dim=0)
+    assert cosine > 0.999
+    assert relative_error(bf16, fp32) < 0.1

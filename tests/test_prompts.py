@@ -183,15 +183,15 @@ def test_same_seed_same_points(pair, seed):
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
 
 
-def test_prompt_state_accumulates_clicks_and_keeps_its_start():
-    from samforge.prompts import PromptState
+def test_prompts_accumulate_clicks_and_keep_their_start():
+    from samforge.prompts import Prompts
 
     targets = torch.zeros(2, 32, 32, dtype=torch.bool)
     targets[:, 8:20, 8:20] = True
     predictions = torch.zeros_like(targets)
     predictions[:, 4:12, 4:12] = True  # misses part of the object, adds background
     box = torch.tensor([[8.0, 8, 20, 20], [8, 8, 20, 20]])
-    state = PromptState(boxes=box)
+    state = Prompts(boxes=box)
     generator = torch.Generator().manual_seed(0)
     once = state.corrected(predictions, targets, generator)
     twice = once.corrected(predictions, targets, generator)

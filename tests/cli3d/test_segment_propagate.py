@@ -1,7 +1,7 @@
 """``samforge segment VOLUME --propagate``: prompts on one or more slices in, the object's
 3D mask out, as NIfTI with the input's affine, shape and axis order.
 
-The object oracle (tests/evaluation3d) returns the true object under the prompt in each
+The object oracle (tests/helpers/volume_oracles.py) returns the true object under the prompt in each
 slice, so the written mask must be the object itself, voxel for voxel, in the file's
 (i, j, k) = (x, y, z) order.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from evaluation3d import ObjectOracleSam, bent_tube, disc, image_of
+from helpers.volume_oracles import ObjectOracleSam, bent_tube, disc, image_of
 from samforge.cli import app
 from samforge.errors import ConfigError, InputImageError, PromptError
 

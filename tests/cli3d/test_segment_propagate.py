@@ -112,6 +112,12 @@ def test_untrained_model_writes_a_mask_with_the_inputs_geometry(tmp_path):
             "come before the first --slice",
         ),
         (["--slice", "2", "--box", "1", "1", "9", "9", "--mode", "boxes"], ConfigError, "mode"),
+        (
+            ["--slice", "2", "--box", "1", "1", "9", "9", "--slice", "2", "--point", "3", "3"],
+            PromptError,
+            "slices [2, 2] repeat",
+        ),
+        (["--slice", "2", "--box", "1", "1", "99", "9"], PromptError, "outside the 64×64"),
     ],
 )
 def test_bad_propagation_arguments_raise_and_write_nothing(

@@ -14,10 +14,10 @@ WINDOW_HELP = f"CT window: {', '.join(WINDOWS)} (with --intensity ct, or auto)."
 
 
 def intensity_option():
-    """``--intensity``: the intensity mode of :class:`samforge.data.IntensitySettings`."""
+    """``--intensity``: the intensity mode of :class:`samforge.data.intensity.IntensitySettings`."""
     return typer.Option("auto", "--intensity", help=INTENSITY_HELP)
 
 
 def window_option():
-    """``--window``: the CT window preset of :class:`samforge.data.IntensitySettings`."""
+    """``--window``: the CT window preset of :class:`samforge.data.intensity.IntensitySettings`."""
     return typer.Option(None, "--window", help=WINDOW_HELP)

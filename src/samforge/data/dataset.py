@@ -93,7 +93,8 @@ class ObjectSegmentationDataset(Dataset):
         self.n_obj = n_obj
         self.min_size, self.seed, self.connectivity = min_size, seed, connectivity
         self.classes = None if classes is None else tuple(int(c) for c in classes)
-        self.intensity = IntensitySettings(intensity, window)  # a bad mode or window fails here
+        # A bad mode or window fails here, before any case is read.
+        self.intensity_settings = IntensitySettings(intensity, window)
         self.slice_axis = slice_axis
         self.cache_size = cache_size
         self.degradations = None if degradations is None else resolve_corruption_names(degradations)
@@ -200,7 +201,7 @@ class ObjectSegmentationDataset(Dataset):
             self._cache.move_to_end(case_index)
             return self._cache[case_index]
         case = self.cases[case_index]
-        mapping = self.intensity.case_mapping(case)
+        mapping = self.intensity_settings.case_mapping(case)
         self._cache[case_index] = (case, mapping)
         while len(self._cache) > max(self.cache_size, 1):
             self._cache.popitem(last=False)

@@ -17,7 +17,7 @@ from .user_input import (
     user_points,
 )
 
-# Each field's shape: its name, and the sizes it must have (None: any).
+# Each field's shape as messages write it, and the sizes it must have (None: any).
 _SHAPES = {
     "points": ("(B, N, 2)", (None, None, 2)),
     "labels": ("(B, N)", (None, None)),
@@ -26,7 +26,7 @@ _SHAPES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors have no truth value: compare by identity
 class Prompts:
     """Prompts for B objects of one image; any field may be None, all present ones agree on B.
 

@@ -29,10 +29,11 @@ import torch
 
 from samforge.data.intensity import volume_normalizer
 from samforge.inference.predictor import Predictor
-from samforge.inference.propagation import PropagationSettings, SlicePrompt, propagate
+from samforge.inference.propagation import PropagationSettings, propagate
 from samforge.inference.volume_prompts import PROMPT_MODES, mask_logits
 from samforge.models import Sam
 from samforge.models.config import VIT_TEST
+from samforge.prompts import Prompts
 
 # SAM's prompt encoder and mask decoder (identical in ViT-B/L/H) at SAM's 1024 input; the
 # encoder is never run (embeddings are drawn), so its size does not matter.
@@ -93,7 +94,7 @@ def time_mode(predictor, volume, label, mapping, mode: str, repeats: int) -> tup
     start = volume.shape[0] // 2
     rows, cols = np.nonzero(label[start])
     box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float32)
-    prompts = [SlicePrompt(start, box=box)]
+    prompts = {start: Prompts.from_user(boxes=box)}
     settings = PropagationSettings(mode, iou_threshold=0.5, box_extension=0.0)
     times, decoded = [], 0
     for _ in range(repeats):

@@ -1,7 +1,7 @@
 """``samforge segment VOLUME --propagate``: prompts on one or more slices in, the object's
 3D mask out, as NIfTI with the input's affine, shape and axis order.
 
-The object oracle (tests/evaluation3d) returns the true object under the prompt in each
+The object oracle (tests/helpers/volume_oracles.py) returns the true object under the prompt in each
 slice, so the written mask must be the object itself, voxel for voxel, in the file's
 (i, j, k) = (x, y, z) order.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from evaluation3d import ObjectOracleSam, bent_tube, disc, image_of
+from helpers.volume_oracles import ObjectOracleSam, bent_tube, disc, image_of
 from samforge.cli import app
 from samforge.errors import ConfigError, InputImageError, PromptError
 
@@ -112,6 +112,12 @@ def test_untrained_model_writes_a_mask_with_the_inputs_geometry(tmp_path):
             "come before the first --slice",
         ),
         (["--slice", "2", "--box", "1", "1", "9", "9", "--mode", "boxes"], ConfigError, "mode"),
+        (
+            ["--slice", "2", "--box", "1", "1", "9", "9", "--slice", "2", "--point", "3", "3"],
+            PromptError,
+            "slices [2, 2] repeat",
+        ),
+        (["--slice", "2", "--box", "1", "1", "99", "9"], PromptError, "outside the 64×64"),
     ],
 )
 def test_bad_propagation_arguments_raise_and_write_nothing(

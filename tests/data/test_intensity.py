@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from samforge.data import WINDOWS, normalize_intensity, volume_normalizer
+from samforge.data import WINDOWS, Case, normalize_intensity, volume_normalizer
+from samforge.data.intensity import IntensitySettings
 from samforge.errors import ConfigError, InputImageError
 
 
@@ -174,3 +175,29 @@ def test_any_finite_image_maps_into_range(image, mode):
     out = normalize_intensity(image, mode=mode)
     assert out.shape == (*image.shape, 3) and out.dtype == np.float32
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 255
+
+
+def test_intensity_settings_check_mode_and_window_when_made():
+    with pytest.raises(ConfigError, match="unknown intensity mode"):
+        IntensitySettings("zscore")
+    with pytest.raises(ConfigError, match="unknown CT window"):
+        IntensitySettings("ct", "liver")
+    with pytest.raises(ConfigError, match="unknown CT window"):
+        IntensitySettings("percentile", "lvier")  # a typo fails even where it would be unused
+    assert IntensitySettings("ct", (40, 400)).window == (40, 400)
+
+
+def test_intensity_settings_give_a_volume_one_mapping_and_an_image_its_own():
+    hu = np.linspace(-1000, 1000, 3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    bone = IntensitySettings(window="bone")  # auto with a window: CT
+    volume = Case(hu, None, (2.0, 1.0, 1.0), None, "other", "v")
+    mapping = bone.case_mapping(volume)
+    assert mapping == volume_normalizer(hu, window="bone")
+    assert (mapping.low, mapping.high) == (-500.0, 1300.0)
+    ct_volume = Case(hu, None, (2.0, 1.0, 1.0), None, "ct", "c")
+    assert IntensitySettings().case_mapping(ct_volume) == IntensitySettings("ct").volume_mapping(hu)
+    image = Case(hu[1], None, (1.0, 1.0), None, "us", "i")  # a 2D image: its own range
+    np.testing.assert_array_equal(
+        IntensitySettings().case_mapping(image)(hu[1]), normalize_intensity(hu[1])
+    )
+    assert IntensitySettings().case_mapping(image) != IntensitySettings().volume_mapping(hu)

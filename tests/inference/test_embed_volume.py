@@ -11,9 +11,10 @@ from samforge.errors import ConfigError, InputImageError
 from samforge.inference import Predictor
 from samforge.inference.disk_cache import DiskEmbeddingCache
 from samforge.inference.predictor import cpu_has_native_bf16, resolve_precision
-from samforge.inference.propagation import PropagationSettings, SlicePrompt, propagate
+from samforge.inference.propagation import PropagationSettings, propagate
 from samforge.models import Sam
 from samforge.models.config import VIT_TEST
+from samforge.prompts import Prompts
 
 
 def tiny_model(seed: int = 0) -> Sam:
@@ -55,7 +56,7 @@ def test_embed_volume_batches_and_later_work_hits_the_cache():
     result = propagate(
         predictor,
         volume,
-        [SlicePrompt(3, box=np.array([10, 14, 28, 34]))],
+        {3: Prompts.from_user(boxes=np.array([10, 14, 28, 34]))},
         PropagationSettings(mode="box", iou_threshold=0.0),
         mapping=mapping,
     )
@@ -92,7 +93,9 @@ def test_a_second_predictor_reads_the_volume_from_disk(tmp_path):
     calls = count_encoder_calls(model)
     second = Predictor(model, disk_cache=DiskEmbeddingCache(tmp_path))
     assert second.embed_volume(volume, mapping=mapping) == 0
-    propagate(second, volume, [SlicePrompt(2, box=np.array([10, 14, 28, 34]))], mapping=mapping)
+    propagate(
+        second, volume, {2: Prompts.from_user(boxes=np.array([10, 14, 28, 34]))}, mapping=mapping
+    )
     assert calls == []
     assert second.disk_cache.hits == 5
 

@@ -113,3 +113,22 @@ def test_embedding_cache_hits_on_same_content_and_misses_after_weights_change():
     predictor.set_image(image)
     assert predictor.cache.misses == 3
     assert not torch.equal(predictor.image_embedding.embedding, first)
+
+
+def test_decode_takes_the_record_and_gives_what_predict_gives_as_tensors(predictor):
+    from samforge.prompts import Prompts
+
+    image = np.random.default_rng(2).integers(0, 255, (64, 80), dtype=np.uint8)
+    predictor.set_image(image)
+    arguments = dict(points=[[[10, 12]], [[40, 30]]], labels=[[1], [1]])
+    expected = predictor.predict(**arguments, multimask=True, return_logits=True)
+    decoded = predictor.decode(Prompts.from_user(**arguments), multimask=True)
+    assert isinstance(decoded.masks, torch.Tensor) and decoded.masks.dtype == torch.bool
+    for name in ("masks", "scores", "low_res_logits", "logits"):
+        np.testing.assert_array_equal(getattr(decoded.numpy(), name), getattr(expected, name))
+    best, best_expected = decoded.best(), expected.best()
+    assert best.masks.shape == (2, 1, 64, 80)
+    np.testing.assert_array_equal(best.numpy(logits=False).masks, best_expected.masks)
+    assert best.numpy(logits=False).logits is None
+    with pytest.raises(PromptError, match="outside"):
+        predictor.decode(Prompts.from_user(boxes=[0, 0, 81, 10]))

@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluation3d import (
+from helpers.volume_oracles import (
     BoxOracleSam,
     ObjectOracleSam,
     bent_tube,
@@ -26,7 +26,7 @@ from evaluation3d import (
 )
 from samforge.errors import ConfigError, PromptError
 from samforge.inference import Predictor
-from samforge.inference.propagation import PropagationSettings, SlicePrompt, propagate
+from samforge.inference.propagation import PropagationSettings, propagate
 from samforge.inference.volume_prompts import (
     MASK_LOGIT,
     PROMPT_MODES,
@@ -37,6 +37,7 @@ from samforge.inference.volume_prompts import (
     single_point_from_mask,
 )
 from samforge.models.config import VIT_TEST
+from samforge.prompts import Prompts
 
 
 def box_of(mask2d: np.ndarray) -> np.ndarray:
@@ -46,7 +47,7 @@ def box_of(mask2d: np.ndarray) -> np.ndarray:
 
 def run(model, label, start, mode, iou_threshold=0.5, box_extension=0.0, prompts=None):
     predictor = Predictor(model)
-    prompts = prompts or [SlicePrompt(start, box=box_of(label[start]))]
+    prompts = prompts or {start: Prompts.from_user(boxes=box_of(label[start]))}
     setting = PropagationSettings(mode, iou_threshold, box_extension)
     return propagate(predictor, image_of(label), prompts, setting)
 
@@ -109,7 +110,10 @@ def test_two_prompted_slices_fill_the_gap_from_both_ends(mode):
     label = np.zeros((30, 64, 64), dtype=np.uint8)
     label[:15][:, disc((64, 64), (32, 32), 8)] = 1
     label[15:][:, disc((64, 64), (32, 32), 3)] = 2
-    prompts = [SlicePrompt(24, box=box_of(label[24])), SlicePrompt(4, box=box_of(label[4]))]
+    prompts = {
+        24: Prompts.from_user(boxes=box_of(label[24])),
+        4: Prompts.from_user(boxes=box_of(label[4])),
+    }
     model = ObjectOracleSam()
     result = run(model, label, None, mode, iou_threshold=0.5, prompts=prompts)
     np.testing.assert_array_equal(result.mask, label > 0)
@@ -127,7 +131,7 @@ def test_each_slice_is_embedded_once_per_propagation():
 
 def test_prompts_on_adjacent_slices_leave_no_gap_to_fill():
     tube = bent_tube(depth=6)
-    prompts = [SlicePrompt(i, box=box_of(tube[i])) for i in (2, 3)]
+    prompts = {i: Prompts.from_user(boxes=box_of(tube[i])) for i in (2, 3)}
     result = run(ObjectOracleSam(), tube, None, "box", prompts=prompts)
     np.testing.assert_array_equal(result.mask, tube)
     assert result.decoded == 6
@@ -137,7 +141,7 @@ def test_point_prompt_on_the_prompted_slice():
     tube = bent_tube()
     ys, xs = np.nonzero(tube[15])
     point = np.array([[xs.mean(), ys.mean()]], dtype=np.float32)
-    prompts = [SlicePrompt(15, points=point, labels=np.ones(1, dtype=np.float32))]
+    prompts = {15: Prompts.from_user(point, np.ones(1, dtype=np.float32))}
     result = run(ObjectOracleSam(), tube, None, "single_point", prompts=prompts)
     np.testing.assert_array_equal(result.mask, tube)
 
@@ -157,7 +161,7 @@ def test_box_extension_in_pixels_grows_the_box_each_slice():
     # per side (clipped); IoUs 100/196, 196/324, ... all stay above 0.5.
     volume = np.zeros((21, 64, 64), dtype=bool)
     box = (27, 27, 37, 37)
-    prompts = [SlicePrompt(10, box=np.array(box, dtype=np.float32))]
+    prompts = {10: Prompts.from_user(boxes=np.array(box, dtype=np.float32))}
     result = run(BoxOracleSam(), volume, None, "box", 0.5, 2.0, prompts)
     for index in range(21):
         expected = grown_box((64, 64), box, 2 * abs(index - 10))
@@ -167,7 +171,7 @@ def test_box_extension_in_pixels_grows_the_box_each_slice():
 def test_iou_stop_rejects_the_first_grown_box_below_the_threshold():
     volume = np.zeros((21, 64, 64), dtype=bool)
     box = np.array((27, 27, 37, 37), dtype=np.float32)
-    result = run(BoxOracleSam(), volume, None, "box", 0.52, 2.0, [SlicePrompt(10, box=box)])
+    result = run(BoxOracleSam(), volume, None, "box", 0.52, 2.0, {10: Prompts.from_user(boxes=box)})
     assert result.segmented.tolist() == [i == 10 for i in range(21)]
     assert all(s.iou == pytest.approx(100 / 196) for s in result.stops)
 
@@ -176,7 +180,7 @@ def test_box_extension_as_a_fraction_of_the_box_size():
     # 10 px box, fraction 0.1: one pixel more on each side.
     volume = np.zeros((3, 64, 64), dtype=bool)
     box = (20, 30, 30, 40)
-    prompts = [SlicePrompt(1, box=np.array(box, dtype=np.float32))]
+    prompts = {1: Prompts.from_user(boxes=np.array(box, dtype=np.float32))}
     result = run(BoxOracleSam(), volume, None, "box", 0.5, 0.1, prompts)
     for index in (0, 2):
         np.testing.assert_array_equal(result.mask[index], grown_box((64, 64), box, 1))
@@ -185,7 +189,7 @@ def test_box_extension_as_a_fraction_of_the_box_size():
 def test_without_extension_the_box_is_stable_through_the_volume():
     volume = np.zeros((9, 64, 64), dtype=bool)
     box = (5, 6, 40, 20)
-    prompts = [SlicePrompt(0, box=np.array(box, dtype=np.float32))]
+    prompts = {0: Prompts.from_user(boxes=np.array(box, dtype=np.float32))}
     result = run(BoxOracleSam(), volume, None, "box", 0.99, 0.0, prompts)
     assert result.mask.sum(axis=(1, 2)).tolist() == [35 * 14] * 9
 
@@ -220,7 +224,7 @@ def test_mask_prompt_is_the_previous_slice_in_the_model_frame():
     model = ObjectOracleSam()
     tube = bent_tube(depth=5)
     predictor = Predictor(model)
-    propagate(predictor, image_of(tube), [SlicePrompt(0, box=box_of(tube[0]))], None)
+    propagate(predictor, image_of(tube), {0: Prompts.from_user(boxes=box_of(tube[0]))}, None)
     for index, call in enumerate(model.calls[1:], start=1):
         back = predictor.transform.masks(call["mask_inputs"], (64, 64))[0, 0] > 0
         np.testing.assert_array_equal(back.numpy(), tube[index - 1])
@@ -289,10 +293,10 @@ def test_points_mode_finds_both_lobes_and_a_negative_between_them():
     mask = disc((64, 64), (16, 32), 8) | disc((64, 64), (48, 32), 8)
     transform = VIT_TEST.input_transform()
     prompts = prompts_from_mask(mask, "points", transform, 64)
-    positives = prompts.points[prompts.labels == 1]
-    assert {tuple(p) for p in positives.astype(int)} >= {(16, 32), (48, 32)}
+    positives = prompts.points[0][prompts.labels[0] == 1]
+    assert {tuple(p) for p in positives.long().tolist()} >= {(16, 32), (48, 32)}
     assert (prompts.labels == 0).any()
-    assert prompts.box is None and prompts.mask_input is None
+    assert prompts.boxes is None and prompts.mask_input is None
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -306,9 +310,13 @@ def test_bad_settings_and_prompts_raise_clear_errors():
     predictor = Predictor(ObjectOracleSam())
     volume = image_of(sphere(depth=8))
     with pytest.raises(PromptError, match="outside"):
-        propagate(predictor, volume, [SlicePrompt(8, box=np.array([0, 0, 5, 5]))])
-    with pytest.raises(PromptError, match="repeat"):
-        box = np.array([0, 0, 5, 5])
-        propagate(predictor, volume, [SlicePrompt(2, box=box), SlicePrompt(2, box=box)])
+        propagate(predictor, volume, {8: Prompts.from_user(boxes=np.array([0, 0, 5, 5]))})
+    with pytest.raises(PromptError, match="one object"):
+        two_boxes = Prompts.from_user(boxes=[[0, 0, 5, 5], [1, 1, 6, 6]])
+        propagate(predictor, volume, {2: two_boxes})
+    with pytest.raises(PromptError, match="no prompt"):
+        propagate(predictor, volume, {2: Prompts(mask_input=torch.zeros(1, 1, 64, 64))})
+    with pytest.raises(PromptError, match="outside the 64×64"):
+        propagate(predictor, volume, {2: Prompts.from_user(boxes=[0, 0, 65, 5])})
     with pytest.raises(PromptError, match="at least one"):
         propagate(predictor, volume, [])

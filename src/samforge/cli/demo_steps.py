@@ -116,8 +116,8 @@ def propagation3d(predictor: Predictor, case: Case, plan: DemoPlan, out: Path) -
         for row in evaluate_case(predictor, case, [setting], protocol)
     ]
     largest = max(case_objects(case, protocol), key=lambda o: o.area)
-    prompt = start_prompt(largest.mask, protocol.start)
-    result = propagate(predictor, case.image, [prompt], setting)
+    index, prompts = start_prompt(largest.mask, protocol.start)
+    result = propagate(predictor, case.image, {index: prompts}, setting)
     figures = {"propagated_object": _plot_volume(out / "propagation.png", case, largest, result)}
     summary = {
         "protocol": {"start": "box", "setting": setting.label(), "volume": list(case.image.shape)},
@@ -137,7 +137,7 @@ def _plot_volume(path: Path, case: Case, instance, result) -> Path:
     """Slices through the object, the prompted one among them: image, truth (green) and
     propagated mask (red)."""
     slices = np.flatnonzero(instance.mask.any(axis=(1, 2)))
-    prompted = start_prompt(instance.mask, "box").index
+    prompted, _ = start_prompt(instance.mask, "box")
     chosen = np.unique([*np.linspace(slices[0], slices[-1], 4).round().astype(int), prompted])
     low, high = np.percentile(case.image, (1, 99))
     shown = np.clip((case.image.astype(np.float32) - low) / max(high - low, 1e-6) * 255, 0, 255)

@@ -30,6 +30,7 @@ from ..evaluation.runs import (
 from ..inference.disk_cache import DiskEmbeddingCache
 from ..inference.predictor import Predictor
 from ..models import load_model
+from .options import intensity_option, window_option
 
 app = typer.Typer(
     help="Evaluate models with the published protocols and write CSV, JSON, plots and HTML.",
@@ -62,9 +63,12 @@ def _label(name: str, models: list[str]) -> str:
     return path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}/{path.stem}"
 
 
-def _images(data: list[Path], intensity: str, limit: int | None) -> Iterator[EvalImage]:
+def _images(
+    data: list[Path], intensity: str, window: str | None, limit: int | None
+) -> Iterator[EvalImage]:
     for folder in data:
-        yield from iter_images(open_dataset(folder), folder.name, intensity=intensity, limit=limit)
+        cases = open_dataset(folder)
+        yield from iter_images(cases, folder.name, intensity=intensity, window=window, limit=limit)
 
 
 def _starts(values: list[str]) -> list[str]:
@@ -95,7 +99,8 @@ def interactive2d(
     use_masks: bool = typer.Option(False, "--use-masks", help="Feed back low-res logits."),
     min_size: int = typer.Option(20, help="Smallest object (connected component) in pixels."),
     limit: int | None = typer.Option(None, help="At most this many images per dataset."),
-    intensity: str = typer.Option("auto", help="Intensity mapping: auto, ct, mr, percentile."),
+    intensity: str = intensity_option(),
+    window: str | None = window_option(),
     seed: int = typer.Option(0, help="Seed of the correction points."),
     cache: Path | None = typer.Option(None, help="Embedding cache folder [OUT/embeddings]."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -107,7 +112,7 @@ def interactive2d(
     predictors = _predictors(model, cache or out / "embeddings")
     rows, overlays = run_interactive2d(
         predictors,
-        _images(data, intensity, limit),
+        _images(data, intensity, window, limit),
         starts,
         settings,
         rows=read_csv(out / RESULTS_CSV),
@@ -134,7 +139,8 @@ def robustness(
     rounds: int = typer.Option(8, help="Predictions per object: the start + corrections."),
     min_size: int = typer.Option(20, help="Smallest object (connected component) in pixels."),
     limit: int | None = typer.Option(None, help="At most this many images per dataset."),
-    intensity: str = typer.Option("auto", help="Intensity mapping: auto, ct, mr, percentile."),
+    intensity: str = intensity_option(),
+    window: str | None = window_option(),
     cache: Path | None = typer.Option(None, help="Embedding cache folder [OUT/embeddings]."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -148,7 +154,7 @@ def robustness(
     predictors = _predictors(model, cache or out / "embeddings")
     rows = run_robustness(
         predictors,
-        _images(data, intensity, limit),
+        _images(data, intensity, window, limit),
         corruptions,
         sorted(set(severities)),
         settings,

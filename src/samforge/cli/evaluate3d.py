@@ -32,6 +32,7 @@ from ..inference.disk_cache import DiskEmbeddingCache
 from ..inference.predictor import Predictor
 from ..inference.volume_prompts import PROMPT_MODES
 from ..models import load_model
+from .options import intensity_option, window_option
 
 console = Console()
 
@@ -63,7 +64,8 @@ def interactive3d(
     max_objects: int | None = typer.Option(
         None, help="At most this many objects per volume (the largest)."
     ),
-    intensity: str = typer.Option("auto", help="Intensity mapping: auto, ct, mr, percentile."),
+    intensity: str = intensity_option(),
+    window: str | None = window_option(),
     nsd_tolerance: float = typer.Option(2.0, help="NSD tolerance in mm (units of spacing)."),
     cache: Path | None = typer.Option(
         None, help="Embedding cache folder, reused by later runs [OUT/embeddings]."
@@ -73,7 +75,7 @@ def interactive3d(
     """Interactive 3D: central-slice prompt, propagation, settings tuned on --val-data."""
     if start not in START_PROMPTS_3D:
         raise ConfigError(f"--start {start!r} not understood; use box or point.")
-    protocol = Protocol3D(start, min_size, max_objects, intensity, nsd_tolerance)
+    protocol = Protocol3D(start, min_size, max_objects, intensity, nsd_tolerance, window)
     grid = settings_grid(mode, iou_threshold, box_extension)
     if val_data.resolve() == data.resolve():
         raise ConfigError("--val-data and --data are the same: tune on separate volumes.")

@@ -6,18 +6,10 @@ extra arguments and parses them here, keeping each ``--label`` beside the point 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..errors import PromptError
+from ..prompts import Prompts
 
 USAGE = "--point X Y [--label 0|1] (repeatable), --box X0 Y0 X1 Y1 (repeatable)"
-
-
-@dataclass
-class PromptArgs:
-    points: list[tuple[float, float]] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
 
 
 def _numbers(args: list[str], start: int, count: int, option: str) -> list[float]:
@@ -31,29 +23,40 @@ def _numbers(args: list[str], start: int, count: int, option: str) -> list[float
     return numbers
 
 
-def parse_prompt_args(args: list[str]) -> PromptArgs:
-    """Parse e.g. ``["--point", "30", "40", "--label", "0", "--box", "1", "2", "9", "9"]``."""
-    parsed = PromptArgs()
+def parse_prompt_args(args: list[str], where: str = "") -> Prompts:
+    """Parse e.g. ``["--point", "30", "40", "--label", "0", "--box", "1", "2", "9", "9"]``.
+
+    Several boxes are several objects; points refine one object, with at most one box.
+    ``where`` (e.g. " for --slice 4") completes the message when no prompt is given.
+    """
+    points: list[tuple[float, float]] = []
+    labels: list[int] = []
+    boxes: list[list[float]] = []
     index = 0
     while index < len(args):
         option = args[index]
         if option == "--point":
             x, y = _numbers(args, index + 1, 2, option)
-            parsed.points.append((x, y))
-            parsed.labels.append(1)
+            points.append((x, y))
+            labels.append(1)
             index += 3
         elif option == "--label":
-            if not parsed.points:
+            if not points:
                 raise PromptError(f"--label must follow a --point; usage: {USAGE}.")
             (label,) = _numbers(args, index + 1, 1, option)
             if label not in (0, 1):
                 raise PromptError(f"--label must be 1 (foreground) or 0 (background), not {label}.")
-            parsed.labels[-1] = int(label)
+            labels[-1] = int(label)
             index += 2
         elif option == "--box":
-            x0, y0, x1, y1 = _numbers(args, index + 1, 4, option)
-            parsed.boxes.append((x0, y0, x1, y1))
+            boxes.append(_numbers(args, index + 1, 4, option))
             index += 5
         else:
             raise PromptError(f"unexpected argument {option!r}; prompts are given as {USAGE}.")
-    return parsed
+    if not points and not boxes:
+        raise PromptError(f"no prompt given{where}: add --box X0 Y0 X1 Y1 or --point X Y.")
+    if not points:
+        return Prompts.from_user(boxes=boxes)
+    if len(boxes) > 1:
+        raise PromptError("points refine one object: combine them with at most one --box.")
+    return Prompts.from_user([points], [labels], boxes or None)

@@ -16,28 +16,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..data.intensity import volume_normalizer
+from ..data.intensity import IntensitySettings
 from ..data.io import read_case, write_mask
 from ..data.record import Case
 from ..errors import InputImageError, PromptError
 from ..inference.objects import segment_objects
 from ..inference.predictor import Predictor
-from ..inference.propagation import (
-    PropagationResult,
-    PropagationSettings,
-    SlicePrompt,
-    propagate,
-)
+from ..inference.propagation import PropagationResult, PropagationSettings, propagate
 from ..inference.volume_prompts import PROMPT_MODES
 from ..models import load_model
-from .prompt_args import PromptArgs, parse_prompt_args
+from ..prompts import Prompts
+from .options import intensity_option, window_option
+from .prompt_args import parse_prompt_args
 
 console = Console()
-
-INTENSITY_HELP = (
-    "How intensities map to SAM's 0–255 input: auto (uint8 as is, else 1–99 percentile), "
-    "percentile, ct (with --window), mr, none."
-)
 
 
 def segment(
@@ -45,10 +37,8 @@ def segment(
     image: Path = typer.Argument(..., help="PNG/TIFF/JPEG image, NIfTI volume or DICOM folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Mask file (.png, .tif, .nii.gz)."),
     model: str = typer.Option(..., "--model", "-m", help="Registry name or checkpoint file."),
-    intensity: str = typer.Option("auto", help=INTENSITY_HELP),
-    window: str | None = typer.Option(
-        None, help="CT window: soft_tissue, lung, bone, brain (with --intensity ct)."
-    ),
+    intensity: str = intensity_option(),
+    window: str | None = window_option(),
     multimask: bool | None = typer.Option(
         None,
         "--multimask/--single-mask",
@@ -78,31 +68,23 @@ def segment(
     --slice N and its prompts once, or several times to prompt several slices (each
     --slice takes the prompts after it). The whole 3D mask is written as label 1.
     """
+    intensity_settings = IntensitySettings(intensity, window)
     groups = _slice_groups(ctx.args)
     case = read_case(image)
     if propagate_:
         settings = PropagationSettings(mode, iou_threshold, box_extension)
-        _propagate(case, image, groups, settings, output, model, intensity, window)
+        _propagate(case, image, groups, settings, output, model, intensity_settings)
         return
     if len(groups) > 1:
         raise PromptError("--slice is given more than once: only --propagate takes several.")
     slice_index, prompts = groups[0]
-    if prompts.points and len(prompts.boxes) > 1:
-        raise PromptError("points refine one object: combine them with at most one --box.")
 
     plane = _plane(case, slice_index, image)
     started = time.perf_counter()
     predictor = Predictor(load_model(model), intensity=intensity, window=window)
-    mapping = None
-    if case.is_volume:  # one intensity mapping for the whole volume, as in training
-        mapping = volume_normalizer(
-            case.image, mode=intensity, window=window, modality=case.modality
-        )
-    predictor.set_image(plane, modality=case.modality, mapping=mapping)
-    points = np.array([prompts.points], dtype=np.float32) if prompts.points else None
-    labels = np.array([prompts.labels], dtype=np.float32) if prompts.points else None
-    boxes = np.array(prompts.boxes, dtype=np.float32) if prompts.boxes else None
-    label_map, prediction = segment_objects(predictor, points, labels, boxes, multimask)
+    # A volume's slice gets the whole volume's one mapping, as in training and evaluation.
+    predictor.set_image(plane, mapping=intensity_settings.case_mapping(case))
+    label_map, prediction = segment_objects(predictor, prompts, multimask)
     elapsed = time.perf_counter() - started
 
     if case.is_volume:
@@ -116,27 +98,29 @@ def segment(
 def _propagate(
     case: Case,
     path: Path,
-    groups: list[tuple[int | None, PromptArgs]],
+    groups: list[tuple[int | None, Prompts]],
     settings: PropagationSettings,
     output: Path,
     model: str,
-    intensity: str,
-    window: str | None,
+    intensity: IntensitySettings,
 ) -> None:
     """Segment one object through the volume from prompts on one or more slices."""
     if not case.is_volume:
         raise InputImageError(f"{path} is a 2D image: --propagate needs a volume.")
-    prompts = [_slice_prompt(case, index, args, path) for index, args in groups]
+    indices = [index for index, _ in groups]
+    if len(set(indices)) != len(indices):
+        raise PromptError(f"slices {indices} repeat: give all prompts of a slice together.")
+    prompts = dict(_slice_prompt(case, index, args, path) for index, args in groups)
     started = time.perf_counter()
-    predictor = Predictor(load_model(model), intensity=intensity, window=window)
-    mapping = volume_normalizer(case.image, mode=intensity, window=window, modality=case.modality)
+    predictor = Predictor(load_model(model), intensity=intensity.mode, window=intensity.window)
+    mapping = intensity.case_mapping(case)
     result = propagate(predictor, case.image, prompts, settings, mapping=mapping)
     elapsed = time.perf_counter() - started
     write_mask(output, result.mask.astype(np.uint8), reference=case)
     _report_propagation(output, result, settings, elapsed)
 
 
-def _slice_groups(args: list[str]) -> list[tuple[int | None, PromptArgs]]:
+def _slice_groups(args: list[str]) -> list[tuple[int | None, Prompts]]:
     """Split the extra arguments at each ``--slice N`` into (N, prompts after it).
 
     With a single ``--slice`` its place does not matter (``--box ... --slice 4`` works as
@@ -155,14 +139,10 @@ def _slice_groups(args: list[str]) -> list[tuple[int | None, PromptArgs]]:
             )
         bounds = [*cuts, len(args)]
         groups = [(indices[k], args[bounds[k] + 2 : bounds[k + 1]]) for k in range(len(cuts))]
-    parsed = []
-    for index, tokens in groups:
-        prompts = parse_prompt_args(tokens)
-        if not prompts.points and not prompts.boxes:
-            where = "" if index is None else f" for --slice {index}"
-            raise PromptError(f"no prompt given{where}: add --box X0 Y0 X1 Y1 or --point X Y.")
-        parsed.append((index, prompts))
-    return parsed
+    return [
+        (index, parse_prompt_args(tokens, "" if index is None else f" for --slice {index}"))
+        for index, tokens in groups
+    ]
 
 
 def _slice_number(args: list[str], position: int) -> int:
@@ -173,17 +153,16 @@ def _slice_number(args: list[str], position: int) -> int:
         raise PromptError(f"--slice takes a slice number (an integer), got {value!r}.") from None
 
 
-def _slice_prompt(case: Case, index: int | None, prompts: PromptArgs, path: Path) -> SlicePrompt:
+def _slice_prompt(
+    case: Case, index: int | None, prompts: Prompts, path: Path
+) -> tuple[int, Prompts]:
     _plane(case, index, path)  # checks that the slice is given and inside the volume
-    if len(prompts.boxes) > 1:
+    if prompts.num_objects > 1:
         raise PromptError(
-            f"--slice {index} has {len(prompts.boxes)} boxes: --propagate follows one object, "
+            f"--slice {index} has {prompts.num_objects} boxes: --propagate follows one object, "
             "so give at most one --box per slice."
         )
-    points = np.array(prompts.points, dtype=np.float32) if prompts.points else None
-    labels = np.array(prompts.labels, dtype=np.float32) if prompts.points else None
-    box = np.array(prompts.boxes[0], dtype=np.float32) if prompts.boxes else None
-    return SlicePrompt(index, points=points, labels=labels, box=box)
+    return index, prompts
 
 
 def _plane(case: Case, slice_index: int | None, path: Path) -> np.ndarray:

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, DataError
 from ..preprocessing import PREPROCESSING_CONVENTIONS, ModelInputTransform
 from .corruptions import PAPER_SEVERITY, corrupt, get_corruption, resolve_corruption_names
-from .intensity import IntensityMapping, intensity_mapping, validate_image, volume_normalizer
+from .intensity import IntensityMapping, IntensitySettings, validate_image
 from .objects import count_objects, instances_from_labels
 from .record import Case
 
@@ -44,8 +44,8 @@ class ObjectSegmentationDataset(Dataset):
             and images without any object are skipped.
         seed: seed of the object sampling.
         classes: class ids that count as objects (default: all).
-        intensity, window: passed to :func:`samforge.data.intensity.normalize_intensity`;
-            slices of a volume share one mapping computed over the whole volume.
+        intensity, window: the intensity mapping (:class:`IntensitySettings`); slices of a
+            volume share one mapping computed over the whole volume.
         slice_axis: axis along which volumes are cut into 2D items (0 = z).
         connectivity: of connected components (1 = faces).
         transform: the model's input transform (``model.config.input_transform()``);
@@ -88,20 +88,21 @@ class ObjectSegmentationDataset(Dataset):
             raise ConfigError(f"preprocessing must be 'sam' or 'medsam'; got {preprocessing!r}.")
         if n_obj < 1 or image_size < 1:
             raise ConfigError(f"n_obj and image_size must be ≥ 1; got {n_obj}, {image_size}.")
-        intensity_mapping(np.zeros((1, 1), np.float32), intensity, window)  # fail early
         self.cases = cases
         self.transform = transform or ModelInputTransform(image_size, preprocessing)
         self.n_obj = n_obj
         self.min_size, self.seed, self.connectivity = min_size, seed, connectivity
         self.classes = None if classes is None else tuple(int(c) for c in classes)
-        self.intensity, self.window, self.slice_axis = intensity, window, slice_axis
+        # A bad mode or window fails here, before any case is read.
+        self.intensity_settings = IntensitySettings(intensity, window)
+        self.slice_axis = slice_axis
         self.cache_size = cache_size
         self.degradations = None if degradations is None else resolve_corruption_names(degradations)
         if self.degradations is not None:
             get_corruption(self.degradations[0]).level(severity)  # fail early on a bad severity
         self.severity = severity
         self.epoch = 0
-        self._cache: OrderedDict[int, tuple[Case, IntensityMapping | None]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[Case, IntensityMapping]] = OrderedDict()
         self.index = self._build_index()
 
     def __len__(self) -> int:
@@ -116,7 +117,7 @@ class ObjectSegmentationDataset(Dataset):
         case, mapping = self._case(case_index)
         image, label = self._plane(case, slice_index)
         masks, class_ids = self._sample_objects(label, index)
-        normalised = self._normalised(image, case, mapping)
+        normalised = self._normalised(image, mapping)
         image_t = self.transform.image(normalised)
         masks_t = self.transform.label_masks(torch.from_numpy(masks)[None])
         masks_t, class_ids = _visible(masks_t, class_ids)
@@ -155,14 +156,9 @@ class ObjectSegmentationDataset(Dataset):
         masks = np.stack([instances[i].mask for i in chosen]).view(np.uint8)
         return masks, [instances[i].class_id for i in chosen]
 
-    def _normalised(
-        self, image: np.ndarray, case: Case, mapping: IntensityMapping | None
-    ) -> torch.Tensor:
+    def _normalised(self, image: np.ndarray, mapping: IntensityMapping) -> torch.Tensor:
         """(1, C, H, W) float image in [0, 255]; C = 1 for grey images (expanded later)."""
-        image = validate_image(image)
-        if mapping is None:
-            mapping = intensity_mapping(image, self.intensity, self.window, modality=case.modality)
-        values = torch.from_numpy(mapping.apply(image))
+        values = torch.from_numpy(mapping.apply(validate_image(image)))
         return values[None, None] if values.ndim == 2 else values.permute(2, 0, 1)[None]
 
     def _build_index(self) -> list[tuple[int, int | None]]:
@@ -199,16 +195,13 @@ class ObjectSegmentationDataset(Dataset):
         where = (slice(None),) * self.slice_axis + (slice_index,)
         return (case.image[where] if image else None), case.label[where]
 
-    def _case(self, case_index: int) -> tuple[Case, IntensityMapping | None]:
+    def _case(self, case_index: int) -> tuple[Case, IntensityMapping]:
+        """A case and its intensity mapping (a volume's one mapping for all its slices)."""
         if case_index in self._cache:
             self._cache.move_to_end(case_index)
             return self._cache[case_index]
         case = self.cases[case_index]
-        mapping = None
-        if case.is_volume:
-            mapping = volume_normalizer(
-                case.image, mode=self.intensity, window=self.window, modality=case.modality
-            )
+        mapping = self.intensity_settings.case_mapping(case)
         self._cache[case_index] = (case, mapping)
         while len(self._cache) > max(self.cache_size, 1):
             self._cache.popitem(last=False)

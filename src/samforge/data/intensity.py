@@ -20,10 +20,14 @@ mode            range mapped to 0–255
 Degenerate ranges: when the two percentiles coincide (an image that is mostly one value)
 the full min–max range is used instead; a constant image maps to 0 everywhere, never NaN.
 
-Volumes: call :func:`volume_normalizer` once on the whole (D, H, W) volume and apply the
-returned :class:`IntensityMapping` to each slice, so every slice of a volume shares one
-mapping (per-slice percentiles would make the same tissue look different from slice to
-slice). :func:`normalize_intensity` on a single slice computes the range from that slice.
+Volumes get one mapping for all their slices (per-slice percentiles would make the same
+tissue look different from slice to slice): :func:`volume_normalizer` computes it over the
+whole (D, H, W) volume. :func:`normalize_intensity` on a single slice computes the range from
+that slice alone. :class:`IntensitySettings` holds a user's choice (mode and CT window) and
+gives the mapping of a volume, an image or a case; every path that feeds images to a model
+(``samforge segment``, the Predictor, propagation, the evaluation runs, the 3D protocol and
+the training Dataset) takes its mapping from there, so none forgets the window or the
+modality.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, InputImageError
+from .record import Case
 
 WINDOWS: dict[str, tuple[float, float]] = {
     "soft_tissue": (40.0, 400.0),
@@ -72,6 +77,36 @@ class IntensityMapping:
         if self.keep_zero:
             out[values == 0] = 0.0
         return out
+
+
+@dataclass(frozen=True)
+class IntensitySettings:
+    """How intensities map to SAM's input, as a user chose it: ``mode`` (see the module
+    table) and the CT ``window`` (a preset name or (level, width)). Both are checked when
+    the settings are made, so a typo fails before any image is read.
+    """
+
+    mode: str = "auto"
+    window: str | tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        _mode(self.mode)
+        if self.window is not None:
+            ct_window(self.window)
+
+    def volume_mapping(self, volume: np.ndarray, modality: str | None = None) -> IntensityMapping:
+        """The one mapping of every slice of a (D, H, W) volume (see :func:`volume_normalizer`)."""
+        return volume_normalizer(volume, mode=self.mode, window=self.window, modality=modality)
+
+    def image_mapping(self, image: np.ndarray, modality: str | None = None) -> IntensityMapping:
+        """The mapping of one (H, W[, C]) image, from that image's values alone."""
+        return intensity_mapping(validate_image(image), self.mode, self.window, modality=modality)
+
+    def case_mapping(self, case: Case) -> IntensityMapping:
+        """A volume's one mapping or a 2D image's own, for the case's modality."""
+        if case.is_volume:
+            return self.volume_mapping(case.image, case.modality)
+        return self.image_mapping(case.image, case.modality)
 
 
 def normalize_intensity(

@@ -28,8 +28,7 @@ from ..data.intensity import IntensityMapping
 from ..data.objects import instances_from_labels
 from ..errors import ConfigError
 from ..inference.predictor import Predictor
-from ..inference.prompts_validation import PromptBatch
-from ..prompts import PromptState, box_from_masks, center_points
+from ..prompts import Prompts, box_from_masks, center_points, wants_multimask
 from .metrics import dice
 
 START_PROMPTS: tuple[str, ...] = ("box", "point")
@@ -112,29 +111,22 @@ def interactive_rounds(
     Returns:
         ``settings.rounds`` predictions, each (B, H, W) bool.
     """
-    threshold = predictor.model.mask_threshold
     if settings.start == "box":
-        prompts = PromptState(boxes=box_from_masks(masks))
+        prompts = Prompts(boxes=box_from_masks(masks))
     else:
         points = center_points(masks)[:, None]  # (B, 1, 2)
-        prompts = PromptState(points, torch.ones(points.shape[:2]))
+        prompts = Prompts(points, torch.ones(points.shape[:2]))
     # A single point is ambiguous (SAM's paper): ask for 3 masks and keep the best.
-    multimask = settings.start == "point"
-    low_res = None
+    multimask = wants_multimask(prompts)
     predictions = []
     for round_index in range(settings.rounds):
         if round_index > 0:
             prompts = prompts.corrected(predictions[-1], masks, generator)
             multimask = False
-        mask_input = low_res if settings.use_masks else None
-        logits, scores, low = predictor.predict_torch(
-            PromptBatch(prompts.points, prompts.labels, prompts.boxes, mask_input),
-            multimask=multimask,
-        )
-        best = scores.argmax(dim=1)  # (B,): index 0 when single-mask
-        rows = torch.arange(len(best))
-        predictions.append((logits[rows, best] > threshold).cpu())
-        low_res = low[rows, best][:, None].float()
+        best = predictor.decode(prompts, multimask).best()
+        predictions.append(best.masks[:, 0].cpu())
+        if settings.use_masks:
+            prompts = prompts.with_mask(best.low_res_logits.float())
     return predictions
 
 

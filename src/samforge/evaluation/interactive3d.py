@@ -29,15 +29,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..data.intensity import volume_normalizer
+from ..data.intensity import IntensitySettings
 from ..data.objects import ObjectInstance, instances_from_labels
 from ..data.record import Case
 from ..errors import ConfigError, InputImageError
 from ..files import write_bytes_atomically
 from ..inference.predictor import Predictor
-from ..inference.propagation import PropagationSettings, SlicePrompt, propagate
+from ..inference.propagation import PropagationSettings, propagate
 from ..inference.volume_prompts import PROMPT_MODES
-from ..prompts import box_from_masks, center_points
+from ..prompts import Prompts, box_from_masks, center_points
 from .metrics import dice, hd95, normalized_surface_distance
 from .report import write_report
 
@@ -52,8 +52,9 @@ class Protocol3D:
 
     start: "box" (exact box of the object on its central slice) or "point" (its centre).
     min_size: smallest object in voxels; max_objects: at most this many objects per case
-        (the largest), None for all; intensity: mapping of the volume to SAM's input;
-        nsd_tolerance: NSD tolerance in the units of the spacing (mm for NIfTI/DICOM).
+        (the largest), None for all; intensity, window: how the volume maps to SAM's
+        input (:class:`IntensitySettings`, one mapping for all its slices); nsd_tolerance:
+        NSD tolerance in the units of the spacing (mm for NIfTI/DICOM).
     """
 
     start: str = "box"
@@ -61,12 +62,18 @@ class Protocol3D:
     max_objects: int | None = None
     intensity: str = "auto"
     nsd_tolerance: float = 2.0
+    window: str | tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.start not in START_PROMPTS_3D:
             raise ConfigError(f"start must be one of {START_PROMPTS_3D}; got {self.start!r}.")
         if self.max_objects is not None and self.max_objects < 1:
             raise ConfigError(f"max_objects must be ≥ 1 or None; got {self.max_objects}.")
+        IntensitySettings(self.intensity, self.window)  # a bad mode or window fails here
+
+    @property
+    def intensity_settings(self) -> IntensitySettings:
+        return IntensitySettings(self.intensity, self.window)
 
 
 def settings_grid(
@@ -92,15 +99,15 @@ def central_slice(mask: np.ndarray) -> int:
     return int(slices[(slices.size - 1) // 2])
 
 
-def start_prompt(mask: np.ndarray, start: str) -> SlicePrompt:
-    """The protocol's prompt for a (D, H, W) object: on its central slice, the exact box
-    or the centre point of the object's cross-section there."""
+def start_prompt(mask: np.ndarray, start: str) -> tuple[int, Prompts]:
+    """The protocol's prompt for a (D, H, W) object: its central slice, and there the exact
+    box or the centre point of the object's cross-section (a record of one object)."""
     index = central_slice(mask)
     section = torch.from_numpy(np.ascontiguousarray(mask[index]))[None]
     if start == "box":
-        return SlicePrompt(index, box=box_from_masks(section)[0].numpy())
-    point = center_points(section).numpy()
-    return SlicePrompt(index, points=point, labels=np.ones(1, dtype=np.float32))
+        return index, Prompts(boxes=box_from_masks(section))
+    point = center_points(section)[:, None]  # (1, 1, 2)
+    return index, Prompts(point, torch.ones(1, 1))
 
 
 def case_objects(case: Case, protocol: Protocol3D) -> list[ObjectInstance]:
@@ -134,7 +141,7 @@ def evaluate_case(
     slice a front reaches is embedded when reached. ``on_embedded`` gets (done, total)
     slices as they are embedded.
     """
-    mapping = volume_normalizer(case.image, mode=protocol.intensity, modality=case.modality)
+    mapping = protocol.intensity_settings.volume_mapping(case.image, case.modality)
     objects = case_objects(case, protocol)
     rows = []
     with _volume_cache(predictor, case.image.shape[0]):
@@ -145,9 +152,11 @@ def evaluate_case(
             progress=on_embedded,
         )
         for number, instance in enumerate(objects):
-            prompt = start_prompt(instance.mask, protocol.start)
+            index, prompts = start_prompt(instance.mask, protocol.start)
             for setting in grid:
-                result = propagate(predictor, case.image, [prompt], setting, mapping=mapping)
+                result = propagate(
+                    predictor, case.image, {index: prompts}, setting, mapping=mapping
+                )
                 row = {
                     "case": case.name,
                     "modality": case.modality,
@@ -155,7 +164,7 @@ def evaluate_case(
                     "class_id": instance.class_id,
                     "voxels": instance.area,
                     "start": protocol.start,
-                    "prompt_slice": prompt.index,
+                    "prompt_slice": index,
                     **_setting_fields(setting),
                     "slices_true": int(instance.mask.any(axis=(1, 2)).sum()),
                     "slices_segmented": int(result.segmented.sum()),

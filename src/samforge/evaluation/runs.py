@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..data.intensity import normalize_intensity, volume_normalizer
+from ..data.intensity import IntensitySettings
 from ..data.objects import slice_volume
 from ..data.record import Case
 from ..errors import DataError
@@ -49,26 +49,29 @@ def iter_images(
     dataset: str,
     *,
     intensity: str = "auto",
+    window: str | tuple[float, float] | None = None,
     limit: int | None = None,
 ) -> Iterator[EvalImage]:
     """2D images of labelled cases; volumes are cut into their slices with foreground.
 
-    Cases without a label are skipped; ``limit`` caps the number of images yielded.
+    ``intensity`` and ``window`` map the intensities (:class:`IntensitySettings`: one
+    mapping for all slices of a volume). Cases without a label are skipped; ``limit`` caps
+    the number of images yielded.
 
     Raises:
         DataError: no case has a label (a run would evaluate nothing).
     """
+    settings = IntensitySettings(intensity, window)
     count = labelled = 0
     for case in cases:
         if case.label is None:
             continue
         labelled += 1
+        mapping = settings.case_mapping(case)
         if case.is_volume:
-            mapping = volume_normalizer(case.image, mode=intensity, modality=case.modality)
             planes = ((s.name, mapping(s.image), s.label) for s in slice_volume(case, 0, True))
         else:
-            rgb = normalize_intensity(case.image, mode=intensity, modality=case.modality)
-            planes = iter([(case.name, rgb, case.label)])
+            planes = iter([(case.name, mapping(case.image), case.label)])
         for name, rgb, label in planes:
             if limit is not None and count >= limit:
                 return

@@ -1,7 +1,7 @@
 """Inference: the 2D Predictor and prompt propagation through volumes."""
 
 from .predictor import ImageEmbedding, Prediction, Predictor
-from .propagation import PropagationResult, PropagationSettings, SlicePrompt, propagate
+from .propagation import PropagationResult, PropagationSettings, propagate
 
 __all__ = [
     "ImageEmbedding",
@@ -9,6 +9,5 @@ __all__ = [
     "Predictor",
     "PropagationResult",
     "PropagationSettings",
-    "SlicePrompt",
     "propagate",
 ]

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..prompts import Prompts, wants_multimask
 from .predictor import Prediction, Predictor
-
-
-def wants_multimask(num_points: int, num_boxes: int) -> bool:
-    """SAM's own advice: one point alone is ambiguous, so predict three masks and keep the
-    best-scored; with a box or several points one mask is better."""
-    return num_points == 1 and num_boxes == 0
 
 
 def label_map_from_logits(logits: np.ndarray) -> np.ndarray:
@@ -26,19 +21,12 @@ def label_map_from_logits(logits: np.ndarray) -> np.ndarray:
 
 
 def segment_objects(
-    predictor: Predictor,
-    points: np.ndarray | None = None,
-    labels: np.ndarray | None = None,
-    boxes: np.ndarray | None = None,
-    multimask: bool | None = None,
+    predictor: Predictor, prompts: Prompts, multimask: bool | None = None
 ) -> tuple[np.ndarray, Prediction]:
-    """Segment the objects given by ``boxes`` (B, 4) and/or ``points`` (B, N, 2) in the
-    current image; returns the (H, W) label map and the per-object best prediction."""
-    num_points = 0 if points is None else np.asarray(points).reshape(-1, 2).shape[0]
-    num_boxes = 0 if boxes is None else np.asarray(boxes).reshape(-1, 4).shape[0]
+    """Segment the B objects of ``prompts`` in the current image; returns the (H, W) label
+    map and the per-object best prediction (numpy). ``multimask`` defaults to
+    :func:`~samforge.prompts.wants_multimask`."""
     if multimask is None:
-        multimask = wants_multimask(num_points, num_boxes)
-    prediction = predictor.predict(
-        points=points, labels=labels, boxes=boxes, multimask=multimask, return_logits=True
-    ).best()
+        multimask = wants_multimask(prompts)
+    prediction = predictor.decode(prompts, multimask).best().numpy()
     return label_map_from_logits(prediction.logits[:, 0]), prediction

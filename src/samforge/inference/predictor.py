@@ -16,41 +16,52 @@ import numpy as np
 import torch
 from torch.utils._pytree import tree_map
 
-from ..data.intensity import IntensityMapping, normalize_intensity, volume_normalizer
+from ..data.intensity import IntensityMapping, IntensitySettings
 from ..errors import ConfigError, InputImageError
 from ..models import SamModel
 from ..models.sam.embeddings import Embeddings, to_device
+from ..prompts import Prompts, best_mask
 from .disk_cache import DiskEmbeddingCache
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
-from .prompts_validation import PromptBatch, validate_prompts
 
 
 @dataclass(frozen=True)
 class Prediction:
     """Masks for B objects, M masks each (M = 3 with multimask output, else 1; always 1
-    for SAM-UNet).
+    for SAM-UNet): numpy arrays from :meth:`Predictor.predict`, tensors on the predictor's
+    device from :meth:`Predictor.decode`.
 
     masks: (B, M, H, W) bool at the original resolution; scores: (B, M) predicted IoU (NaN
     for models without an IoU head, e.g. SAM-UNet); low_res_logits: (B, M, s, s) logits in
-    the model frame, to feed back as ``mask_input``; logits: (B, M, H, W) float logits when
-    asked for with ``return_logits``.
+    the model frame, to feed back as ``mask_input``; logits: (B, M, H, W) float logits
+    (``predict`` returns them when asked with ``return_logits``).
     """
 
-    masks: np.ndarray
-    scores: np.ndarray
-    low_res_logits: np.ndarray
-    logits: np.ndarray | None = None
+    masks: np.ndarray | torch.Tensor
+    scores: np.ndarray | torch.Tensor
+    low_res_logits: np.ndarray | torch.Tensor
+    logits: np.ndarray | torch.Tensor | None = None
 
     def best(self) -> Prediction:
         """Keep, per object, the mask with the highest predicted IoU (M becomes 1)."""
-        index = self.scores.argmax(axis=1)
-        rows = np.arange(len(index))
+        return Prediction(
+            *best_mask(self.scores, self.masks, self.scores, self.low_res_logits, self.logits)
+        )
 
-        def pick(array):
-            return None if array is None else array[rows, index][:, None]
+    def numpy(self, logits: bool = True) -> Prediction:
+        """The same prediction as float32 (masks: bool) numpy arrays; ``logits=False``
+        drops the full-resolution logits."""
+
+        def convert(tensor: torch.Tensor) -> np.ndarray:
+            return (
+                tensor.cpu().numpy() if tensor.dtype == torch.bool else tensor.float().cpu().numpy()
+            )
 
         return Prediction(
-            pick(self.masks), pick(self.scores), pick(self.low_res_logits), pick(self.logits)
+            convert(self.masks),
+            convert(self.scores),
+            convert(self.low_res_logits),
+            convert(self.logits) if logits and self.logits is not None else None,
         )
 
 
@@ -72,10 +83,12 @@ class Predictor:
 
     ``set_image`` accepts (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) arrays of any integer or
     float dtype and maps them to SAM's 0–255 RGB input with
-    :func:`samforge.data.intensity.normalize_intensity` (``intensity="auto"`` by default:
+    :class:`samforge.data.intensity.IntensitySettings` (``intensity="auto"`` by default:
     uint8 passes through, other data is clipped to its 1st–99th percentiles; ``"ct"`` with a
     ``window`` preset for CT). Embeddings are cached by image content, so returning to an
-    image costs nothing.
+    image costs nothing. ``predict`` takes prompts as lists or arrays and returns numpy
+    arrays; ``decode`` takes a :class:`samforge.prompts.Prompts` record and returns tensors
+    (the evaluation protocols and propagation use it).
 
     ``precision`` sets the image encoder's arithmetic: ``"fp32"`` (exact, the default),
     ``"bf16"`` (autocast) or ``"auto"``: bf16 on CUDA and on CPUs with native bf16
@@ -97,11 +110,18 @@ class Predictor:
         self.model = model.eval()
         self.precision = resolve_precision(precision, model.device)
         self.transform = model.config.input_transform()
-        self.intensity = intensity
-        self.window = window
+        self.intensity_settings = IntensitySettings(intensity, window)
         self.cache = EmbeddingCache(cache_size)
         self.disk_cache = disk_cache
         self._current: ImageEmbedding | None = None
+
+    @property
+    def intensity(self) -> str:
+        return self.intensity_settings.mode
+
+    @property
+    def window(self) -> str | tuple[float, float] | None:
+        return self.intensity_settings.window
 
     @property
     def device(self) -> torch.device:
@@ -129,8 +149,8 @@ class Predictor:
         """Embed a 2D image (see the class docstring for accepted inputs).
 
         ``mapping`` replaces ``intensity``/``window`` with a mapping computed once for a
-        whole volume (:func:`samforge.data.intensity.volume_normalizer`), so that every
-        slice of the volume is normalised alike.
+        whole volume (:meth:`volume_mapping`), so that every slice of the volume is
+        normalised alike.
         """
         image = _as_image_array(image)
         intensity = intensity or self.intensity
@@ -139,11 +159,9 @@ class Predictor:
         key, disk_key = self._keys(image, settings)
         embedding = self._cached(key, disk_key)
         if embedding is None:
-            if mapping is not None:
-                rgb = mapping(image)
-            else:
-                rgb = normalize_intensity(image, mode=intensity, window=window, modality=modality)
-            embedding = self.embed_rgb(rgb)
+            if mapping is None:
+                mapping = IntensitySettings(intensity, window).image_mapping(image, modality)
+            embedding = self.embed_rgb(mapping(image))
             self._store(key, disk_key, embedding)
         self._current = ImageEmbedding(embedding, (int(image.shape[0]), int(image.shape[1])))
 
@@ -161,8 +179,8 @@ class Predictor:
 
         Args:
             volume: (D, H, W) intensities, slice axis first.
-            mapping: the volume's intensity mapping (default: ``volume_normalizer`` with
-                the predictor's intensity mode and window, as ``propagate`` uses).
+            mapping: the volume's intensity mapping (default: :meth:`volume_mapping`, as
+                ``propagate`` uses).
             indices: the slices to embed (default: all).
             batch_size: slices per encoder call.
             progress: called with (slices done, slices to do) after every batch.
@@ -181,7 +199,7 @@ class Predictor:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1; got {batch_size}.")
         if mapping is None:
-            mapping = volume_normalizer(volume, mode=self.intensity, window=self.window)
+            mapping = self.volume_mapping(volume)
         chosen = range(volume.shape[0]) if indices is None else sorted(set(indices))
         if any(not 0 <= index < volume.shape[0] for index in chosen):
             raise InputImageError(
@@ -203,6 +221,12 @@ class Predictor:
             if progress is not None:
                 progress(start + len(batch), len(missing))
         return len(missing)
+
+    def volume_mapping(self, volume: np.ndarray, modality: str | None = None) -> IntensityMapping:
+        """The one intensity mapping of every slice of a (D, H, W) volume under this
+        predictor's intensity settings: what ``embed_volume`` and ``propagate`` use unless
+        given another."""
+        return self.intensity_settings.volume_mapping(volume, modality)
 
     def _keys(self, image: np.ndarray, settings) -> tuple[tuple, str | None]:
         """(memory cache key, disk cache key or None) of an image and its settings."""
@@ -269,44 +293,40 @@ class Predictor:
                 earlier ``Prediction.low_res_logits`` (s = 256 for SAM).
             multimask: three masks per object (best for a single ambiguous point).
             return_logits: also return the full-resolution logits.
+
+        Returns:
+            a :class:`Prediction` of numpy arrays.
         """
-        current = self.image_embedding
-        batch = validate_prompts(
-            current.original_size, self.low_res_size, points, labels, boxes, mask_input
-        )
-        logits, scores, low_res = self.predict_torch(batch, multimask)
-        masks = logits > self.model.mask_threshold
-        return Prediction(
-            masks=masks.cpu().numpy(),
-            scores=scores.float().cpu().numpy(),
-            low_res_logits=low_res.float().cpu().numpy(),
-            logits=logits.float().cpu().numpy() if return_logits else None,
-        )
+        prompts = Prompts.from_user(points, labels, boxes, mask_input)
+        return self.decode(prompts, multimask).numpy(logits=return_logits)
 
     @torch.inference_mode()
-    def predict_torch(
-        self, prompts: PromptBatch, multimask: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Validated prompts in original pixels -> full-resolution logits (B, M, H, W),
-        IoU predictions (B, M; NaN where the model predicts none) and low-resolution logits
-        (B, M, s, s)."""
+    def decode(self, prompts: Prompts, multimask: bool = False) -> Prediction:
+        """Decode prompts in original-image pixels of the current image.
+
+        Returns:
+            a :class:`Prediction` of tensors on the predictor's device: masks (B, M, H, W),
+            scores (B, M; NaN where the model predicts none), low-resolution logits
+            (B, M, s, s) and full-resolution logits (B, M, H, W).
+
+        Raises:
+            PromptError: a prompt lies outside the image, or a mask prompt has another size.
+        """
         current = self.image_embedding
         size = current.original_size
-        device = self.device
+        prompts.check_fits(size, self.low_res_size)
+        prompts = prompts.to(self.device)
         points = None
         if prompts.points is not None:
-            coords = self.transform.coords(prompts.points.to(device), size)
-            points = (coords, prompts.labels.to(device).long())
-        boxes = None
-        if prompts.boxes is not None:
-            boxes = self.transform.boxes(prompts.boxes.to(device), size)
-        mask_input = None if prompts.mask_input is None else prompts.mask_input.to(device)
+            points = (self.transform.coords(prompts.points, size), prompts.labels.long())
+        boxes = None if prompts.boxes is None else self.transform.boxes(prompts.boxes, size)
         low_res, scores = self.model.decode(
-            current.embedding, points, boxes, mask_input, multimask_output=multimask
+            current.embedding, points, boxes, prompts.mask_input, multimask_output=multimask
         )
         if scores is None:  # no IoU head (SAM-UNet): unknown quality, not zero
             scores = low_res.new_full(low_res.shape[:2], float("nan"))
-        return self.transform.masks(low_res, size), scores, low_res
+        logits = self.transform.masks(low_res, size)
+        return Prediction(logits > self.model.mask_threshold, scores, low_res, logits)
 
 
 PRECISIONS = ("auto", "fp32", "bf16")

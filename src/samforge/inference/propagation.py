@@ -1,6 +1,6 @@
 """Interactive 3D segmentation: prompt one or more slices, propagate through the volume.
 
->>> result = propagate(predictor, volume, [SlicePrompt(40, box=[60, 80, 120, 130])],
+>>> result = propagate(predictor, volume, {40: Prompts.from_user(boxes=[60, 80, 120, 130])},
 ...                    PropagationSettings(mode="mask", iou_threshold=0.8))
 >>> result.mask.shape   # (D, H, W) bool
 
@@ -19,16 +19,16 @@ slices are not embedded again when a front starts from them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.intensity import IntensityMapping, volume_normalizer
+from ..data.intensity import IntensityMapping
 from ..errors import ConfigError, InputImageError, PromptError
-from .objects import wants_multimask
+from ..prompts import Prompts, wants_multimask
 from .predictor import Predictor
-from .volume_prompts import SlicePrompts, check_box_extension, check_mode, prompts_from_mask
+from .volume_prompts import check_box_extension, check_mode, prompts_from_mask
 
 
 @dataclass(frozen=True)
@@ -53,20 +53,6 @@ class PropagationSettings:
     def label(self) -> str:
         """A short name such as ``mask/iou0.8/ext0.1`` for tables and plots."""
         return f"{self.mode}/iou{self.iou_threshold:g}/ext{self.box_extension:g}"
-
-
-@dataclass(frozen=True)
-class SlicePrompt:
-    """The user's prompts for one object on slice ``index`` (original pixels, (x, y)).
-
-    points: (N, 2) and labels (N,) (1 foreground, 0 background); box: (4,) x0, y0, x1, y1
-    with exclusive ends. At least one of them.
-    """
-
-    index: int
-    points: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    box: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +82,7 @@ class PropagationResult:
 def propagate(
     predictor: Predictor,
     volume: np.ndarray,
-    prompts: Sequence[SlicePrompt],
+    prompts: Mapping[int, Prompts],
     settings: PropagationSettings | None = None,
     *,
     mapping: IntensityMapping | None = None,
@@ -106,20 +92,21 @@ def propagate(
     Args:
         predictor: embeds each slice (through its in-memory cache) and decodes prompts.
         volume: (D, H, W) intensities, slice axis first.
-        prompts: one :class:`SlicePrompt` per prompted slice (distinct slices).
+        prompts: slice index -> the user's prompts for the object on that slice (one
+            object: points and/or a box, in the slice's pixels).
         settings: propagation mode, IoU stop and box extension.
-        mapping: one intensity mapping for every slice (default: ``volume_normalizer``
-            with the predictor's intensity mode and window).
+        mapping: one intensity mapping for every slice (default:
+            :meth:`Predictor.volume_mapping`, the predictor's intensity settings).
     """
     settings = settings or PropagationSettings()
     volume = _checked_volume(volume)
     anchors = _checked_prompts(prompts, volume.shape)
     if mapping is None:
-        mapping = volume_normalizer(volume, mode=predictor.intensity, window=predictor.window)
+        mapping = predictor.volume_mapping(volume)
     runner = _Runner(predictor, volume, mapping, settings)
-    for prompt in anchors:
-        runner.segment_prompted(prompt)
-    indices = [prompt.index for prompt in anchors]
+    for index, slice_prompts in anchors:
+        runner.segment_prompted(index, slice_prompts)
+    indices = [index for index, _ in anchors]
     runner.run(indices[0], -1, -1)
     runner.run(indices[-1], volume.shape[0], +1)
     for lower, upper in itertools.pairwise(indices):
@@ -148,12 +135,10 @@ class _Runner:
             np.zeros(volume.shape, dtype=bool), np.zeros(depth, dtype=bool)
         )
 
-    def segment_prompted(self, prompt: SlicePrompt) -> None:
-        num_points = 0 if prompt.points is None else len(prompt.points)
-        multimask = wants_multimask(num_points, int(prompt.box is not None))
-        mask = self._decode(prompt.index, prompt.points, prompt.labels, prompt.box, None, multimask)
-        self.result.mask[prompt.index] = mask
-        self.result.segmented[prompt.index] = True
+    def segment_prompted(self, index: int, prompts: Prompts) -> None:
+        mask = self._decode(index, prompts, wants_multimask(prompts))
+        self.result.mask[index] = mask
+        self.result.segmented[index] = True
 
     def run(self, start: int, stop: int, step: int) -> None:
         """Propagate from slice ``start`` (already segmented) over range(start+step, stop)."""
@@ -171,7 +156,7 @@ class _Runner:
                 self.predictor.low_res_size,
                 settings.box_extension,
             )
-            mask = self._decode_derived(index, prompts)
+            mask = self._decode(index, prompts, multimask=False)
             if not mask.any():
                 reason = "empty"
                 break
@@ -184,26 +169,12 @@ class _Runner:
             previous, last = mask, index
         self.result.stops.append(Stop(start, step, last, reason, iou))
 
-    def _decode_derived(self, index: int, prompts: SlicePrompts) -> np.ndarray:
-        mask_input = None if prompts.mask_input is None else prompts.mask_input[None]
-        return self._decode(index, prompts.points, prompts.labels, prompts.box, mask_input, False)
-
-    def _decode(
-        self,
-        index: int,
-        points: np.ndarray | None,
-        labels: np.ndarray | None,
-        box: np.ndarray | None,
-        mask_input: np.ndarray | None,
-        multimask: bool,
-    ) -> np.ndarray:
+    def _decode(self, index: int, prompts: Prompts, multimask: bool) -> np.ndarray:
         """Embed slice ``index`` (or take it from the cache) and return its (H, W) mask."""
         self.predictor.set_image(self.volume[index], mapping=self.mapping)
-        prediction = self.predictor.predict(
-            points=points, labels=labels, boxes=box, mask_input=mask_input, multimask=multimask
-        ).best()
+        prediction = self.predictor.decode(prompts, multimask).best()
         self.result.decoded += 1
-        return prediction.masks[0, 0]
+        return prediction.masks[0, 0].cpu().numpy()
 
 
 # Not evaluation.metrics.iou: inference sits below evaluation (DESIGN.md's layers), and
@@ -223,18 +194,21 @@ def _checked_volume(volume: np.ndarray) -> np.ndarray:
     return volume
 
 
-def _checked_prompts(prompts: Sequence[SlicePrompt], shape: tuple[int, ...]) -> list[SlicePrompt]:
+def _checked_prompts(
+    prompts: Mapping[int, Prompts], shape: tuple[int, ...]
+) -> list[tuple[int, Prompts]]:
+    """(slice index, prompts) pairs in slice order, each checked."""
     if not prompts:
         raise PromptError("propagation needs prompts on at least one slice.")
-    anchors = sorted(prompts, key=lambda prompt: prompt.index)
-    indices = [prompt.index for prompt in anchors]
-    if len(set(indices)) != len(indices):
-        raise PromptError(f"slices {indices} repeat: give all prompts of a slice together.")
-    for prompt in anchors:
-        if not 0 <= prompt.index < shape[0]:
+    anchors = sorted(prompts.items())
+    for index, slice_prompts in anchors:
+        if not 0 <= index < shape[0]:
+            raise PromptError(f"prompted slice {index} is outside the volume's {shape[0]} slices.")
+        if slice_prompts.points is None and slice_prompts.boxes is None:
+            raise PromptError(f"slice {index} has no prompt: give a box or points.")
+        if slice_prompts.num_objects != 1:
             raise PromptError(
-                f"prompted slice {prompt.index} is outside the volume's {shape[0]} slices."
+                f"slice {index} has prompts for {slice_prompts.num_objects} objects: "
+                "propagation follows one object, so give one box and/or its points."
             )
-        if prompt.points is None and prompt.box is None:
-            raise PromptError(f"slice {prompt.index} has no prompt: give a box or points.")
     return anchors

@@ -19,8 +19,6 @@ clipped to the image. All coordinates are original-image pixels, (x, y), ends ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,7 +28,7 @@ from skimage.segmentation import find_boundaries
 
 from ..errors import ConfigError
 from ..preprocessing import ModelInputTransform
-from ..prompts import box_from_masks
+from ..prompts import Prompts, box_from_masks
 
 PROMPT_MODES: tuple[str, ...] = ("box", "mask", "points", "points_and_mask", "single_point")
 
@@ -44,20 +42,6 @@ POSITIVE_MIN_DISTANCE = 3
 NEGATIVE_MIN_DISTANCE = 5
 # More points than this add nothing to SAM's answer but cost decoder time.
 MAX_POINTS_PER_LABEL = 8
-
-
-@dataclass(frozen=True)
-class SlicePrompts:
-    """Prompts for one object in one slice, in the Predictor's ``predict`` format.
-
-    points: (N, 2) float32 (x, y) or None; labels: (N,) float32, 1 positive, 0 negative;
-    box: (4,) float32 x0, y0, x1, y1 or None; mask_input: (1, s, s) float32 logits or None.
-    """
-
-    points: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    box: np.ndarray | None = None
-    mask_input: np.ndarray | None = None
 
 
 def check_mode(mode: str) -> str:
@@ -84,20 +68,26 @@ def prompts_from_mask(
     transform: ModelInputTransform,
     low_res_size: int,
     box_extension: float = 0.0,
-) -> SlicePrompts:
-    """Prompts of ``mode`` for the object in ``mask`` (H, W) bool (must not be empty)."""
+) -> Prompts:
+    """Prompts of ``mode`` for the object in ``mask`` (H, W) bool (must not be empty), as
+    a record of one object."""
     check_mode(mode)
     box = extended_box(mask, box_extension)
     logits = None
     if mode in ("mask", "points_and_mask"):
-        logits = mask_logits(mask, transform, low_res_size)
+        logits = _one_object(mask_logits(mask, transform, low_res_size))
     if mode in ("box", "mask"):
-        return SlicePrompts(box=box, mask_input=logits)
+        return Prompts(boxes=_one_object(box), mask_input=logits)
     if mode == "single_point":
         point = single_point_from_mask(mask)
-        return SlicePrompts(points=point[None], labels=np.ones(1, dtype=np.float32))
+        return Prompts(_one_object(point[None]), torch.ones(1, 1))
     points, labels = points_from_mask(mask, box)
-    return SlicePrompts(points=points, labels=labels, mask_input=logits)
+    return Prompts(_one_object(points), _one_object(labels), mask_input=logits)
+
+
+def _one_object(array: np.ndarray) -> torch.Tensor:
+    """A numpy prompt of one object as a tensor with the batch axis in front."""
+    return torch.from_numpy(array)[None]
 
 
 def extended_box(mask: np.ndarray, box_extension: float = 0.0) -> np.ndarray:

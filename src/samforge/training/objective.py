@@ -33,7 +33,7 @@ import torch
 from torch.utils._pytree import tree_map
 
 from ..errors import ConfigError
-from ..prompts import BOX_JITTER_FRACTION, PromptState, box_from_masks, jitter_boxes
+from ..prompts import BOX_JITTER_FRACTION, Prompts, best_mask, box_from_masks, jitter_boxes
 from ..prompts import positive_points as sample_positive_points
 from .losses import dice_loss, focal_loss, mask_iou, upscale_logits
 
@@ -131,15 +131,14 @@ def iterative_prompting_loss(
         mask_losses.append(_mask_loss(logits, targets, settings).amin(dim=1).mean())
         if iou_pred is not None:
             iou_losses.append(torch.mean((iou_pred - true_iou) ** 2))
-        best = _best_mask(iou_pred, logits)
-        rows = torch.arange(len(best), device=best.device)
-        best_logits = logits[rows, best]
+        best_logits, best_low_res = best_mask(iou_pred, logits, low_res)
+        best_logits = best_logits[:, 0]
         round_dice.append(_hard_dice(best_logits > 0, targets))
         if step == settings.predictions - 1:
             break
         prompts = prompts.corrected((best_logits > 0).cpu(), targets_cpu, generator, valid)
         feed_mask = bool(torch.rand((), generator=generator) < settings.p_mask)
-        mask_inputs = low_res[rows, best][:, None].detach() if feed_mask else None
+        mask_inputs = best_low_res.detach() if feed_mask else None
         multimask = False
 
     mask_loss = torch.stack(mask_losses).mean()
@@ -155,17 +154,17 @@ def iterative_prompting_loss(
 
 def _first_prompts(
     targets_cpu: torch.Tensor, settings: PromptingSettings, generator: torch.Generator
-) -> PromptState:
+) -> Prompts:
     """A jittered box (probability ``p_box``) or one random positive point per object."""
     if bool(torch.rand((), generator=generator) < settings.p_box):
         boxes = box_from_masks(targets_cpu)
         boxes = jitter_boxes(boxes, tuple(targets_cpu.shape[1:]), settings.box_jitter, generator)
-        return PromptState(boxes=boxes)
+        return Prompts(boxes=boxes)
     points, labels = sample_positive_points(targets_cpu, 1, generator)
-    return PromptState(points, labels)
+    return Prompts(points, labels)
 
 
-def _on_device(prompts: PromptState, device: torch.device) -> tuple:
+def _on_device(prompts: Prompts, device: torch.device) -> tuple:
     """(point prompt or None, boxes or None) as ``decode`` takes them, on ``device``."""
     points = None
     if prompts.points is not None:
@@ -189,13 +188,6 @@ def _mask_loss(
     if settings.focal_weight:
         loss = loss + settings.focal_weight * focal_loss(logits, targets)
     return loss
-
-
-def _best_mask(iou_pred: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
-    """Index of the mask with the highest predicted IoU per object (0 without an IoU head)."""
-    if iou_pred is None or logits.shape[1] == 1:
-        return torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    return iou_pred.detach().argmax(dim=1)
 
 
 def _hard_dice(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

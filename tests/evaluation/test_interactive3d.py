@@ -7,7 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation3d import ObjectOracleSam, disc, ending_object, expected_run, image_of, sphere
+from helpers.volume_oracles import (
+    ObjectOracleSam,
+    disc,
+    ending_object,
+    expected_run,
+    image_of,
+    sphere,
+)
 from samforge.data.record import Case, CaseList, CaseRef
 from samforge.evaluation import interactive3d as protocol_module
 from samforge.evaluation.interactive3d import (
@@ -46,12 +53,12 @@ def test_central_slice_and_start_prompts():
     mask[4:11, 10:20, 5:9] = True  # slices 4..10 -> middle 7
     mask[7, 22, 6] = False
     assert central_slice(mask) == 7
-    box = start_prompt(mask, "box")
-    assert box.index == 7 and box.points is None
-    np.testing.assert_array_equal(box.box, [5, 10, 9, 20])
-    point = start_prompt(mask, "point")
-    assert point.box is None and point.labels.tolist() == [1.0]
-    x, y = point.points[0].astype(int)
+    index, box = start_prompt(mask, "box")
+    assert index == 7 and box.points is None
+    np.testing.assert_array_equal(box.boxes, [[5, 10, 9, 20]])
+    index, point = start_prompt(mask, "point")
+    assert index == 7 and point.boxes is None and point.labels.tolist() == [[1.0]]
+    x, y = point.points[0, 0].long().tolist()
     assert mask[7, y, x]
     even = np.zeros((20, 8, 8), dtype=bool)
     even[2:6, 2:5, 2:5] = True  # slices 2..5: lower middle 3

@@ -1,7 +1,8 @@
-"""The one prompt sampler for training and evaluation (batched torch).
+"""The prompt sampler shared by training and evaluation (batched torch).
 
 Every function takes B object masks ``(B, H, W)`` bool (or predictions of the same shape)
-and returns prompts in original-image pixels: points as ``(x, y)`` float32, boxes as
+and returns prompts in the pixel frame of those masks (the original image in evaluation,
+the model's input frame in training): points as ``(x, y)`` float32, boxes as
 ``x0, y0, x1, y1`` float32 with the end exclusive, labels 1 (foreground), 0 (background),
 −1 (padding, for an object without a valid point). Randomness comes only from the
 ``torch.Generator`` passed in, so a seed reproduces the prompts exactly.
@@ -12,13 +13,11 @@ pixel, zero it outside the region and take the argmax (ties have probability zer
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
 from scipy import ndimage
 
-from .errors import PromptError
+from ..errors import PromptError
 
 # MedicoSAM grows training boxes by up to 2.5% of each side, outward only.
 BOX_JITTER_FRACTION = 0.025
@@ -273,32 +272,3 @@ def correction_points(
     points = torch.cat([pos_points, neg_points], dim=1)
     labels = torch.cat([_labels(pos_valid, 1.0), _labels(neg_valid, 0.0)], dim=1)
     return points, labels
-
-
-class PromptState(NamedTuple):
-    """The prompts of B objects in an interactive session: a fixed start (box and/or
-    points) that grows by one positive and one negative click per correction round.
-
-    points (B, P, 2) float32 ``(x, y)``, labels (B, P) float32, boxes (B, 4); any may be
-    None. Training and evaluation both run their rounds on it.
-    """
-
-    points: torch.Tensor | None = None
-    labels: torch.Tensor | None = None
-    boxes: torch.Tensor | None = None
-
-    def corrected(
-        self,
-        predictions: torch.Tensor,
-        targets: torch.Tensor,
-        generator: torch.Generator | None = None,
-        valid: torch.Tensor | None = None,
-    ) -> PromptState:
-        """These prompts plus :func:`correction_points` of the current predictions."""
-        points, labels = correction_points(predictions, targets, generator, valid)
-        if self.points is None:
-            return self._replace(points=points, labels=labels)
-        return self._replace(
-            points=torch.cat([self.points, points], dim=1),
-            labels=torch.cat([self.labels, labels], dim=1),
-        )

@@ -181,24 +181,3 @@ def test_same_seed_same_points(pair, seed):
     first = correction_points(predictions, targets, torch.Generator().manual_seed(seed))
     second = correction_points(predictions, targets, torch.Generator().manual_seed(seed))
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
-
-
-def test_prompt_state_accumulates_clicks_and_keeps_its_start():
-    from samforge.prompts import PromptState
-
-    targets = torch.zeros(2, 32, 32, dtype=torch.bool)
-    targets[:, 8:20, 8:20] = True
-    predictions = torch.zeros_like(targets)
-    predictions[:, 4:12, 4:12] = True  # misses part of the object, adds background
-    box = torch.tensor([[8.0, 8, 20, 20], [8, 8, 20, 20]])
-    state = PromptState(boxes=box)
-    generator = torch.Generator().manual_seed(0)
-    once = state.corrected(predictions, targets, generator)
-    twice = once.corrected(predictions, targets, generator)
-    assert once.points.shape == (2, 2, 2) and twice.points.shape == (2, 4, 2)
-    assert torch.equal(twice.points[:, :2], once.points)
-    assert torch.equal(twice.labels, torch.tensor([[1.0, 0, 1, 0], [1, 0, 1, 0]]))
-    assert twice.boxes is box
-    for (x, y), label in zip(twice.points[0].long(), twice.labels[0], strict=True):
-        region = targets[0] & ~predictions[0] if label == 1 else predictions[0] & ~targets[0]
-        assert region[y, x]

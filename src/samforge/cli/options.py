@@ -1,0 +1,23 @@
+"""Typer options shared by the commands that read images, declared once."""
+
+from __future__ import annotations
+
+import typer
+
+from ..data.intensity import WINDOWS
+
+INTENSITY_HELP = (
+    "How intensities map to SAM's 0–255 input: auto (uint8 as is, else 1–99 percentile), "
+    "percentile, ct (with --window), mr, none. A volume gets one mapping for all its slices."
+)
+WINDOW_HELP = f"CT window: {', '.join(WINDOWS)} (with --intensity ct, or auto)."
+
+
+def intensity_option():
+    """``--intensity``: the intensity mode of :class:`samforge.data.intensity.IntensitySettings`."""
+    return typer.Option("auto", "--intensity", help=INTENSITY_HELP)
+
+
+def window_option():
+    """``--window``: the CT window preset of :class:`samforge.data.intensity.IntensitySettings`."""
+    return typer.Option(None, "--window", help=WINDOW_HELP)

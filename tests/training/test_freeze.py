@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from samforge.errors import ConfigError
+from samforge.models import build_model
 from samforge.models.config import VIT_TEST
 from samforge.models.peft import apply_lora, apply_svd
-from samforge.models.sam import build_sam
 from samforge.training.freeze import POLICIES, FreezeReport, apply_freeze_policy
 
 DEPTH = VIT_TEST.encoder_depth
@@ -51,7 +51,7 @@ CASES = [
 
 def small_model(seed: int = 0):
     torch.manual_seed(seed)
-    return build_sam(VIT_TEST)
+    return build_model(VIT_TEST)
 
 
 def loss_touching_everything(model) -> torch.Tensor:

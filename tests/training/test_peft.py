@@ -14,6 +14,7 @@ from torch import nn
 
 from helpers.official import build_official_sam, official_sam_from_state_dict
 from samforge.errors import CheckpointError, ConfigError
+from samforge.models import build_model
 from samforge.models.checkpoint import export_official, official_state_dict
 from samforge.models.config import VIT_TEST
 from samforge.models.peft import (
@@ -25,7 +26,7 @@ from samforge.models.peft import (
     merge_peft,
     peft_summary,
 )
-from samforge.models.sam import build_sam
+from samforge.training.freeze import apply_freeze_policy
 
 TOLERANCE = 1e-5
 SMALL_ARCH = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
@@ -50,7 +51,7 @@ def is_delta(name: str) -> bool:
 def random_model(seed: int = 0):
     """samforge's SAM with every weight random (official init leaves some at zero)."""
     official = build_official_sam(image_size=VIT_TEST.image_size, seed=seed, **SMALL_ARCH)
-    model = build_sam(VIT_TEST)
+    model = build_model(VIT_TEST)
     model.load_state_dict(official.state_dict(), strict=True)
     return model
 
@@ -157,7 +158,7 @@ def test_lora_linear_follows_the_lora_formula():
     x = torch.randn(5, 7, 24, dtype=torch.float32)
     # Starts as the base layer exactly: B is zero.
     assert torch.equal(layer(x), base(x))
-    assert not base.weight.requires_grad and not base.bias.requires_grad
+    assert base.weight.requires_grad and base.bias.requires_grad  # wrapping freezes nothing
     assert layer.lora_A.requires_grad and layer.lora_B.requires_grad
     assert layer.lora_A.shape == (3, 24) and layer.lora_B.shape == (40, 3)
     assert layer.lora_A.abs().sum() > 0  # A is random, otherwise LoRA could never learn
@@ -195,9 +196,11 @@ def test_svd_linear_reconstructs_the_weight():
         assert relative_error(u @ torch.diag(s) @ vh, weight) <= 1e-6
         assert relative_error(u.T @ u, torch.eye(rank, dtype=torch.float64)) <= 1e-6
         assert relative_error(vh @ vh.T, torch.eye(rank, dtype=torch.float64)) <= 1e-6
-        # Only the singular values train.
-        trainable = [n for n, p in layer.named_parameters() if p.requires_grad]
-        assert trainable == ["singular_values"]
+        # The singular values and the base's bias are the parameters; wrapping freezes
+        # nothing (the freeze policy does).
+        parameters = dict(layer.named_parameters())
+        assert list(parameters) == ["singular_values", "bias"]
+        assert all(p.requires_grad for p in parameters.values())
         assert {"U", "Vh"} <= set(layer.state_dict())  # persistent: checkpoints resume them
         x = torch.randn(6, in_features)
         assert relative_error(layer(x), base(x)) <= TOLERANCE
@@ -232,6 +235,7 @@ def test_wrapped_model_starts_equal_to_the_original(kind, include_mlp):
 def test_lora_trains_r_times_in_plus_out_per_layer(rank):
     model = random_model()
     apply_lora(model, rank=rank, include_mlp=True)
+    apply_freeze_policy(model, "encoder_frozen")
     expected = DEPTH * sum(rank * (fan_in + fan_out) for fan_in, fan_out in LAYER_SHAPES.values())
     encoder_trainable = {
         name: p.numel() for name, p in model.image_encoder.named_parameters() if p.requires_grad
@@ -246,6 +250,7 @@ def test_lora_trains_r_times_in_plus_out_per_layer(rank):
 def test_svd_trains_min_in_out_singular_values_per_layer():
     model = random_model()
     apply_svd(model, include_mlp=True)
+    apply_freeze_policy(model, "encoder_frozen")
     expected = DEPTH * sum(min(shape) for shape in LAYER_SHAPES.values())
     encoder_trainable = {
         name: p.numel() for name, p in model.image_encoder.named_parameters() if p.requires_grad
@@ -263,6 +268,41 @@ def test_apply_leaves_other_modules_trainability_alone():
     assert all(p.requires_grad for p in model.mask_decoder.parameters())
 
 
+@pytest.mark.parametrize("kind", ["lora", "svd"])
+def test_apply_alone_changes_no_requires_grad(kind):
+    """Freezing is the freeze policy's job: every parameter keeps its flag through the
+    wrapping (under its new name), and only the new deltas are added, trainable."""
+    model = random_model()
+    for index, parameter in enumerate(model.parameters()):
+        parameter.requires_grad_(index % 3 != 0)  # a mix of both flags, in every module
+    before = {name: p.requires_grad for name, p in model.named_parameters()}
+    APPLY[kind](model, include_mlp=True)
+    after = {name: p.requires_grad for name, p in model.named_parameters()}
+    wrapped = {name.replace(".base.", ".") for name in after if ".base." in name}
+    assert wrapped or kind == "svd"
+    for name, flag in after.items():
+        if is_delta(name):
+            assert flag, name
+        else:
+            assert before[name.replace(".base.", ".")] == flag, name
+    # SVD replaces each weight by U, S, Vh; what it keeps (the bias) keeps its flag.
+    gone = set(before) - {name.replace(".base.", ".") for name in after}
+    assert all(name.endswith(".weight") for name in gone)
+    assert bool(gone) == (kind == "svd")
+
+
+def test_freeze_policy_leaves_the_peft_deltas_trainable_as_apply_did():
+    """Frozen encoder + deltas: "encoder_frozen" after apply trains exactly the deltas in
+    the encoder, and the prompt encoder and the decoder."""
+    for kind, apply in APPLY.items():
+        model = random_model()
+        apply(model, include_mlp=True)
+        apply_freeze_policy(model, "encoder_frozen")
+        for name, parameter in model.named_parameters():
+            expected = is_delta(name) or not name.startswith("image_encoder.")
+            assert parameter.requires_grad == expected, (kind, name)
+
+
 @pytest.fixture(params=["lora", "svd"])
 def trained(request):
     """(kind, original model, model after a few PEFT training steps, its state after apply)."""
@@ -273,6 +313,7 @@ def trained(request):
         apply_lora(model, rank=4, alpha=8, include_mlp=True, dropout=0.1)
     else:
         apply_svd(model, include_mlp=True)
+    apply_freeze_policy(model, "encoder_frozen")
     after_apply = {name: t.detach().clone() for name, t in model.state_dict().items()}
     train_deltas(model)
     return kind, original, model, after_apply
@@ -303,7 +344,7 @@ def test_merge_reproduces_the_unmerged_model(trained):
     assert merge_peft(model) is model
     assert not has_peft(model)
     assert not any(isinstance(m, LoRALinear | SVDLinear) for m in model.modules())
-    assert set(model.state_dict()) == set(build_sam(VIT_TEST).state_dict())
+    assert set(model.state_dict()) == set(build_model(VIT_TEST).state_dict())
     with torch.no_grad():
         assert_outputs_close(samforge_outputs(model, data), unmerged)
 

@@ -72,15 +72,15 @@ def worker(args: argparse.Namespace) -> dict:
     """Runs in the subprocess: one measurement of one configuration."""
     import torch
 
+    from samforge.models import build_model
     from samforge.models.config import VIT_B, VIT_TEST
-    from samforge.models.sam import build_sam
-    from samforge.training.objective import PromptingSettings, iterative_prompting_loss
+    from samforge.training.objectives import PromptingSettings, iterative_prompting_loss
 
     if args.threads:
         torch.set_num_threads(args.threads)
     config = {"vit_b": VIT_B, "vit_test": VIT_TEST}[args.worker]
     torch.manual_seed(0)
-    model = build_sam(config)
+    model = build_model(config)
     images, masks = synthetic_batch(config.image_size, args.n_obj)
     rss_build = _rss_mib()
     repeats = args.steps_vit_b if args.worker == "vit_b" else args.steps_small

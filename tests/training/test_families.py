@@ -11,14 +11,13 @@ from helpers.official import build_official_sam
 from helpers.robust import build_robust_sam
 from samforge.data.dataset import ObjectSegmentationDataset
 from samforge.data.phantoms import phantom_case
-from samforge.models import load_model
+from samforge.models import build_model, load_model
 from samforge.models.config import VIT_TEST
 from samforge.models.fusion import fuse_modules
-from samforge.models.sam import build_sam
 from samforge.training.config import load_config
 from samforge.training.engine import train
 from samforge.training.losses import dice_loss, focal_loss, upscale_logits
-from samforge.training.robust import RobustSettings, robust_loss
+from samforge.training.objectives import RobustSettings, robust_loss
 
 from .test_engine import tiny_config
 
@@ -34,7 +33,7 @@ def square_masks(batch: int = 1, n_obj: int = 2) -> torch.Tensor:
 
 def test_identical_views_have_zero_consistency_loss_and_the_paper_segmentation_loss():
     torch.manual_seed(0)
-    model = build_sam(VIT_TEST)
+    model = build_model(VIT_TEST)
     images = torch.randn(1, 3, 256, 256)
     masks = square_masks()
     settings = RobustSettings(num_points=3)
@@ -58,7 +57,7 @@ def test_identical_views_have_zero_consistency_loss_and_the_paper_segmentation_l
 
 def test_degraded_view_is_pulled_towards_the_clean_one_not_the_reverse():
     torch.manual_seed(0)
-    model = build_sam(VIT_TEST).train()
+    model = build_model(VIT_TEST).train()
     clean = torch.randn(1, 3, 256, 256)
     degraded = clean + 0.5 * torch.randn(1, 3, 256, 256)
     out = robust_loss(
@@ -124,7 +123,7 @@ def test_sam_unet_trains_around_a_sam_checkpoint_with_the_vit_frozen(tmp_path):
     sam_config = SAMUNET_TEST.with_changes(decoder="sam")
     torch.manual_seed(0)
     source = tmp_path / "sam.pth"
-    torch.save(build_sam(sam_config).state_dict(), source)
+    torch.save(build_model(sam_config).state_dict(), source)
     values = tiny_config(tmp_path, trainer__max_steps=3)
     values.update(extends="samunet", model=str(source), name="samunet", resnet="resnet34")
     config = load_config(values)

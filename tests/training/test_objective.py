@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from samforge.errors import ConfigError
+from samforge.models import build_model
 from samforge.models.config import VIT_TEST
-from samforge.models.sam import build_sam
 from samforge.training.losses import dice_loss, focal_loss, mask_iou
-from samforge.training.objective import PromptingSettings, iterative_prompting_loss
+from samforge.training.objectives import PromptingSettings, iterative_prompting_loss
 
 SIZE = VIT_TEST.image_size
 
@@ -20,7 +20,7 @@ class SpyModel(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.sam = build_sam(VIT_TEST).train()
+        self.sam = build_model(VIT_TEST).train()
         self.embed_calls: list[tuple[int, ...]] = []
         self.decode_calls: list[dict] = []
 
@@ -119,7 +119,7 @@ def test_mask_feedback_follows_p_mask(p_mask, expected):
 def test_loss_is_dice_plus_iou_mse_averaged_over_rounds():
     """Recompute the loss from the model's own outputs with the closed-form definitions."""
     torch.manual_seed(3)
-    sam = build_sam(VIT_TEST)
+    sam = build_model(VIT_TEST)
     images, masks = squares(batch=1, n_obj=2)
     targets = masks.flatten(0, 1).bool()
     out = iterative_prompting_loss(
@@ -176,7 +176,7 @@ def test_semantic_seam_adds_its_loss_on_the_union_of_objects():
 
     images, masks = squares()
     out = iterative_prompting_loss(
-        build_sam(VIT_TEST),
+        build_model(VIT_TEST),
         images,
         masks,
         PromptingSettings(n_steps=1, p_box=1.0, p_mask=0.0),

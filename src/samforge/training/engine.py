@@ -68,6 +68,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     # SegmentationDataModule restores the data position itself (its state_dict), so
     # Lightning's warning that a mid-epoch resume repeats data does not apply.
     warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
+    if checkpoint is not None:  # a resumed run's checkpoint folder holds its checkpoints
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
     trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True)
     # A full checkpoint: "train longer" resumes from it (it is the newest step file). A run
     # that reached max_steps saved it already (CheckpointAtMaxSteps).

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
 from ..models import SamConfig
 
 SAM_UNET = "sam_unet"
 
 
-def family_of(model: nn.Module) -> str:
-    """The family of a built model: ``"sam"``, ``"robust"`` or ``"sam_unet"``."""
-    return model.config.decoder
+def family_of(model: Any) -> str:
+    """The family of a built samforge model: ``"sam"``, ``"robust"`` or ``"sam_unet"``."""
+    return str(model.config.decoder)
 
 
 def with_family(config: SamConfig, family: str, **changes: Any) -> SamConfig:

@@ -56,7 +56,8 @@ class SamTrainingModule(L.LightningModule):
         """1 + the number of training batches before this one in the run. Every epoch has
         ``num_training_batches`` batches (the sampler gives every rank the same number), and
         Lightning restores ``batch_idx`` on resume, so this counts across a resumption."""
-        return self.trainer.current_epoch * self.trainer.num_training_batches + batch_idx + 1
+        per_epoch = int(self.trainer.num_training_batches)
+        return self.trainer.current_epoch * per_epoch + batch_idx + 1
 
     def _log(self, stage: str, logs: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
         size = len(batch["image"])

@@ -19,10 +19,14 @@ from torch import nn
 from ...errors import ConfigError
 
 if TYPE_CHECKING:
+    from pydantic._internal._model_construction import ModelMetaclass
+
     from ..config import TrainConfig
+else:
+    ModelMetaclass = type(BaseModel)  # pydantic's metaclass, without importing its internals
 
 
-class _RaisesConfigError(type(BaseModel)):  # type: ignore[misc]
+class _RaisesConfigError(ModelMetaclass):
     """Settings built by hand (``PromptingSettings(p_box=2)``) raise ConfigError; inside a
     training config pydantic validates them without this call, so its errors keep naming
     the config keys (``objective.p_box``)."""

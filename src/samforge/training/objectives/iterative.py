@@ -71,6 +71,7 @@ class IterativePrompting(Objective):
     """
 
     settings_type = PromptingSettings
+    settings: PromptingSettings
     progress_bar = ("loss", "dice_last")
 
     def __init__(

@@ -58,6 +58,7 @@ class RobustObjective(Objective):
     """RobustMedSAM's objective on clean/degraded pairs (see the module docstring)."""
 
     settings_type = RobustSettings
+    settings: RobustSettings
 
     @classmethod
     def check_config(cls, settings: ObjectiveSettings, config: TrainConfig) -> None:

@@ -74,7 +74,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     from samforge.models import build_model
     from samforge.models.config import VIT_B, VIT_TEST
-    from samforge.training.objective import PromptingSettings, iterative_prompting_loss
+    from samforge.training.objectives import PromptingSettings, iterative_prompting_loss
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -189,6 +189,19 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     assert not all(torch.equal(reference[key], start[key]) for key in start)  # it trained
 
 
+def test_training_longer_after_max_steps_cut_an_epoch_matches_one_long_run(tmp_path):
+    """``--resume --set trainer.max_steps=N`` after a run that max_steps stopped in the
+    middle of an epoch (6 items per epoch, checkpoints every 3 steps, stopped at 4)."""
+    full = train(load_config(tiny_config(tmp_path, name="full")))
+    train(load_config(tiny_config(tmp_path, name="cut", trainer__max_steps=4)))
+    assert (tmp_path / "runs" / "cut" / "checkpoints" / "step-000004.ckpt").is_file()
+    longer = train(load_config(tiny_config(tmp_path, name="cut")), resume=True)
+    assert longer.global_step == full.global_step == 8
+    ours, reference = state(longer.export_path), state(full.export_path)
+    assert all(torch.equal(ours[key], reference[key]) for key in reference)
+    assert train_losses(longer.run_dir) == train_losses(full.run_dir)
+
+
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
     config = write_config(

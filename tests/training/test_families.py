@@ -16,7 +16,7 @@ from samforge.models.config import VIT_TEST
 from samforge.training.config import load_config
 from samforge.training.engine import train
 from samforge.training.losses import dice_loss, focal_loss, upscale_logits
-from samforge.training.robust import RobustSettings, robust_loss
+from samforge.training.objectives import RobustSettings, robust_loss
 
 from .test_engine import tiny_config
 

@@ -9,7 +9,7 @@ from samforge.errors import ConfigError
 from samforge.models import build_model
 from samforge.models.config import VIT_TEST
 from samforge.training.losses import dice_loss, focal_loss, mask_iou
-from samforge.training.objective import PromptingSettings, iterative_prompting_loss
+from samforge.training.objectives import PromptingSettings, iterative_prompting_loss
 
 SIZE = VIT_TEST.image_size
 

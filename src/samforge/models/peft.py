@@ -2,17 +2,21 @@
 
 Both methods wrap ``nn.Linear`` layers inside ``model.image_encoder.blocks[i]`` (attention
 ``attn.qkv`` and ``attn.proj``, optionally the MLP's ``mlp.lin1`` and ``mlp.lin2``), leave
-the wrapped model's outputs unchanged at initialisation, and train only small deltas:
+the wrapped model's outputs unchanged at initialisation, and add small deltas to train:
 
 - **LoRA** (Hu et al. 2021, as in HF ``peft``): ``W x + (alpha / r) · B A x`` with ``A``
   (r × in) Kaiming-uniform and ``B`` (out × r) zero, so the delta starts at exactly zero.
 - **SVD** (singular-value fine-tuning, as in RobustMedSAM / SVDiff): ``W = U diag(S) Vh``;
-  ``U`` and ``Vh`` are frozen buffers, the singular values ``S`` are the only trainable
-  tensor of the layer (its bias stays frozen).
+  ``U`` and ``Vh`` are fixed buffers, the singular values ``S`` are the tensor to train.
+
+Wrapping changes no ``requires_grad``: the new delta parameters are trainable, every other
+parameter keeps its flag. Which parameters train is the freeze policy's business
+(:func:`samforge.training.freeze.apply_freeze_policy` trains the deltas under every policy,
+e.g. ``"encoder_frozen"`` for "frozen encoder + PEFT deltas").
 
 :func:`merge_peft` folds the deltas back into plain ``nn.Linear`` layers, after which the
 model's state dict has exactly the official SAM keys again and can be exported with
-:func:`samforge.models.checkpoint.export_official`. A model that still holds PEFT layers has
+:func:`samforge.models.export_official`. A model that still holds PEFT layers has
 extra keys (``...qkv.lora_A``, ``...qkv.base.weight``, ``...qkv.singular_values``, ...);
 its state dict (e.g. a Lightning checkpoint) loads into a model prepared with the same
 ``apply_lora``/``apply_svd`` call.
@@ -46,12 +50,13 @@ MLP_TARGETS = ("lin1", "lin2")
 
 
 class LoRALinear(nn.Module):
-    """A frozen ``nn.Linear`` plus a trainable low-rank delta.
+    """An ``nn.Linear`` plus a low-rank delta to train.
 
     ``forward(x) = base(x) + (alpha / rank) · dropout(x) @ lora_A.T @ lora_B.T``.
 
     Args:
-        base: the layer to wrap; it is kept as ``self.base`` and frozen.
+        base: the layer to wrap; it is kept as ``self.base``, its ``requires_grad``
+            unchanged.
         rank: r, the inner dimension of the delta (≥ 1).
         alpha: scaling numerator; the delta is scaled by ``alpha / rank``. Default ``rank``
             (scaling 1).
@@ -77,8 +82,6 @@ class LoRALinear(nn.Module):
         # As HF peft and the reference LoRA code: A like nn.Linear's default, B zero.
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        for parameter in base.parameters():
-            parameter.requires_grad_(False)
 
     @property
     def in_features(self) -> int:
@@ -117,11 +120,11 @@ class LoRALinear(nn.Module):
 class SVDLinear(nn.Module):
     """A linear layer ``W = U diag(S) Vh`` whose singular values are the trainable part.
 
-    ``U`` (out × k) and ``Vh`` (k × in), k = min(in, out), are persistent buffers (frozen,
+    ``U`` (out × k) and ``Vh`` (k × in), k = min(in, out), are persistent buffers (fixed,
     saved in state dicts so a checkpoint resumes them); ``singular_values`` (k) is a
-    parameter; the bias is a frozen parameter. The decomposition is computed in float64 and
-    cast to the layer's dtype, so at initialisation the layer equals the base to that
-    dtype's precision.
+    parameter; the bias is the base's, with its ``requires_grad``. The decomposition is
+    computed in float64 and cast to the layer's dtype, so at initialisation the layer equals
+    the base to that dtype's precision.
     """
 
     def __init__(self, base: nn.Linear) -> None:
@@ -136,7 +139,9 @@ class SVDLinear(nn.Module):
         self.register_buffer("Vh", vh.to(weight.device, weight.dtype).contiguous())
         self.singular_values = nn.Parameter(s.to(weight.device, weight.dtype))
         if base.bias is not None:
-            self.bias = nn.Parameter(base.bias.detach().clone(), requires_grad=False)
+            self.bias = nn.Parameter(
+                base.bias.detach().clone(), requires_grad=base.bias.requires_grad
+            )
         else:
             self.register_parameter("bias", None)
 
@@ -150,12 +155,13 @@ class SVDLinear(nn.Module):
 
     @torch.no_grad()
     def merged(self) -> nn.Linear:
-        """A plain ``nn.Linear`` with weight ``U diag(S) Vh`` (reconstructed in float64)."""
+        """A plain ``nn.Linear`` with weight ``U diag(S) Vh`` (reconstructed in float64);
+        the weight trains if the singular values did, the bias keeps its flag."""
         dtype = self.U.dtype
         linear = _new_linear(self, self.U.device, dtype)
         dense = (self.U.double() * self.singular_values.double()) @ self.Vh.double()
         linear.weight.copy_(dense.to(dtype))
-        linear.weight.requires_grad_(False)
+        linear.weight.requires_grad_(self.singular_values.requires_grad)
         if self.bias is not None:
             linear.bias.copy_(self.bias)
             linear.bias.requires_grad_(self.bias.requires_grad)
@@ -197,8 +203,8 @@ def apply_lora(
         include_mlp: also wrap ``mlp.lin1`` and ``mlp.lin2``.
         dropout: dropout probability on the LoRA branch's input.
 
-    Every encoder parameter that is not a PEFT parameter is frozen; the prompt encoder and
-    mask decoder keep their ``requires_grad`` (that is the freeze policy's business).
+    No ``requires_grad`` changes: the new ``lora_A``/``lora_B`` train, every other
+    parameter keeps its flag; freezing is the freeze policy's business.
 
     Returns:
         Full names of the wrapped modules, e.g. ``"image_encoder.blocks.0.attn.qkv"``.
@@ -227,7 +233,8 @@ def apply_svd(
 ) -> list[str]:
     """Wrap encoder Linear layers in :class:`SVDLinear` (train singular values only).
 
-    Arguments, freezing and errors as :func:`apply_lora` (without rank/alpha/dropout).
+    Arguments and errors as :func:`apply_lora` (without rank/alpha/dropout); the new
+    ``singular_values`` train, every other parameter keeps its flag.
 
     Returns:
         Full names of the wrapped modules.
@@ -275,15 +282,7 @@ def _apply(
             plan.append((parent, attribute, full_name))
     for parent, attribute, _ in plan:
         setattr(parent, attribute, wrap(getattr(parent, attribute)))
-    freeze_encoder_except_peft(model)
     return [full_name for _, _, full_name in plan]
-
-
-def freeze_encoder_except_peft(model: nn.Module) -> None:
-    """Freeze every ``image_encoder`` parameter except PEFT deltas; make those trainable."""
-    peft = set(peft_parameter_names(model))
-    for name, parameter in model.image_encoder.named_parameters():
-        parameter.requires_grad_(f"image_encoder.{name}" in peft)
 
 
 # --- Merging and inspecting -------------------------------------------------------------

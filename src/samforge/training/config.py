@@ -9,6 +9,9 @@ Presets (``src/samforge/configs/*.yaml``, also under ``configs/`` in the reposit
 ``medsam``, ``simpleft``, ``medicosam`` (MedicoSAM's three objectives), ``robust``
 (RobustMedSAM's decoder-only training on clean/degraded pairs) and ``samunet`` (SAM-UNet
 around a SAM checkpoint).
+
+The ``objective`` section is validated by the settings of its kind, each registered in
+:mod:`samforge.training.objectives`; configs never branch on the kind themselves.
 """
 
 from __future__ import annotations
@@ -16,15 +19,22 @@ from __future__ import annotations
 import difflib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
 
 from ..errors import ConfigError
 from .freeze import POLICIES
-from .objective import PromptingSettings
-from .robust import RobustSettings
+from .objectives import OBJECTIVES, ObjectiveSettings, objective_class
 
 PRESETS = ("medsam", "simpleft", "medicosam", "robust", "samunet")
 
@@ -74,55 +84,28 @@ class DataConfig(_Section):
     severity: int = Field(3, ge=1, le=5)
 
 
-class ObjectiveConfig(_Section):
-    kind: Literal["iterative", "robust"] = "iterative"
-    n_steps: int = Field(8, ge=0)
-    p_box: float = Field(0.5, ge=0.0, le=1.0)
-    p_mask: float = Field(0.5, ge=0.0, le=1.0)
-    box_jitter: float = Field(0.025, ge=0.0)
-    iou_weight: float = Field(1.0, ge=0.0)
-    # Mask loss weights; by default Dice only for "iterative" (MedicoSAM), 20·focal + Dice
-    # for "robust" (RobustMedSAM). SAM-UNet trains with focal + 20·Dice.
-    focal_weight: float | None = Field(None, ge=0.0)
-    dice_weight: float | None = Field(None, ge=0.0)
-    # robust objective
-    num_points: int = Field(3, ge=0)
-    feature_weight: float = Field(100.0, ge=0.0)
-    token_weight: float = Field(2.0, ge=0.0)
-
-    @model_validator(mode="after")
-    def _valid_for_its_kind(self) -> ObjectiveConfig:
-        try:
-            self.settings()
-        except ConfigError as error:
-            raise ValueError(str(error)) from None
-        return self
-
-    def settings(self) -> PromptingSettings | RobustSettings:
-        """The settings of this objective's kind, with the per-kind loss weights."""
-        if self.kind == "robust":
-            return RobustSettings(
-                num_points=self.num_points,
-                p_box=self.p_box,
-                box_jitter=self.box_jitter,
-                focal_weight=_or(self.focal_weight, 20.0),
-                dice_weight=_or(self.dice_weight, 1.0),
-                feature_weight=self.feature_weight,
-                token_weight=self.token_weight,
-            )
-        return PromptingSettings(
-            n_steps=self.n_steps,
-            p_box=self.p_box,
-            p_mask=self.p_mask,
-            box_jitter=self.box_jitter,
-            iou_weight=self.iou_weight,
-            dice_weight=_or(self.dice_weight, 1.0),
-            focal_weight=_or(self.focal_weight, 0.0),
-        )
+DEFAULT_OBJECTIVE = "iterative"
 
 
-def _or(value: float | None, default: float) -> float:
-    return default if value is None else value
+def _objective_settings(values: Any) -> ObjectiveSettings:
+    """The ``objective`` section, validated by the settings of its kind (registered in
+    :data:`~samforge.training.objectives.OBJECTIVES`). ``kind`` defaults to iterative; keys
+    that only other kinds know are dropped, since a config may extend a preset of another
+    kind (the robust preset extends medicosam)."""
+    if isinstance(values, ObjectiveSettings):
+        return values
+    if not isinstance(values, dict):
+        raise ValueError("give the objective's settings as a mapping, e.g. {kind: iterative}")
+    kind = values.get("kind", DEFAULT_OBJECTIVE)
+    if not isinstance(kind, str) or kind not in OBJECTIVES:
+        raise ValueError(f"unknown objective kind {kind!r}; choose one of {list(OBJECTIVES)}")
+    own = OBJECTIVES[kind].settings_type
+    others = {key for o in OBJECTIVES.values() for key in o.settings_type.model_fields}
+    others -= set(own.model_fields)
+    return own.model_validate({"kind": kind} | {k: v for k, v in values.items() if k not in others})
+
+
+ObjectiveSection = Annotated[SerializeAsAny[ObjectiveSettings], PlainValidator(_objective_settings)]
 
 
 class FreezeConfig(_Section):
@@ -194,19 +177,20 @@ class TrainConfig(_Section):
     output_dir: Path = Path("runs")
     export: str = "model.pth"  # written into the run folder in the official SAM format
     data: DataConfig
-    objective: ObjectiveConfig = ObjectiveConfig()
+    objective: ObjectiveSection = Field(
+        default_factory=lambda: OBJECTIVES[DEFAULT_OBJECTIVE].settings_type()
+    )
     freeze: FreezeConfig = FreezeConfig()
     peft: PeftConfig = PeftConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     trainer: TrainerConfig = TrainerConfig()
 
     @model_validator(mode="after")
-    def _robust_needs_degradations(self) -> TrainConfig:
-        if self.objective.kind == "robust" and not self.data.degradations:
-            raise ValueError(
-                "objective.kind 'robust' trains on clean/degraded pairs: set "
-                "data.degradations (e.g. [all] or [mri, modality_agnostic])"
-            )
+    def _fits_together(self) -> TrainConfig:
+        try:
+            objective_class(self.objective).check_config(self.objective, self)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
         if self.peft.kind != "none" and self.freeze.policy == "full":
             raise ValueError(
                 f"peft.kind {self.peft.kind!r} with freeze.policy 'full' would train the whole "
@@ -322,26 +306,32 @@ def _apply_override(values: dict[str, Any], override: str) -> None:
 def _describe(error: ValidationError, values: dict[str, Any]) -> str:
     problems = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
+        location = item["loc"]
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "unknown key" + _suggestion(item["loc"])
-        problems.append(f"{where}: {message}")
+            keys = _section_of(location[:-1], values).model_fields
+            close = difflib.get_close_matches(str(location[-1]), list(keys), n=1)
+            message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+        problems.append(f"{'.'.join(str(part) for part in location)}: {message}")
     return "invalid training config: " + "; ".join(problems)
 
 
-def _suggestion(location: tuple[Any, ...]) -> str:
-    """' (did you mean 'x'?)' for a misspelt key, from the fields of its section."""
+def _section_of(location: tuple[Any, ...], values: dict[str, Any]) -> type[BaseModel]:
+    """The section a key path leads to, e.g. ``("data", "train", 0)`` -> DataSource."""
     section: type[BaseModel] = TrainConfig
-    for part in location[:-1]:
-        field = section.model_fields.get(str(part)) if isinstance(part, str) else None
-        annotation = getattr(field, "annotation", None) if field else None
+    for part in location:
+        if section is TrainConfig and part == "objective":
+            objective = values.get("objective")
+            kind = objective.get("kind") if isinstance(objective, dict) else None
+            section = OBJECTIVES[kind or DEFAULT_OBJECTIVE].settings_type
+            continue
+        field = section.model_fields.get(part) if isinstance(part, str) else None
+        annotation = field.annotation if field else None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             section = annotation
         elif isinstance(part, int):
             section = DataSource
-    close = difflib.get_close_matches(str(location[-1]), list(section.model_fields), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return section
 
 
 def _check_paths(config: TrainConfig) -> None:

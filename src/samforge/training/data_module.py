@@ -168,11 +168,11 @@ class SegmentationDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is None:
             return {}
-        loop = trainer.fit_loop.epoch_loop
-        return {
-            "epoch": trainer.current_epoch,
-            "batches_done": loop.batch_progress.current.processed,
-        }
+        # Private: Lightning has no public count of the batches trained in the current
+        # epoch outside a batch hook (where it passes batch_idx), and checkpoints are
+        # written outside them.
+        batches_done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": trainer.current_epoch, "batches_done": batches_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:

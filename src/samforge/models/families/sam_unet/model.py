@@ -14,7 +14,7 @@
 SAM's modules keep SAM's names here; SAM-UNet's own modules have the names of the public
 SAM-UNet code, whose checkpoints wrap SAM's (:mod:`.layout` renames them once, when read or
 written), so its ``{"model": ...}`` checkpoints load strictly. The ViT is frozen in
-SAM-UNet's training; :attr:`SamUNet.trainable_prefixes` names the rest.
+SAM-UNet's training (the ``encoder_frozen`` freeze policy of :mod:`samforge.training`).
 """
 
 from __future__ import annotations
@@ -136,17 +136,6 @@ class SamUNet(PromptableModel):
     """Decodes one mask per prompt, whatever ``multimask_output`` says, and predicts no IoU
     (``decode`` returns None for it)."""
 
-    # Everything but the ViT trains in SAM-UNet (its prompt encoder and SAM's decoder too).
-    trainable_prefixes: tuple[str, ...] = (
-        "resnet.",
-        "adapters_in.",
-        "adapters_bridge.",
-        "embedding_encoder.",
-        "prompt_encoder.",
-        "mask_decoder.",
-    )
-    frozen_prefixes: tuple[str, ...] = ("image_encoder.",)
-
     def __init__(self, config: SamConfig) -> None:
         super().__init__()
         self.config = config
@@ -164,11 +153,6 @@ class SamUNet(PromptableModel):
         )
         self.embedding_encoder = upscaling_head(dim, dim // 4, dim // 8)
         register_pixel_statistics(self, config)
-
-    def freeze_encoder(self) -> None:
-        """SAM-UNet's training split: the ViT frozen, everything else trainable."""
-        for name, parameter in self.named_parameters():
-            parameter.requires_grad_(name.startswith(self.trainable_prefixes))
 
     def embed_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, 3, S, S) model-ready images -> ``{"image_embeddings": (B, 256, S/16, S/16),

@@ -1,4 +1,4 @@
-"""MedicoSAM's iterative-prompting objective (Alg. 1), in plain PyTorch.
+"""MedicoSAM's iterative-prompting objective (Alg. 1), kind ``iterative``.
 
 One training step on a batch of B images with n objects each:
 
@@ -26,48 +26,82 @@ passed in, so a seed reproduces a step exactly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
-from torch.utils._pytree import tree_map
+from pydantic import Field
+from torch import nn
 
-from ..errors import ConfigError
-from ..prompts import BOX_JITTER_FRACTION, Prompts, best_mask, box_from_masks, jitter_boxes
-from ..prompts import positive_points as sample_positive_points
-from .losses import dice_loss, focal_loss, mask_iou, upscale_logits
+from ...prompts import BOX_JITTER_FRACTION, Prompts, best_mask, box_from_masks, jitter_boxes
+from ...prompts import positive_points as sample_positive_points
+from ..losses import dice_loss, focal_loss, mask_iou, upscale_logits
+from .base import Objective, ObjectiveSettings, register_objective, repeat_per_object
 
 # (image embeddings as returned by ``embed_images``, union of the objects (B, S, S) bool)
 # -> scalar loss: the seam for a semantic decoder trained jointly on the shared encoder.
 SemanticLoss = Callable[[Any, torch.Tensor], torch.Tensor]
 
 
-@dataclass(frozen=True)
-class PromptingSettings:
-    """How prompts are drawn in a step (see the module docstring)."""
+class PromptingSettings(ObjectiveSettings):
+    """How prompts are drawn in a step and how the losses are weighted (see the module
+    docstring)."""
 
-    n_steps: int = 8
-    p_box: float = 0.5
-    p_mask: float = 0.5
-    box_jitter: float = BOX_JITTER_FRACTION
-    iou_weight: float = 1.0
-    dice_weight: float = 1.0
-    focal_weight: float = 0.0  # SAM-UNet adds a focal term (focal + 20·Dice)
-
-    def __post_init__(self) -> None:
-        if self.n_steps < 0:
-            raise ConfigError(f"n_steps must be ≥ 0; got {self.n_steps}.")
-        for name in ("p_box", "p_mask"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} is a probability in [0, 1]; got {value}.")
-        weights = (self.box_jitter, self.iou_weight, self.dice_weight, self.focal_weight)
-        if min(weights) < 0:
-            raise ConfigError("box_jitter and the loss weights must be ≥ 0.")
+    kind: Literal["iterative"] = "iterative"
+    n_steps: int = Field(8, ge=0)
+    p_box: float = Field(0.5, ge=0.0, le=1.0)
+    p_mask: float = Field(0.5, ge=0.0, le=1.0)
+    box_jitter: float = Field(BOX_JITTER_FRACTION, ge=0.0)
+    iou_weight: float = Field(1.0, ge=0.0)
+    dice_weight: float = Field(1.0, ge=0.0)
+    focal_weight: float = Field(0.0, ge=0.0)  # SAM-UNet adds a focal term (focal + 20·Dice)
 
     @property
     def predictions(self) -> int:
         return max(self.n_steps, 1)
+
+
+@register_objective
+class IterativePrompting(Objective):
+    """MedicoSAM's objective (and its MedSAM / SimpleFT / SAM-UNet settings).
+
+    Args:
+        settings: the validated settings.
+        semantic_loss: optional joint semantic loss (MedicoSAM's ``e_sem``); an
+            ``nn.Module`` registers as a submodule, so it trains with the model.
+    """
+
+    settings_type = PromptingSettings
+    settings: PromptingSettings
+    progress_bar = ("loss", "dice_last")
+
+    def __init__(
+        self, settings: PromptingSettings, semantic_loss: SemanticLoss | None = None
+    ) -> None:
+        super().__init__(settings)
+        self.semantic_loss = semantic_loss
+
+    def losses(
+        self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        out = iterative_prompting_loss(
+            model,
+            batch["image"],
+            batch["masks"],
+            self.settings,
+            generator,
+            self.semantic_loss,
+            input_sizes=batch["input_size"],
+        )
+        logs = {
+            "loss": out.loss,
+            "mask_loss": out.mask_loss,
+            "iou_loss": out.iou_loss,
+            "dice_first": out.round_dice[0],
+            "dice_last": out.round_dice[-1],
+        }
+        if out.semantic_loss is not None:
+            logs["semantic_loss"] = out.semantic_loss
+        return logs
 
 
 class ObjectiveOutput(NamedTuple):
@@ -79,12 +113,6 @@ class ObjectiveOutput(NamedTuple):
     iou_loss: torch.Tensor
     semantic_loss: torch.Tensor | None
     round_dice: torch.Tensor
-
-
-def repeat_per_object(embeddings: Any, n_obj: int) -> Any:
-    """Image embeddings (B, ...) — a tensor or a dict of batch-first tensors — repeated so
-    that object j of image i sits at row i·n_obj + j."""
-    return tree_map(lambda tensor: tensor.repeat_interleave(n_obj, dim=0), embeddings)
 
 
 def iterative_prompting_loss(

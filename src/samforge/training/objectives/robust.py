@@ -1,4 +1,4 @@
-"""RobustMedSAM's degradation-robust objective, in plain PyTorch.
+"""RobustMedSAM's degradation-robust objective, kind ``robust``.
 
 Each item comes as a clean and a degraded view of the same image (one of the 12
 corruptions of :mod:`samforge.data.corruptions`) with the same objects. Both views get the
@@ -17,33 +17,77 @@ mask decoder trains (the ``decoder`` freeze policy).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import torch
+from pydantic import Field, model_validator
+from torch import nn
 
-from ..errors import ConfigError
-from ..prompts import BOX_JITTER_FRACTION, box_from_masks, jitter_boxes
-from ..prompts import positive_points as sample_positive_points
-from .losses import dice_loss, focal_loss, upscale_logits
-from .objective import repeat_per_object
+from ...errors import ConfigError
+from ...models import family_of
+from ...prompts import BOX_JITTER_FRACTION, box_from_masks, jitter_boxes
+from ...prompts import positive_points as sample_positive_points
+from ..losses import dice_loss, focal_loss, upscale_logits
+from .base import Objective, ObjectiveSettings, register_objective, repeat_per_object
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
 
 
-@dataclass(frozen=True)
-class RobustSettings:
-    num_points: int = 3
-    p_box: float = 0.0
-    box_jitter: float = BOX_JITTER_FRACTION
-    focal_weight: float = 20.0
-    dice_weight: float = 1.0
-    feature_weight: float = 100.0
-    token_weight: float = 2.0
+class RobustSettings(ObjectiveSettings):
+    """Prompts shared by both views, and the weights of the loss terms."""
 
-    def __post_init__(self) -> None:
+    kind: Literal["robust"] = "robust"
+    num_points: int = Field(3, ge=0)
+    p_box: float = Field(0.0, ge=0.0, le=1.0)
+    box_jitter: float = Field(BOX_JITTER_FRACTION, ge=0.0)
+    focal_weight: float = Field(20.0, ge=0.0)
+    dice_weight: float = Field(1.0, ge=0.0)
+    feature_weight: float = Field(100.0, ge=0.0)
+    token_weight: float = Field(2.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _some_prompt(self) -> RobustSettings:
         if self.num_points < 1 and self.p_box < 1.0:
-            raise ConfigError("robust training needs num_points ≥ 1 unless p_box is 1.")
-        if not 0.0 <= self.p_box <= 1.0:
-            raise ConfigError(f"p_box is a probability in [0, 1]; got {self.p_box}.")
+            raise ValueError("robust training needs num_points ≥ 1 unless p_box is 1.")
+        return self
+
+
+@register_objective
+class RobustObjective(Objective):
+    """RobustMedSAM's objective on clean/degraded pairs (see the module docstring)."""
+
+    settings_type = RobustSettings
+    settings: RobustSettings
+
+    @classmethod
+    def check_config(cls, settings: ObjectiveSettings, config: TrainConfig) -> None:
+        if not config.data.degradations:
+            raise ConfigError(
+                "objective.kind 'robust' trains on clean/degraded pairs: set "
+                "data.degradations (e.g. [all] or [mri, modality_agnostic])"
+            )
+
+    def check_model(self, model: nn.Module) -> None:
+        if not hasattr(model, "decode_with_features"):
+            raise ConfigError(
+                f"objective.kind 'robust' needs decoder features, which {type(model).__name__} "
+                "lacks."
+            )
+        family = family_of(model.config)
+        if not family.sam_layout:
+            raise ConfigError(
+                f"objective.kind 'robust' compares SAM-style decoder features; {family.name} "
+                "trains with the iterative objective (SAM-UNet: preset samunet)."
+            )
+
+    def losses(
+        self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        out = robust_loss(
+            model, batch["image"], batch["degraded_image"], batch["masks"], self.settings, generator
+        )
+        return out._asdict()
 
 
 class RobustOutput(NamedTuple):

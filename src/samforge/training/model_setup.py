@@ -1,0 +1,94 @@
+"""The model a run trains: loaded or built from scratch, converted to SAM-UNet if asked,
+PEFT layers added, the freeze policy applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from ..models import build_model, get_config, load_model
+from ..models.peft import apply_lora, apply_svd
+from .config import TrainConfig
+from .freeze import FreezeReport, apply_freeze_policy
+
+# ResNet branch of SAM-UNet: (block, blocks per stage) of each ``resnet`` choice.
+_RESNETS = {"resnet50": ("bottleneck", (3, 4, 6, 3)), "resnet34": ("basic", (3, 4, 6, 3))}
+
+
+def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
+    """The model to train, in train mode, and what its freeze policy left trainable."""
+    if config.model.startswith("random:"):
+        model = _random_model(config)
+    else:
+        model = load_model(
+            config.model, image_size=config.image_size, preprocessing=config.preprocessing
+        )
+    if config.convert_to == "sam_unet":
+        model = _sam_unet_from(model, config)
+    peft = config.peft
+    if peft.kind == "lora":
+        apply_lora(
+            model,
+            rank=peft.rank,
+            alpha=peft.alpha,
+            blocks=peft.blocks,
+            include_mlp=peft.include_mlp,
+            dropout=peft.dropout,
+        )
+    elif peft.kind == "svd":
+        apply_svd(model, blocks=peft.blocks, include_mlp=peft.include_mlp)
+    freeze = config.freeze
+    report = apply_freeze_policy(
+        model,
+        freeze.policy,
+        blocks=freeze.blocks,
+        trainable=freeze.trainable,
+        frozen=freeze.frozen,
+    )
+    return model.train(), report
+
+
+def _random_model(config: TrainConfig) -> torch.nn.Module:
+    """A model of a named architecture, initialised from the run's seed, to train from
+    scratch."""
+    architecture = get_config(config.model.removeprefix("random:"))
+    changes = {"image_size": config.image_size, "preprocessing": config.preprocessing}
+    architecture = architecture.with_changes(**{k: v for k, v in changes.items() if v})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.trainer.seed)
+        model = build_model(architecture)
+    model.provenance = {
+        "source": f"random initialisation of {config.model[7:]} (seed {config.trainer.seed})"
+    }
+    return model
+
+
+def _sam_unet_from(sam: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
+    """A SAM-UNet whose ViT, prompt encoder and SAM decoder come from ``sam``; the ResNet
+    branch from ``resnet_weights`` (torchvision names) or random."""
+    block, layers = _RESNETS[config.resnet]
+    target = sam.config.with_changes(family="sam_unet", resnet_block=block, resnet_layers=layers)
+    model = build_model(target)
+    model.load_sam_weights(sam.state_dict())
+    if config.resnet_weights is not None:
+        model.load_resnet_weights(_resnet_state(config.resnet_weights))
+    model.provenance = {"source": f"SAM-UNet built around {config.model}"}
+    return model
+
+
+def _resnet_state(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpicklable, truncated, not a torch file
+        raise CheckpointError(f"resnet_weights: cannot read {path} ({error}).") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"resnet_weights: {path} is not a state dict of tensors; save a torchvision ResNet's "
+            "model.state_dict() with torch.save."
+        )
+    return state

@@ -14,9 +14,9 @@ from rich.console import Console
 
 from ..data.corrupted_copies import read_image, write_corrupted_copies
 from ..data.corruptions import PAPER_SEVERITY
-from ..data.phantom_datasets import phantom_shape, write_phantom_dataset
+from ..data.phantom_datasets import write_phantom_dataset
 from ..data.phantoms import MIN_SIZE
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..evaluation.plots import plot_contact_sheet
 
 console = Console()
@@ -80,8 +80,24 @@ def phantom(
     seed: int = typer.Option(0, "--seed", help="Base seed; case i gets a seed spawned from it."),
 ) -> None:
     """Write synthetic CT/MR/ultrasound/X-ray cases with organ-like label maps."""
-    shape = phantom_shape(size, depth, volume=three_d)
+    shape = _phantom_shape(count, size, depth, three_d)
     dataset = write_phantom_dataset(out, modality, shape, count, seed, show_progress=count > 1)
     console.print(
         f"wrote {count} {dataset.modality} phantoms of shape {shape} to {out}: {dataset.layout}"
     )
+
+
+def _phantom_shape(count: int, size: int, depth: int | None, three_d: bool) -> tuple[int, ...]:
+    """(size, size), or (depth, size, size) with ``--3d`` (depth ``size // 4``, at least 8,
+    unless given); every option checked before anything is written."""
+    if count < 1:
+        raise ConfigError(f"--count must be at least 1; got {count}.")
+    if size < MIN_SIZE:
+        raise ConfigError(f"--size must be at least {MIN_SIZE}; got {size}.")
+    if depth is not None and not three_d:
+        raise ConfigError("--depth applies to volumes: add --3d, or drop --depth.")
+    if depth is not None and depth < 1:
+        raise ConfigError(f"--depth must be at least 1; got {depth}.")
+    if not three_d:
+        return (size, size)
+    return (depth if depth is not None else max(size // 4, 8), size, size)

@@ -18,7 +18,7 @@ from rich.progress import track
 
 from ..errors import ConfigError
 from ..files import write_text_atomically
-from .phantoms import MIN_SIZE, phantom_cases
+from .phantoms import phantom_cases
 from .writers import write_image, write_volume_nifti
 
 DATASET_JSON = "dataset.json"
@@ -47,24 +47,6 @@ class PhantomDataset:
         return "images/ + masks/ (PNG)"
 
 
-def phantom_shape(size: int, depth: int | None = None, volume: bool = False) -> tuple[int, ...]:
-    """(size, size) for images; (depth, size, size) for volumes, depth ``size // 4`` (at
-    least 8) unless given.
-
-    Raises:
-        ConfigError: a size below the phantoms' minimum, or a depth without ``volume``.
-    """
-    if size < MIN_SIZE:
-        raise ConfigError(f"--size must be at least {MIN_SIZE}; got {size}.")
-    if depth is not None and not volume:
-        raise ConfigError("--depth applies to volumes: add --3d, or drop --depth.")
-    if not volume:
-        return (size, size)
-    if depth is not None and depth < 1:
-        raise ConfigError(f"--depth must be at least 1; got {depth}.")
-    return (depth if depth is not None else max(size // 4, 8), size, size)
-
-
 def write_phantom_dataset(
     out: str | Path,
     modality: str,
@@ -84,7 +66,7 @@ def write_phantom_dataset(
         ConfigError: unknown modality, X-ray volumes, too small a shape or ``count < 1``.
     """
     if count < 1:
-        raise ConfigError(f"--count must be at least 1; got {count}.")
+        raise ConfigError(f"the number of phantoms must be at least 1; got {count}.")
     out = Path(out)
     cases = phantom_cases(modality, count, shape, seed)
     names, seeds, infos = [], [], []

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import torch
 from PIL import Image
 
 from samforge.data import ObjectSegmentationDataset, open_dataset
+from samforge.testing.timing import machine_description
 
 
 def blobs(shape: tuple[int, ...], rng: np.random.Generator, count: int = 6) -> np.ndarray:
@@ -120,10 +120,7 @@ def main() -> None:
             folder.mkdir()
             rows += bench_nifti(folder, args, compress)
         rows += bench_png(root / "png", args)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads"
-    )
+    print(f"machine: {machine_description()}")
     print(
         f"data: {args.volumes} volumes of {args.depth}×{args.size}×{args.size} int16; "
         f"{args.images} PNG images of {args.size}×{args.size} with masks"

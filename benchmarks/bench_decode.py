@@ -12,20 +12,19 @@ run alternately after a warm-up call each; medians. Ratio = official / samforge.
 from __future__ import annotations
 
 import argparse
-import platform
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from bench_vs_official import paired_medians  # this folder is on sys.path for a script
-
-from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam, official_predictor
 from samforge.inference import Predictor
 from samforge.inference.predictor import ImageEmbedding
 from samforge.models import build_model, get_config
+from samforge.testing.official import (
+    OFFICIAL_ARCHITECTURES,
+    build_official_sam,
+    official_predictor,
+)
+from samforge.testing.timing import machine_description, paired_medians
 
 # The goals for one box on a 512² image.
 GOAL_SECONDS = 0.015
@@ -102,9 +101,7 @@ def main() -> None:
 
     print(
         f"# vit_b decoder, input 1024², image {side}×{side}, embedding precomputed, fp32, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}, "
-        f"{torch.backends.cpu.get_cpu_capability()}"
+        f"{machine_description()}"
     )
     print(f"{'step':<24}{'official s':>12}{'samforge s':>12}{'ratio':>8}")
     for name, (official_s, ours_s) in rows.items():

@@ -13,37 +13,17 @@ one's largest value.
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import sys
-import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from bench_vs_official import architecture  # this folder is on sys.path for a script
-
-from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam
-from samforge.models.sam.image_encoder import ImageEncoderViT
-
-
-def alternating_medians(functions: dict, repeats: int) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) seconds per function, after one warm-up call each, timed in turn.
-    CPU seconds of this process leave out time spent waiting for a core that another
-    process holds, which wall seconds include on a shared machine."""
-    for function in functions.values():
-        function()
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            function()
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {
-        name: tuple(statistics.median(column) for column in zip(*values, strict=True))
-        for name, values in times.items()
-    }
+from samforge.models import build_model
+from samforge.testing.official import build_official_sam
+from samforge.testing.timing import (
+    BENCHMARK_ARCHITECTURES,
+    alternating_medians,
+    benchmark_architecture,
+    machine_description,
+)
 
 
 def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
@@ -53,16 +33,16 @@ def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="vit_b", choices=[*OFFICIAL_ARCHITECTURES, "vit_test"])
+    parser.add_argument("--arch", default="vit_b", choices=BENCHMARK_ARCHITECTURES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    config, arch = architecture(args.arch)
+    config, arch = benchmark_architecture(args.arch)
     official = build_official_sam(image_size=config.image_size, **arch).image_encoder
-    ours = ImageEncoderViT.from_config(config).eval()
+    ours = build_model(config).image_encoder.eval()
     ours.load_state_dict(official.state_dict(), strict=True)
     side = config.image_size
     images = torch.randn(args.batch, 3, side, side, generator=torch.Generator().manual_seed(0))
@@ -83,9 +63,7 @@ def main() -> None:
     reference = outputs["official fp32"]
     print(
         f"# {args.arch} image encoder, input {args.batch}×3×{side}², {args.repeats} repeats, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-        f"{platform.processor() or platform.machine()}"
+        f"{machine_description()}"
     )
     official_wall, official_cpu = seconds["official fp32"]
     print(f"{'encoder':<24}{'wall s':>9}{'ratio':>7}{'CPU s':>9}{'ratio':>7}{'max rel. error':>16}")

@@ -16,8 +16,6 @@ second, and the share of time spent sampling correction points.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
@@ -28,6 +26,7 @@ from samforge import prompts
 from samforge.evaluation.interactive2d import InteractiveSettings, evaluate_image
 from samforge.inference.predictor import Predictor
 from samforge.models import load_model
+from samforge.testing.timing import machine_description
 
 
 def disks(size: int, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -82,9 +81,7 @@ def main() -> None:
     protocol.correction_points = timer
     print(
         f"model {args.model} ({model.config.image_size}² input) | image {args.size}² | "
-        f"rounds {args.rounds} | torch {torch.__version__} threads {torch.get_num_threads()} "
-        f"| {os.cpu_count()} CPUs, {platform.processor() or platform.machine()} | "
-        f"{platform.python_version()}"
+        f"rounds {args.rounds} | {machine_description()}"
     )
     print(f"{'objects':>8} {'s/image':>9} {'obj×rounds/s':>13} {'sampling':>9}")
     for count in args.objects:

@@ -2,7 +2,8 @@
 
 Phantoms feed tests, the demo and training, so generating one should cost about what
 reading a real image costs. Baseline, measured in the same run: writing each phantom as a
-PNG (2D) or NIfTI (3D) once, then timing ``samforge.data.read_case`` of that file.
+PNG (2D) or NIfTI (3D) once (``samforge data phantom``'s layout), then timing
+``samforge.data.read_case`` of that file.
 
     python benchmarks/bench_phantoms.py [--repeats 5]
 """
@@ -15,11 +16,8 @@ import time
 from functools import partial
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
-from PIL import Image
-
-from samforge.data.io import read_case
+from samforge.data import read_case
+from samforge.data.phantom_datasets import write_phantom_dataset
 from samforge.data.phantoms import make_phantom
 
 CASES = [(m, (256, 256)) for m in ("ct", "mr", "us", "xray")] + [
@@ -37,16 +35,12 @@ def best_of(repeats: int, fn) -> float:
 
 
 def written(folder: Path, modality: str, shape: tuple[int, ...]) -> Path:
-    image, _, info = make_phantom(modality, shape=shape, seed=1)
+    """One phantom written as ``samforge data phantom`` writes it: its image file."""
+    dataset = write_phantom_dataset(folder / modality, modality, shape, count=1, seed=1)
+    (name,) = dataset.names
     if len(shape) == 2:
-        path = folder / f"{modality}.png"
-        low, high = info["display_range"]
-        scaled = np.clip((image - low) / (high - low) * 255, 0, 255).astype(np.uint8)
-        Image.fromarray(scaled).save(path)
-    else:
-        path = folder / f"{modality}.nii.gz"
-        nib.save(nib.Nifti1Image(image.astype(np.int16), info["affine"]), path)
-    return path
+        return dataset.folder / "images" / f"{name}.png"
+    return dataset.folder / "imagesTr" / f"{name}_0000.nii.gz"
 
 
 def main() -> None:

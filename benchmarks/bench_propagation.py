@@ -19,8 +19,6 @@ masks stop propagation after a slice or two, which would time nothing).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
@@ -34,6 +32,7 @@ from samforge.inference.volume_prompts import PROMPT_MODES, mask_logits
 from samforge.models import Sam
 from samforge.models.config import VIT_TEST
 from samforge.prompts import Prompts
+from samforge.testing.timing import machine_description
 
 # SAM's prompt encoder and mask decoder (identical in ViT-B/L/H) at SAM's 1024 input; the
 # encoder is never run (embeddings are drawn), so its size does not matter.
@@ -118,10 +117,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     predictor, volume, label, mapping = prepare(args.depth, args.size)
     embedded = len(predictor.model.embedded)
-    print(
-        f"propagation on cached embeddings | {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    )
+    print(f"propagation on cached embeddings | {machine_description()}")
     print(
         f"volume {args.depth}×{args.size}×{args.size}, SAM decoder at 1024 (embedding 64², "
         f"low-res 256²), IoU stop 0.5, box extension 0, prompt on slice {args.depth // 2}, "

@@ -10,53 +10,24 @@ faster). Both run in this process, on the same image and weights, timed alternat
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers.official import (
-    OFFICIAL_ARCHITECTURES,
-    build_official_sam,
-    official_predictor,
-)
 from samforge.inference import Predictor
-from samforge.models import SamConfig, build_model, get_config
-from samforge.models.config import VIT_TEST
-
-SMALL = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,))
-
-
-def architecture(name: str) -> tuple[SamConfig, dict]:
-    """samforge's config and the official builder's arguments for ``name`` (``vit_test``:
-    a tiny encoder for a quick check of the script)."""
-    if name == "vit_test":
-        return VIT_TEST, SMALL
-    return get_config(name), OFFICIAL_ARCHITECTURES[name]
-
-
-def paired_medians(official, ours, repeats: int) -> tuple[float, float]:
-    """Median seconds of each, after one warm-up call each, timed alternately so that load
-    from other processes falls on both alike."""
-    official()
-    ours()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for function, record in ((official, times[0]), (ours, times[1])):
-            start = time.perf_counter()
-            function()
-            record.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+from samforge.models import build_model
+from samforge.testing.official import build_official_sam, official_predictor
+from samforge.testing.timing import (
+    BENCHMARK_ARCHITECTURES,
+    benchmark_architecture,
+    machine_description,
+    paired_medians,
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="vit_b", choices=[*OFFICIAL_ARCHITECTURES, "vit_test"])
+    parser.add_argument("--arch", default="vit_b", choices=BENCHMARK_ARCHITECTURES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--decode-repeats", type=int, default=20)
     parser.add_argument("--image-side", type=int, default=512, help="side of the test image")
@@ -64,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    config, arch = architecture(args.arch)
+    config, arch = benchmark_architecture(args.arch)
     official = build_official_sam(image_size=config.image_size, **arch)
     ours = build_model(config)
     ours.load_state_dict(official.state_dict(), strict=True)
@@ -104,8 +75,7 @@ def main() -> None:
 
     print(
         f"# {args.arch}, input {config.image_size}², image {side}×{side}, fp32, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}"
+        f"{machine_description()}"
     )
     print(f"{'step':<28}{'official s':>12}{'samforge s':>12}{'ratio':>8}")
     for name, official_s, ours_s in rows:

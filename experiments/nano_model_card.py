@@ -20,18 +20,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hc18_finetune import held_out_images, trivial_references
+from samforge.data import read_case
+from samforge.data.builtin import mni152_case
+from samforge.evaluation.interactive2d import InteractiveSettings
+from samforge.evaluation.interactive3d import Protocol3D, evaluate_case
+from samforge.evaluation.report import write_report
+from samforge.files import write_text_atomically
+from samforge.inference import Predictor
+from samforge.inference.propagation import PropagationSettings
+from samforge.models import build_model, load_model
+from samforge.testing.timing import machine_description
+from samforge.workflows.interactive import (
+    evaluate_interactive2d,
+    model_free_dice,
+    phantom_images,
+)
+from samforge.workflows.subjects import SubjectRange, subject_images
 
 ROUNDS = 8
+HC18_HELD_OUT = SubjectRange(250, 299)  # never trained on by the recipe
 PHANTOM_SEED = 5000  # the recipe trains on seed 1 and validates on seed 999
 VOLUMES = {
     "totalseg_ct": ("totalsegmentator/example_ct_sm.nii.gz", "totalsegmentator/example_seg.nii.gz"),
@@ -48,60 +61,23 @@ def default_data() -> Path:
 
 def random_twin(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """A randomly initialised model of the same architecture and preprocessing."""
-    from samforge.models import build_model
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build_model(model.config).eval()
 
 
-def hc18_images(data: Path):
-    """HC18 subjects 250–299, never trained on by the recipe."""
-    images, _ = held_out_images(argparse.Namespace(data=data / "hc18", eval_subjects=(250, 299)))
-    return images
-
-
-def phantom_images(per_modality: int, size: int):
-    from samforge.data.phantoms import phantom_case
-    from samforge.evaluation.runs import iter_images
-
-    images = []
-    for modality in ("ct", "mr", "us", "xray"):
-        cases = [
-            phantom_case(modality, shape=(size, size), seed=PHANTOM_SEED + i)
-            for i in range(per_modality)
-        ]
-        images += iter_images(cases, f"{modality} phantoms")
-    return images
-
-
 def interactive(predictors: dict, images: list, out: Path, title: str) -> dict:
     """{model: {start: [Dice of round 1..ROUNDS]}} (mean over images of per-image Dice)."""
-    from samforge.evaluation.interactive2d import InteractiveSettings
-    from samforge.evaluation.runs import (
-        run_interactive2d,
-        summarize_interactive,
-        write_interactive_report,
-    )
-
     settings = InteractiveSettings(rounds=ROUNDS, seed=0)
-    rows, overlays = run_interactive2d(predictors, images, ("box", "point"), settings)
-    summary = summarize_interactive(rows, settings)
-    write_interactive_report(out, rows, overlays, summary, title)
-    table: dict = {}
-    for item in summary["dice_per_round"]:
-        table.setdefault(item["model"], {}).setdefault(item["start"], []).append(item["dice"])
-    return table
+    run = evaluate_interactive2d(predictors, images, out, title, settings)
+    return {
+        model: {start: [curve[r] for r in sorted(curve)] for start, curve in starts.items()}
+        for model, starts in run.dice_by_round().items()
+    }
 
 
 def volumes(predictors: dict, data: Path, out: Path) -> dict:
     """{volume: {model: mean 3D Dice over its largest objects}} from a box on one slice."""
-    from samforge.data.builtin import mni152_case
-    from samforge.data.readers.case import read_case
-    from samforge.evaluation.interactive3d import Protocol3D, evaluate_case
-    from samforge.evaluation.report import write_report
-    from samforge.inference.propagation import PropagationSettings
-
     cases = [
         read_case(data / image, data / label, name=name)
         for name, (image, label) in VOLUMES.items()
@@ -146,33 +122,30 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from samforge.inference.predictor import Predictor
-    from samforge.models import load_model
-
     trained = load_model(args.model)
     models = {"samforge_nano": trained, "random (same shape)": random_twin(trained)}
     predictors = {label: Predictor(model) for label, model in models.items()}
     started = time.perf_counter()
     results: dict = {"models": list(models), "interactive2d": {}, "references": {}}
-    groups = {"phantoms (held-out seeds)": phantom_images(args.phantoms, trained.config.image_size)}
+    size = trained.config.image_size
+    groups = {"phantoms (held-out seeds)": phantom_images(args.phantoms, size, PHANTOM_SEED)}
     if (args.data / "hc18").is_dir():
-        groups = {"HC18 250–299": hc18_images(args.data), **groups}
+        hc18, _ = subject_images(args.data / "hc18", HC18_HELD_OUT, "hc18")
+        groups = {"HC18 250–299": hc18, **groups}
     for group, images in groups.items():
         folder = args.out / group.split()[0].lower()
         results["interactive2d"][group] = interactive(predictors, images, folder, group)
-        results["references"][group] = trivial_references(images)
+        results["references"][group] = model_free_dice(images)
     results["volumes"] = volumes(predictors, args.data, args.out / "volumes")
     results["settings"] = {
         "model": args.model,
         "rounds": ROUNDS,
         "threads": args.threads,
         "seconds": time.perf_counter() - started,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__,
+        "machine": machine_description(),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    (args.out / "results.md").write_text(markdown(results))
+    write_text_atomically(args.out / "results.json", json.dumps(results, indent=2))
+    write_text_atomically(args.out / "results.md", markdown(results))
     print(markdown(results))
     print(json.dumps(results["references"], indent=2))
 

@@ -88,8 +88,9 @@ def slices_fed(images: list[torch.Tensor], expected: list[torch.Tensor]) -> list
 @pytest.fixture
 def recorder(monkeypatch) -> InputRecorder:
     model = InputRecorder()
-    for command in ("segment", "evaluate", "evaluate3d"):
-        monkeypatch.setattr(f"samforge.cli.{command}.load_model", lambda name: model)
+    # segment loads its model itself; every evaluate command through load_predictors.
+    for module in ("samforge.cli.segment", "samforge.workflows.predictors"):
+        monkeypatch.setattr(f"{module}.load_model", lambda name: model)
     return model
 
 

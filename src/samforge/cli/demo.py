@@ -1,24 +1,13 @@
-"""``samforge demo``: the built-in demonstration on phantoms and a real MRI, no download.
+"""``samforge demo``: the built-in demonstration (:mod:`samforge.workflows.demo`) with a
+spinner per step, a summary table and the path of the report.
 
-Steps (each into a subfolder of ``--out``): interactive 2D evaluation (box and point
-starts, then corrections) on 2D phantoms of four modalities; 3D segmentation by propagation
-from one slice of a CT phantom volume and of a real brain MRI (the MNI152 template that
-ships with nilearn, grey and white matter); a robustness sweep over the twelve
-corruptions at severity 3; a short fine-tune with the ``medicosam`` preset and the same 2D
-evaluation of the fine-tuned model. Ends with a summary table, ``summary.json`` and one
-self-contained ``report.html`` with every step's plots.
-
-The model is :data:`DEMO_MODEL`, ``samforge_nano``: samforge's small SAM, trained from
-scratch and shipped with the package (docs/samforge_nano.md). ``--model
-samforge_random_tiny`` runs the same steps on an untrained model, and says so.
+``--model samforge_random_tiny`` runs the same steps on an untrained model, and says so.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -26,23 +15,11 @@ from rich.panel import Panel
 from rich.table import Table
 
 from ..errors import ConfigError
-from ..evaluation.report import (
-    REPORT_HTML,
-    SUMMARY_JSON,
-    render_html,
-    write_json,
-)
-from ..files import write_bytes_atomically
-from ..inference.predictor import Predictor
-from ..models import load_model
-from . import demo_steps as steps
+from ..workflows.demo import DEMO_MODEL, UNTRAINED_MODELS, headline_rows, run_demo
 
 console = Console()
 
-DEMO_MODEL = "samforge_nano"
-UNTRAINED_MODELS = ("samforge_random_tiny",)
-
-T = TypeVar("T")
+__all__ = ["DEMO_MODEL", "demo"]
 
 
 def demo(
@@ -51,7 +28,6 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="A smaller run of every step (< 1 min)."),
 ) -> None:
     """Evaluate, propagate in 3D, stress with corruptions, fine-tune and evaluate again."""
-    started = time.perf_counter()
     if model in UNTRAINED_MODELS:
         console.print(
             Panel(
@@ -61,74 +37,19 @@ def demo(
                 style="yellow",
             )
         )
-    out = _writable(out)
-    plan = steps.DemoPlan.make(quick)
-    seconds: dict[str, float] = {}
+    result = run_demo(_writable(out), model, quick, observer=_ConsoleSteps())
+    console.print(_table(result.summary))
+    console.print(f"report: {result.report}; summary: {result.summary_path}", highlight=False)
 
-    def step(key: str, title: str, action: Callable[[], T]) -> T:
-        begun = time.perf_counter()
-        with console.status(f"{title} ..."):
-            value = action()
-        seconds[key] = time.perf_counter() - begun
-        console.print(f"[green]✓[/] {title} [dim]({seconds[key]:.1f} s)[/]", highlight=False)
-        return value
 
-    predictor = step("load_model", f"load {model}", lambda: Predictor(load_model(model)))
-    images = steps.eval_images(plan, plan.images_per_modality)
-    before, rows_before, _ = step(
-        "interactive2d",
-        f"interactive 2D: {len(images)} images, box/point + {plan.rounds - 1} corrections",
-        lambda: steps.interactive2d({"start": predictor}, images, plan, out / "interactive2d"),
-    )
-    volumes = {
-        case.name: step(
-            f"propagation3d_{case.name}",
-            f"3D propagation from one slice, {case.name} {case.image.shape}",
-            lambda case=case: steps.propagation3d(
-                predictor, case, plan, out / "propagation3d" / case.name
-            ),
-        )
-        for case in steps.volume_cases(plan)
-    }
-    robust = step(
-        "robustness",
-        "robustness: 12 corruptions at severity 3",
-        lambda: steps.robustness(predictor, plan, out / "robustness"),
-    )
-    export, training = step(
-        "finetune",
-        f"fine-tune (medicosam preset, {plan.finetune_steps} steps)",
-        lambda: steps.finetune(model, plan, out / "finetune"),
-    )
-    after, rows_after, _ = step(
-        "interactive2d_finetuned",
-        "interactive 2D of the fine-tuned model (same images)",
-        lambda: steps.interactive2d(
-            {"finetuned": Predictor(load_model(export))}, images, plan, out / "finetune" / "eval"
-        ),
-    )
-    seconds["total"] = time.perf_counter() - started
-    summary = {
-        "model": model,
-        "quick": quick,
-        "images_2d": len(images),
-        "rounds": plan.rounds,
-        "interactive2d": {
-            "dice": {"before_finetune": before["start"], "after_finetune": after["finetuned"]}
-        },
-        "propagation3d": volumes,
-        "robustness": robust,
-        "training": training,
-        "seconds": seconds,
-    }
-    figures = _figures(out, rows_before + rows_after)
-    write_json(out / SUMMARY_JSON, summary)
-    page = render_html(
-        f"samforge demo: {model}", {"headline": _headline(summary)} | summary, figures
-    )
-    report = write_bytes_atomically(out / REPORT_HTML, page.encode())
-    console.print(_table(summary))
-    console.print(f"report: {report}; summary: {out / SUMMARY_JSON}", highlight=False)
+class _ConsoleSteps:
+    """A spinner while a step runs, then a check mark with its seconds."""
+
+    def running(self, title: str) -> AbstractContextManager[object]:
+        return console.status(f"{title} ...")
+
+    def finished(self, title: str, seconds: float) -> None:
+        console.print(f"[green]✓[/] {title} [dim]({seconds:.1f} s)[/]", highlight=False)
 
 
 def _writable(out: Path) -> Path:
@@ -146,62 +67,12 @@ def _writable(out: Path) -> Path:
     return out
 
 
-def _figures(out: Path, rows: list[dict]) -> dict[str, Path]:
-    """Every step's plots, in the order of the steps."""
-    figures = {
-        "Dice per round, before and after the fine-tune": steps.before_after_plot(
-            rows, out / "dice_before_after.png"
-        ),
-        "examples (start model)": out / "interactive2d" / "examples.png",
-        "Dice per modality (start model)": out / "interactive2d" / "dice_per_dataset.png",
-        **{
-            f"3D propagation from one slice: {folder.name}": folder / "propagation.png"
-            for folder in sorted((out / "propagation3d").glob("*"))
-        },
-        "robustness (Dice per corruption)": out / "robustness" / "robustness.png",
-        "fine-tune loss": out / "finetune" / "loss.png",
-        "examples (fine-tuned model)": out / "finetune" / "eval" / "examples.png",
-    }
-    return {name: path for name, path in figures.items() if path.is_file()}
-
-
-def _headline(summary: dict) -> list[dict]:
-    """The summary as (step, measure, value) rows, for the table and the HTML page."""
-    rounds = summary["rounds"]
-    rows = []
-    for phase, label in (("before_finetune", "start model"), ("after_finetune", "fine-tuned")):
-        for start, values in summary["interactive2d"]["dice"][phase].items():
-            for round_ in (1, rounds):
-                rows.append(
-                    {
-                        "step": f"2D ({label})",
-                        "measure": f"Dice {start} start, round {round_}",
-                        "value": values.get(f"round_{round_}", float("nan")),
-                    }
-                )
-    for name, volume in summary["propagation3d"].items():
-        for key, measure in (("largest_object", "largest object"), ("mean_over_objects", "mean")):
-            value = volume["dice"][key]
-            rows.append({"step": f"3D {name}", "measure": f"Dice {measure}", "value": value})
-    robust = summary["robustness"]["dice"]
-    rows.append({"step": "robustness", "measure": "Dice clean", "value": robust["clean"]})
-    rows.append(
-        {"step": "robustness", "measure": "Dice degraded (mean of 12)", "value": robust["degraded"]}
-    )
-    training = summary["training"]
-    for key in ("loss_first", "loss_last"):
-        rows.append({"step": "fine-tune", "measure": key.replace("_", " "), "value": training[key]})
-    for key, value in summary["seconds"].items():
-        rows.append({"step": "time", "measure": f"{key} (s)", "value": value})
-    return rows
-
-
 def _table(summary: dict) -> Table:
     table = Table(
         title=f"samforge demo: {summary['model']}" + (" (quick)" if summary["quick"] else "")
     )
     for column in ("step", "measure", "value"):
         table.add_column(column, justify="right" if column == "value" else "left")
-    for row in _headline(summary):
+    for row in headline_rows(summary):
         table.add_row(row["step"], row["measure"], f"{row['value']:.3f}")
     return table

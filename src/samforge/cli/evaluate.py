@@ -14,8 +14,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from ..data import open_dataset
 from ..data.corruptions import PAPER_SEVERITY, resolve_corruption_names
-from ..data.io import open_dataset
 from ..errors import ConfigError
 from ..evaluation.interactive2d import START_PROMPTS, InteractiveSettings
 from ..evaluation.report import RESULTS_CSV, read_csv, write_csv
@@ -27,9 +27,7 @@ from ..evaluation.runs import (
     summarize_interactive,
     write_interactive_report,
 )
-from ..inference.disk_cache import DiskEmbeddingCache
-from ..inference.predictor import Predictor
-from ..models import load_model
+from ..workflows.predictors import load_predictors
 from .options import intensity_option, window_option
 
 app = typer.Typer(
@@ -39,28 +37,6 @@ app = typer.Typer(
 
 MODEL_HELP = "Registered model name or checkpoint file; repeat to compare models."
 DATA_HELP = "Dataset folder (any layout samforge reads); repeat for several datasets."
-
-
-def _predictors(models: list[str], cache: Path) -> dict[str, Predictor]:
-    """Model label -> Predictor with a shared on-disk embedding cache."""
-    disk_cache = DiskEmbeddingCache(cache)
-    predictors: dict[str, Predictor] = {}
-    for name in models:
-        label = _label(name, models)
-        if label in predictors:
-            raise ConfigError(f"model {name!r} is given twice (as {label!r}); give each once.")
-        predictors[label] = Predictor(load_model(name), disk_cache=disk_cache)
-    return predictors
-
-
-def _label(name: str, models: list[str]) -> str:
-    """A file's stem, with its folder when two files share a stem (every training run
-    exports ``model.pth``: ``runs/a/model.pth`` -> ``a/model``)."""
-    path = Path(name)
-    if not path.is_file():
-        return name
-    stems = [Path(other).stem for other in models if Path(other).is_file()]
-    return path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}/{path.stem}"
 
 
 def _images(
@@ -109,7 +85,7 @@ def interactive2d(
     starts = _starts(start)
     settings = InteractiveSettings(rounds=rounds, use_masks=use_masks, min_size=min_size, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
-    predictors = _predictors(model, cache or out / "embeddings")
+    predictors = load_predictors(model, cache or out / "embeddings")
     rows, overlays = run_interactive2d(
         predictors,
         _images(data, intensity, window, limit),
@@ -151,7 +127,7 @@ def robustness(
         raise ConfigError(f"--severities {bad} out of range; use 1–5 (3 = the paper's setting).")
     settings = InteractiveSettings(start=start, rounds=rounds, min_size=min_size)
     out.mkdir(parents=True, exist_ok=True)
-    predictors = _predictors(model, cache or out / "embeddings")
+    predictors = load_predictors(model, cache or out / "embeddings")
     rows = run_robustness(
         predictors,
         _images(data, intensity, window, limit),

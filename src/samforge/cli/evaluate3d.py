@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..data.io import open_dataset
+from ..data import open_dataset
 from ..errors import ConfigError
 from ..evaluation.interactive3d import (
     DEFAULT_BOX_EXTENSIONS,
@@ -28,10 +28,8 @@ from ..evaluation.interactive3d import (
     write_interactive3d_report,
 )
 from ..evaluation.report import RESULTS_CSV, read_csv, write_csv
-from ..inference.disk_cache import DiskEmbeddingCache
-from ..inference.predictor import Predictor
 from ..inference.volume_prompts import PROMPT_MODES
-from ..models import load_model
+from ..workflows.predictors import load_predictors
 from .options import intensity_option, window_option
 
 console = Console()
@@ -80,15 +78,8 @@ def interactive3d(
     if val_data.resolve() == data.resolve():
         raise ConfigError("--val-data and --data are the same: tune on separate volumes.")
     val_cases, test_cases = open_dataset(val_data), open_dataset(data)
-    labels = [_label(name) for name in model]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"--model names {labels} repeat: give each model once.")
     out.mkdir(parents=True, exist_ok=True)
-    disk_cache = DiskEmbeddingCache(cache or out / "embeddings")
-    predictors = {
-        label: Predictor(load_model(name), disk_cache=disk_cache)
-        for label, name in zip(labels, model, strict=True)
-    }
+    predictors = load_predictors(model, cache or out / "embeddings")
     total = len(predictors) * (len(val_cases) + len(test_cases))
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -123,7 +114,3 @@ def interactive3d(
             highlight=False,
         )
     console.print(f"report: {report}", highlight=False, soft_wrap=True)
-
-
-def _label(name: str) -> str:
-    return Path(name).stem if Path(name).is_file() else name

@@ -14,18 +14,12 @@ each test volume's own labels, which inflates its numbers.)
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -33,12 +27,12 @@ from ..data.intensity import IntensitySettings
 from ..data.objects import ObjectInstance, instances_from_labels
 from ..data.record import Case
 from ..errors import ConfigError, InputImageError
-from ..files import write_bytes_atomically
 from ..inference.predictor import Predictor
 from ..inference.propagation import PropagationSettings, propagate
 from ..inference.volume_prompts import PROMPT_MODES
 from ..prompts import Prompts, box_from_masks, center_points
 from .metrics import dice, hd95, normalized_surface_distance
+from .plots import plot_grid_dice, plot_test_dice
 from .report import write_report
 
 START_PROMPTS_3D: tuple[str, ...] = ("box", "point")
@@ -329,55 +323,6 @@ def write_interactive3d_report(
         "test_Dice_per_object": plot_test_dice(rows, out / "test_dice.png"),
     }
     return write_report(out, rows, summary, figures, title)
-
-
-def plot_grid_dice(summary: dict, path: Path) -> Path:
-    """Mean validation Dice of every setting of the grid, one bar series per model; the
-    chosen setting of each model is outlined."""
-    table = summary["validation_grid"]
-    labels = list(dict.fromkeys(row["setting"] for row in table))
-    models = list(summary["chosen_settings"])
-    width = 0.8 / len(models)
-    figure, axis = plt.subplots(figsize=(max(6, 0.35 * len(labels) * len(models) + 2), 4.5))
-    for index, model in enumerate(models):
-        values = {row["setting"]: row["val_dice"] for row in table if row["model"] == model}
-        chosen = summary["chosen_settings"][model]["setting"]
-        positions = np.arange(len(labels)) + index * width
-        bars = axis.bar(positions, [values.get(label, np.nan) for label in labels], width)
-        bars[labels.index(chosen)].set_edgecolor("black")
-        bars[labels.index(chosen)].set_linewidth(2)
-        bars[0].set_label(f"{model} (chosen: {chosen})")
-    axis.set_xticks(np.arange(len(labels)) + width * (len(models) - 1) / 2, labels)
-    axis.tick_params(axis="x", rotation=70, labelsize=7)
-    axis.set(ylabel="mean Dice (validation objects)", ylim=(0, 1.02))
-    axis.set_title("Propagation settings: validation grid (mode/IoU threshold/box extension)")
-    axis.legend(fontsize=8)
-    axis.grid(axis="y", alpha=0.3)
-    return _save_figure(figure, path)
-
-
-def plot_test_dice(rows: Sequence[dict], path: Path) -> Path:
-    """Per-object 3D Dice on the test data with the chosen setting, one column per model."""
-    models = list(dict.fromkeys(row["model"] for row in rows))
-    figure, axis = plt.subplots(figsize=(max(4, 1.5 * len(models) + 2), 4))
-    rng = np.random.default_rng(0)  # horizontal jitter only, for legibility
-    for index, model in enumerate(models):
-        values = [r["dice"] for r in rows if r["model"] == model and r["split"] == "test"]
-        axis.scatter(index + rng.uniform(-0.15, 0.15, len(values)), values, s=12, alpha=0.7)
-        if values:
-            axis.hlines(np.mean(values), index - 0.3, index + 0.3, color="black")
-    axis.set_xticks(range(len(models)), models)
-    axis.set(ylabel="3D Dice per object (test)", ylim=(-0.02, 1.02))
-    axis.set_title("Test objects (line: mean)")
-    axis.grid(axis="y", alpha=0.3)
-    return _save_figure(figure, path)
-
-
-def _save_figure(figure, path: Path) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def _test_means(rows: Sequence[dict]) -> dict:

@@ -1,32 +1,40 @@
-"""Figures of an evaluation run, written as PNG files (atomically).
+"""Every figure samforge draws, written as PNG files (atomically); each function returns
+the path written.
 
-All functions take the long-format rows of :mod:`samforge.evaluation.report` (dicts with
-``model``, ``dataset``, ``case``, ``round``, ``dice`` and, depending on the run, ``start``,
-``corruption`` and ``severity``) and return the path written.
+Evaluation figures take the long-format rows of :mod:`samforge.evaluation.report` (dicts
+with ``model``, ``dataset``, ``case``, ``round``, ``dice`` and, depending on the run,
+``start``, ``corruption`` and ``severity``); the others take arrays.
+
+Only matplotlib's object-oriented API is used (``Figure``, never ``pyplot``): no global
+state, no display backend, safe in threads and on headless machines, and a user's own
+choice of backend stays as it is.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-
-# The object-oriented API without pyplot: no global state, no display backend, safe in
-# threads and on headless machines.
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..data.corruptions import CORRUPTIONS, PAPER_SEVERITY, corrupt_with_params
 from ..files import write_bytes_atomically
 from .report import image_level, mean_by
 
+SHEET_SIZE_INCHES = (15.0, 9.6)
+SHEET_DPI = 100  # the contact sheet is 1500 × 960 pixels
 
-def _save(figure, path: Path) -> Path:
+
+def _save(figure: Figure, path: Path, dpi: int = 110, tight: bool = True) -> Path:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return write_bytes_atomically(path, buffer.getvalue())
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+    return write_bytes_atomically(Path(path), buffer.getvalue())
 
 
 def plot_dice_vs_round(rows: Sequence[dict], path: Path) -> Path:
@@ -123,3 +131,141 @@ def plot_overlays(examples: Sequence[Overlay], path: Path, columns: int = 4) -> 
                 axis.contour(labels > 0, levels=[0.5], colors=colour, linewidths=0.8)
         axis.set_title(example.title, fontsize=7)
     return _save(figure, path)
+
+
+def plot_propagation(
+    volume: np.ndarray, truth: np.ndarray, prediction: np.ndarray, prompted: int, path: Path
+) -> Path:
+    """Slices through one object propagated in a (D, H, W) volume: five slices spread over
+    the object's extent and the prompted one, with the truth (green) and the propagated
+    mask (red); intensities shown between the volume's 1st and 99th percentiles."""
+    slices = np.flatnonzero(truth.any(axis=(1, 2)))
+    chosen = np.unique([*np.linspace(slices[0], slices[-1], 4).round().astype(int), prompted])
+    low, high = np.percentile(volume, (1, 99))
+    shown = np.clip((volume.astype(np.float32) - low) / max(high - low, 1e-6) * 255, 0, 255)
+    examples = [
+        Overlay(
+            np.repeat(shown[z][..., None], 3, axis=2),
+            truth[z].astype(np.uint8),
+            prediction[z].astype(np.uint8),
+            f"slice {z}" + (" (box prompt)" if z == prompted else ""),
+        )
+        for z in chosen
+    ]
+    return plot_overlays(examples, path, columns=len(examples))
+
+
+def plot_grid_dice(summary: dict, path: Path) -> Path:
+    """Mean validation Dice of every propagation setting of the 3D grid search, one bar
+    series per model; the chosen setting of each model is outlined."""
+    table = summary["validation_grid"]
+    labels = list(dict.fromkeys(row["setting"] for row in table))
+    models = list(summary["chosen_settings"])
+    width = 0.8 / len(models)
+    figure = Figure(figsize=(max(6, 0.35 * len(labels) * len(models) + 2), 4.5))
+    axis = figure.subplots()
+    for index, model in enumerate(models):
+        values = {row["setting"]: row["val_dice"] for row in table if row["model"] == model}
+        chosen = summary["chosen_settings"][model]["setting"]
+        positions = np.arange(len(labels)) + index * width
+        bars = axis.bar(positions, [values.get(label, np.nan) for label in labels], width)
+        bars[labels.index(chosen)].set_edgecolor("black")
+        bars[labels.index(chosen)].set_linewidth(2)
+        bars[0].set_label(f"{model} (chosen: {chosen})")
+    axis.set_xticks(np.arange(len(labels)) + width * (len(models) - 1) / 2, labels)
+    axis.tick_params(axis="x", rotation=70, labelsize=7)
+    axis.set(ylabel="mean Dice (validation objects)", ylim=(0, 1.02))
+    axis.set_title("Propagation settings: validation grid (mode/IoU threshold/box extension)")
+    axis.legend(fontsize=8)
+    axis.grid(axis="y", alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_test_dice(rows: Sequence[dict], path: Path) -> Path:
+    """Per-object 3D Dice on the test data with the chosen setting, one column per model."""
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    figure = Figure(figsize=(max(4, 1.5 * len(models) + 2), 4))
+    axis = figure.subplots()
+    rng = np.random.default_rng(0)  # horizontal jitter only, for legibility
+    for index, model in enumerate(models):
+        values = [r["dice"] for r in rows if r["model"] == model and r["split"] == "test"]
+        axis.scatter(index + rng.uniform(-0.15, 0.15, len(values)), values, s=12, alpha=0.7)
+        if values:
+            axis.hlines(np.mean(values), index - 0.3, index + 0.3, color="black")
+    axis.set_xticks(range(len(models)), models)
+    axis.set(ylabel="3D Dice per object (test)", ylim=(-0.02, 1.02))
+    axis.set_title("Test objects (line: mean)")
+    axis.grid(axis="y", alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_loss_curves(
+    histories: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: Path,
+    title: str,
+    ylabel: str = "train/loss",
+) -> Path:
+    """Training loss per step of one or more runs: ``{run: (steps, losses)}``.
+
+    With many steps the logged values are drawn faint and their moving mean (over a
+    twentieth of the steps) on top; with few, the values themselves with markers.
+    """
+    figure = Figure(figsize=(7, 4))
+    axis = figure.subplots()
+    for name, (steps, losses) in histories.items():
+        steps, losses = np.asarray(steps), np.asarray(losses, dtype=float)
+        width = max(1, len(losses) // 20)
+        if width == 1:
+            axis.plot(steps, losses, marker=".", label=name)
+            continue
+        (line,) = axis.plot(steps, losses, alpha=0.2, linewidth=0.8)
+        smooth = np.convolve(losses, np.ones(width) / width, mode="valid")
+        axis.plot(steps[width - 1 :], smooth, color=line.get_color(), label=name)
+    axis.set(xlabel="training step", ylabel=ylabel, title=title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_contact_sheet(
+    image: np.ndarray,
+    path: Path,
+    *,
+    severity: int = PAPER_SEVERITY,
+    seed: int = 0,
+    title: str | None = None,
+) -> Path:
+    """A 3 × 5 grid, 1500 × 960 pixels: the image and its 12 corruptions at ``severity``,
+    each titled with the parameters drawn.
+
+    Args:
+        image: (H, W) or (H, W, 3), uint8 or float on 0–255.
+    """
+    panels = [("clean", image, "")]
+    for kind in CORRUPTIONS:
+        degraded, params = corrupt_with_params(image, kind, severity, seed)
+        panels.append((kind, degraded, _parameter_summary(params)))
+    figure = Figure(figsize=SHEET_SIZE_INCHES, dpi=SHEET_DPI)
+    paper = " (the paper's setting)" if severity == PAPER_SEVERITY else ""
+    figure.suptitle(
+        f"{title or 'image'}: 12 corruptions at severity {severity}{paper}", fontsize=13
+    )
+    axes = figure.subplots(3, 5)
+    for axis in axes.flat:
+        axis.set_axis_off()
+    for axis, (name, panel, summary) in zip(axes.flat, panels, strict=False):
+        shown = np.asarray(panel, dtype=np.float64) / 255.0
+        axis.imshow(shown, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        axis.set_title(f"{name}\n{summary}" if summary else name, fontsize=9)
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.88, wspace=0.05, hspace=0.3)
+    return _save(figure, path, dpi=SHEET_DPI, tight=False)
+
+
+def _parameter_summary(params: dict[str, Any]) -> str:
+    """Short 'key=value' text of the drawn parameters for a panel title (two lines at most)."""
+    parts = []
+    for key, value in params.items():
+        if key in ("kind", "severity", "order"):
+            continue
+        parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+    return textwrap.fill(", ".join(parts), width=36, max_lines=2, placeholder=" …")

@@ -1,4 +1,5 @@
-"""``samforge evaluate`` on phantoms written to disk: reports, resume and the disk cache."""
+"""``samforge evaluate interactive2d`` and ``robustness`` on phantoms written to disk: reports,
+resume and the disk cache."""
 
 from __future__ import annotations
 
@@ -230,11 +231,11 @@ def test_bad_options_are_refused(phantom_folder, tmp_path):
 
 
 def test_model_files_with_one_stem_are_labelled_by_their_folder(tmp_path):
-    from samforge.cli.evaluate import _label
+    from samforge.workflows.predictors import model_labels
 
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
         (tmp_path / run / "model.pth").write_bytes(b"")
     models = [str(tmp_path / "a" / "model.pth"), str(tmp_path / "b" / "model.pth"), "sam_vit_b"]
-    assert [_label(m, models) for m in models] == ["a/model", "b/model", "sam_vit_b"]
-    assert _label(models[0], models[:1]) == "model"
+    assert model_labels(models) == ["a/model", "b/model", "sam_vit_b"]
+    assert model_labels(models[:1]) == ["model"]

@@ -1,0 +1,178 @@
+"""The steps of the demo (:mod:`samforge.workflows.demo`), each writing into its own
+subfolder of the out folder.
+
+Every step reuses the evaluation and training modules unchanged; this module only chooses
+the built-in cases (phantoms and nilearn's MNI152 template, no download), the sizes
+(:class:`DemoPlan`) and collects the headline numbers. Dice values are returned under a
+``dice`` key so a reader (and the test) can tell them from seconds and losses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.builtin import mni152_case
+from ..data.corruptions import PAPER_SEVERITY, resolve_corruption_names
+from ..data.phantoms import phantom_case
+from ..data.record import Case
+from ..evaluation.interactive2d import InteractiveSettings
+from ..evaluation.interactive3d import Protocol3D, case_objects, evaluate_case, start_prompt
+from ..evaluation.plots import plot_loss_curves, plot_propagation
+from ..evaluation.report import write_report
+from ..evaluation.robustness import run_robustness, summarize_robustness, write_robustness_report
+from ..evaluation.runs import EvalImage
+from ..inference import Predictor
+from ..inference.propagation import PropagationSettings, propagate
+from .finetune import finetune, finetune_config
+from .interactive import MODALITIES_2D, evaluate_interactive2d, phantom_images
+
+EVAL_SEED = 100  # evaluation phantoms; the fine-tune draws from FINETUNE_SEED: never the same
+FINETUNE_SEED = 7
+VOLUME_SEED = 200
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """How big each step is (``quick`` shrinks everything but keeps the structure)."""
+
+    images_per_modality: int
+    rounds: int
+    image_size: int
+    volume_shape: tuple[int, int, int]
+    volume_objects: int
+    robustness_images_per_modality: int
+    finetune_steps: int
+    finetune_count: int
+    mni152_step: int
+    lr: float = 3e-4
+
+    @classmethod
+    def make(cls, quick: bool) -> DemoPlan:
+        if quick:
+            return cls(2, 3, 128, (12, 128, 128), 2, 1, 10, 2, mni152_step=6)
+        return cls(8, 8, 128, (32, 128, 128), 6, 3, 200, 16, mni152_step=2)
+
+    def eval_images(self, per_modality: int) -> list[EvalImage]:
+        """2D phantoms of the four modalities for evaluation (seeds from EVAL_SEED)."""
+        return phantom_images(per_modality, self.image_size, EVAL_SEED)
+
+
+def interactive2d(
+    predictors: dict[str, Predictor], images: Sequence[EvalImage], plan: DemoPlan, out: Path
+) -> tuple[dict, list[dict]]:
+    """Box and point starts with ``rounds - 1`` corrections; ({model: {start: {"round_1":
+    dice, "round_<rounds>": dice}}}, rows)."""
+    settings = InteractiveSettings(rounds=plan.rounds)
+    run = evaluate_interactive2d(predictors, images, out, "Demo: interactive 2D", settings)
+    table = {
+        model: {
+            start: {f"round_{r}": curve[r] for r in (1, plan.rounds) if r in curve}
+            for start, curve in starts.items()
+        }
+        for model, starts in run.dice_by_round().items()
+    }
+    return table, run.rows
+
+
+def volume_cases(plan: DemoPlan) -> list[Case]:
+    """A generated CT phantom volume and a real brain MRI (nilearn's MNI152 template, grey
+    and white matter labels, read from nilearn's package): nothing to download."""
+    phantom = phantom_case("ct", shape=plan.volume_shape, seed=VOLUME_SEED, name="ct_phantom")
+    return [phantom, mni152_case(step=plan.mni152_step)]
+
+
+def propagation3d(predictor: Predictor, case: Case, plan: DemoPlan, out: Path) -> dict:
+    """The largest objects of a volume, each prompted with a box on its central slice and
+    propagated through the volume; 3D Dice per object."""
+    protocol = Protocol3D(start="box", max_objects=plan.volume_objects, min_size=50)
+    setting = PropagationSettings()
+    rows = [
+        {"model": "demo", "split": "test", **row}
+        for row in evaluate_case(predictor, case, [setting], protocol)
+    ]
+    largest = max(case_objects(case, protocol), key=lambda o: o.area)
+    index, prompts = start_prompt(largest.mask, protocol.start)
+    # The figure shows the scored run: the protocol's mapping, which knows the modality.
+    mapping = protocol.intensity_settings.volume_mapping(case.image, case.modality)
+    result = propagate(predictor, case.image, {index: prompts}, setting, mapping=mapping)
+    figure = plot_propagation(case.image, largest.mask, result.mask, index, out / "propagation.png")
+    summary = {
+        "protocol": {"start": "box", "setting": setting.label(), "volume": list(case.image.shape)},
+        "objects": rows,
+    }
+    title = f"Demo: 3D propagation from one slice, {case.name}"
+    write_report(out, rows, summary, {"propagated_object": figure}, title)
+    dices = [row["dice"] for row in rows]
+    biggest = max(rows, key=lambda row: row["voxels"])["dice"]
+    return {
+        "shape": list(case.image.shape),
+        "modality": case.modality,
+        "dice": {"largest_object": biggest, "mean_over_objects": float(np.mean(dices))},
+    }
+
+
+def robustness(predictor: Predictor, plan: DemoPlan, out: Path) -> dict:
+    """All twelve corruptions at the paper's severity, box start, clean vs degraded Dice."""
+    images = plan.eval_images(plan.robustness_images_per_modality)
+    settings = InteractiveSettings(start="box", rounds=plan.rounds)
+    corruptions = resolve_corruption_names(None)
+    rows = run_robustness(
+        {"demo": predictor}, images, corruptions, (PAPER_SEVERITY,), settings, show_progress=False
+    )
+    summary = summarize_robustness(rows)
+    write_robustness_report(out, rows, summary, "Demo: robustness")
+    last = max(item["round"] for item in summary["clean_vs_degraded"])
+    overall = next(i for i in summary["clean_vs_degraded"] if i["round"] == last)
+    per_corruption = {
+        item["corruption"]: item["dice"]
+        for item in summary["per_corruption"]
+        if item["round"] == last and item["corruption"] != "clean"
+    }
+    return {
+        "corruptions": len(corruptions),
+        "severity": PAPER_SEVERITY,
+        "round": last,
+        "dice": {
+            "clean": overall["clean_dice"],
+            "degraded": overall["degraded_dice"],
+            "per_corruption": per_corruption,
+        },
+    }
+
+
+def short_finetune(model: str, plan: DemoPlan, out: Path) -> tuple[Path, dict]:
+    """A short fine-tune with the ``medicosam`` preset on phantoms whose seeds differ from
+    the evaluation's (the demo's own earlier run is replaced); returns the exported model
+    and the training numbers."""
+    size = plan.image_size
+    phantoms = {
+        "phantoms": list(MODALITIES_2D),
+        "count": plan.finetune_count,
+        "shape": [size, size],
+        "seed": FINETUNE_SEED,
+    }
+    config = finetune_config(
+        "medicosam",
+        name="medicosam_demo",
+        model=model,
+        train=[phantoms],
+        output_dir=out,
+        steps=plan.finetune_steps,
+        lr=plan.lr,
+    )
+    result = finetune(config, if_exists="replace")
+    first, last = result.losses.window_means()
+    numbers = {
+        "steps": result.global_step,
+        "lr": plan.lr,
+        "loss_first": first,
+        "loss_last": last,
+        "loss_window_steps": result.losses.window(),
+    }
+    title = "Fine-tune (medicosam preset)"
+    plot_loss_curves({"medicosam": result.losses}, out / "loss.png", title)
+    return result.export_path, numbers

@@ -7,13 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	# RobustSAM's package, a test reference only; --no-deps keeps pip from pulling torchvision.
 	$(BIN)/python -m pip install --quiet --no-deps robust-segment-anything==1.0.0
 	touch $(STAMP)
@@ -24,18 +24,21 @@ demo: $(STAMP)
 	$(BIN)/samforge demo --out demo-report
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff format --check src tests benchmarks experiments
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks experiments
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_vs_official.py --arch vit_b
 
 clean:
-	rm -rf $(VENV) demo-report .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-report site .pytest_cache .ruff_cache

@@ -19,11 +19,12 @@ from .families import SamModel, build_model, family_of
 from .families.robustsam.model import RobustSam
 from .families.sam_unet.model import SamUNet
 from .sam.mask_decoder import DecoderOutput
-from .sam.model import Sam
+from .sam.model import PromptableModel, Sam
 
 __all__ = [
     "ARCHITECTURES",
     "DecoderOutput",
+    "PromptableModel",
     "RobustSam",
     "Sam",
     "SamConfig",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from samforge.errors import EmbeddingError
 from samforge.models import DecoderOutput, build_model
 from samforge.models.config import VIT_TEST
 
@@ -60,3 +61,14 @@ def test_masks_are_read_from_the_returned_features(model):
             weights = decoder.output_hypernetworks_mlps[index + 1](output.output_tokens[:, index])
             expected = torch.einsum("bc,bchw->bhw", weights, output.mask_features)
             torch.testing.assert_close(output.low_res_logits[:, index], expected)
+
+
+def test_plain_sam_refuses_another_familys_dict_embeddings(model):
+    """RobustSAM and SAM-UNet embed into a dict; plain SAM says so instead of failing deep
+    inside its decoder (it raised an AttributeError on the dict)."""
+    points, boxes, _ = prompts(1)
+    embeddings = {"image_embeddings": torch.zeros(1, 256, 16, 16)}
+    with torch.no_grad(), pytest.raises(EmbeddingError, match="dict"):
+        model.decode(embeddings, points, boxes)
+    with torch.no_grad(), pytest.raises(EmbeddingError, match="dict"):
+        model.decode_with_features(embeddings, points, boxes)

@@ -34,11 +34,12 @@ from ..config import SamConfig
 from ..families import EXTENDING_SAM, SAM, family_of
 from ..messages import preview_names
 from ..peft import has_peft
+from ..sam.model import PromptableModel
 from .reading import CONFIG_METADATA_KEY, PROVENANCE_METADATA_KEY, SAM_ROOTS, sidecar_path
 
 
 def export_official(
-    model: nn.Module,
+    model: PromptableModel,
     path: str | os.PathLike,
     *,
     provenance: Mapping[str, Any] | None = None,
@@ -68,7 +69,7 @@ def export_official(
 
 
 def export_model(
-    model: nn.Module, path: str | os.PathLike, *, provenance: Mapping[str, Any] | None = None
+    model: PromptableModel, path: str | os.PathLike, *, provenance: Mapping[str, Any] | None = None
 ) -> Path:
     """Write ``model`` with all its tensors in its family's public format (see the module
     docstring); plain SAM models get exactly :func:`export_official`'s file."""
@@ -79,7 +80,9 @@ def export_model(
     return _write(Path(path).expanduser(), state, config, provenance, wrap=family.export_layout)
 
 
-def official_state_dict(model: nn.Module, *, drop_extras: bool = False) -> dict[str, torch.Tensor]:
+def official_state_dict(
+    model: PromptableModel, *, drop_extras: bool = False
+) -> dict[str, torch.Tensor]:
     """The model's tensors under official SAM names: CPU, fp32, contiguous, detached."""
     config: SamConfig = model.config
     family = family_of(config)

@@ -24,10 +24,11 @@ from torch import nn
 
 from ...errors import CheckpointError
 from ..families import SamModel, build_model, family_of
+from ..sam.model import PromptableModel
 from . import hub, registry
 from .loading import load_model
 
-Source = str | os.PathLike | nn.Module
+Source = str | os.PathLike | PromptableModel
 FUSED_MODULES = ("image_encoder", "prompt_encoder")
 
 
@@ -36,7 +37,7 @@ class _Loaded:
     """A source resolved to a model, with what identifies it."""
 
     label: str
-    model: SamModel
+    model: PromptableModel
     file_sha256: str | None
 
 

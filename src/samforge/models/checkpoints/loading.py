@@ -74,15 +74,18 @@ def load_model(
     elif isinstance(state_or_path, Mapping):
         raw = unwrap_checkpoint(state_or_path)
     else:
-        spec, raw, registered = _resolve(state_or_path)
-        if raw is None:  # a built-in randomly initialised model
+        spec, resolved, registered = _resolve(state_or_path)
+        if resolved is None:  # a built-in randomly initialised model
+            assert spec is not None  # _resolve found it in the registry
             return _random_model(spec, config, image_size, preprocessing)
+        raw = resolved
 
     # Foreign families first: their wrapped layouts may not even look like SAM.
     state = _drop_unsupported(raw, strict=strict)
     # A registered name brings its config; a file recognised by its published name only
     # its preprocessing convention (the shapes decide the architecture).
-    target = config or raw.config or (spec.config if registered else None) or infer_config(state)
+    registered_config = spec.config if spec is not None and registered else None
+    target = config or raw.config or registered_config or infer_config(state)
     changes: dict[str, Any] = {}
     if image_size is not None:
         changes["image_size"] = image_size
@@ -137,7 +140,7 @@ def _spec_for_file(path: Path) -> ModelSpec | None:
     """
     for name in registry.list_models():
         spec = registry.get_model_spec(name)
-        published = {spec.filename, Path(spec.url or "").name} - {None, ""}
+        published = {file for file in (spec.filename, Path(spec.url or "").name) if file}
         # Only real file names: some URLs end in a bare ".../download".
         if path.name in {name for name in published if "." in name}:
             return spec

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..config import Preprocessing
-from ..sam.model import PromptableModel
+from ..sam.model import Sam
+
+if TYPE_CHECKING:  # SAM-UNet's package imports this record
+    from .sam_unet.model import SamUNet
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -50,7 +53,7 @@ class ModelFamily:
 
     name: str
     family: str
-    model_class: type[PromptableModel]
+    model_class: type[Sam] | type[SamUNet]
     owns_key: Callable[[str], bool] = _owns_no_key
     config_fields: Callable[[StateDict], dict[str, Any]] = _no_fields
     export_layout: str | None = None

@@ -49,6 +49,18 @@ def require(embeddings: Embeddings, keys: tuple[str, ...], family: str) -> Mappi
     return embeddings
 
 
+def require_tensor(embeddings: Embeddings, family: str) -> torch.Tensor:
+    """The embeddings of a family that returns the image embedding alone (plain SAM);
+    raises if they are another family's dict."""
+    if not isinstance(embeddings, torch.Tensor):
+        raise EmbeddingError(
+            f"{family} needs the (B, 256, h, w) tensor its embed_images returns, got a dict "
+            f"(keys {sorted(embeddings)}); embed the image with this model (embeddings of "
+            "another model family do not fit)."
+        )
+    return embeddings
+
+
 def to_device(embeddings: Embeddings, device: torch.device | str) -> Embeddings:
     return tree_map(lambda tensor: tensor.to(device), embeddings)
 

@@ -4,7 +4,7 @@ features into one mask, and the IoU token predicts each mask's quality."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self, cast
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +108,7 @@ class MaskDecoder(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, config: SamConfig, **extra_arguments: Any) -> MaskDecoder:
+    def from_config(cls, config: SamConfig, **extra_arguments: Any) -> Self:
         """The decoder of ``config``; subclasses pass the arguments they add."""
         return cls(
             transformer_dim=config.prompt_embed_dim,
@@ -147,6 +147,7 @@ class MaskDecoder(nn.Module):
             dense_prompt_embeddings,
             multimask_output,
         )
+        assert output.iou_predictions is not None  # SAM's decoder has its IoU head
         return output.low_res_logits, output.iou_predictions
 
     def forward_with_features(
@@ -295,7 +296,11 @@ def upscale_blocks(
     if not _is_sam_upscaling(upscaling):  # replaced or wrapped modules: run them as they are
         image = keys.transpose(1, 2).reshape(keys.shape[0], keys.shape[-1], height, width)
         return image_to_blocks(upscaling(image))
-    conv1, norm, act1, conv2, act2 = upscaling
+    # The layer types _is_sam_upscaling checked.
+    conv1, norm, act1, conv2, act2 = cast(
+        tuple[nn.ConvTranspose2d, LayerNorm2d, nn.Module, nn.ConvTranspose2d, nn.Module],
+        tuple(upscaling),
+    )
     x = keys.reshape(keys.shape[0], height, width, keys.shape[-1])
     x = _block_linear(conv1, x)  # (B, h, w, 2, 2, C/4)
     x = act1(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))

@@ -8,11 +8,14 @@ evaluation.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from ..config import SamConfig
 from .common import register_pixel_statistics
+from .embeddings import Embeddings, require_tensor
 from .image_encoder import ImageEncoderViT
 from .mask_decoder import DecoderOutput, MaskDecoder
 from .prompt_encoder import PromptEncoder
@@ -23,19 +26,33 @@ class PromptableModel(nn.Module):
     features; the device is that of the pixel-statistics buffers."""
 
     mask_threshold: float = 0.0
+    # Set by every family's __init__ (the buffers by register_pixel_statistics).
+    config: SamConfig
+    image_encoder: ImageEncoderViT
+    prompt_encoder: PromptEncoder
+    mask_decoder: MaskDecoder
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+    # Where the weights came from: set by load_model, fuse_modules and training's setup.
+    provenance: dict[str, Any]
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
+    def embed_images(self, images: torch.Tensor) -> Embeddings:
+        """(B, 3, S, S) model-ready images -> the family's embeddings (see
+        :mod:`~samforge.models.sam.embeddings`)."""
+        raise NotImplementedError
+
     def decode(
         self,
-        image_embeddings: torch.Tensor,
+        image_embeddings: Embeddings,
         points: tuple[torch.Tensor, torch.Tensor] | None = None,
         boxes: torch.Tensor | None = None,
         mask_inputs: torch.Tensor | None = None,
         multimask_output: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decode B prompts against one image, or one image per prompt.
 
         Args:
@@ -54,7 +71,15 @@ class PromptableModel(nn.Module):
         )[:2]
         return low_res, iou
 
-    def decode_with_features(self, *args, **kwargs) -> DecoderOutput:
+    def decode_with_features(
+        self,
+        image_embeddings: Embeddings,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        multimask_output: bool = False,
+        clean: bool = False,
+    ) -> DecoderOutput:
         """Each family's decoder, returning its features too (see :class:`Sam`)."""
         raise NotImplementedError
 
@@ -84,28 +109,30 @@ class Sam(PromptableModel):
         self.mask_decoder = self.mask_decoder_class.from_config(config)
         register_pixel_statistics(self, config)
 
-    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) model-ready images -> (B, 256, S/16, S/16) embeddings."""
+    def embed_images(self, images: torch.Tensor) -> Embeddings:
+        """(B, 3, S, S) model-ready images -> (B, 256, S/16, S/16) embeddings (a family
+        that extends SAM may return a dict, see :mod:`~samforge.models.sam.embeddings`)."""
         return self.image_encoder(images)
 
     def decode(
         self,
-        image_embeddings: torch.Tensor,
+        image_embeddings: Embeddings,
         points: tuple[torch.Tensor, torch.Tensor] | None = None,
         boxes: torch.Tensor | None = None,
         mask_inputs: torch.Tensor | None = None,
         multimask_output: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """See :meth:`PromptableModel.decode`; unlike :meth:`decode_with_features` it never
         lays out the mask features as an image, which costs as much as reading the masks."""
         if type(self.mask_decoder).forward is not MaskDecoder.forward:  # e.g. RobustSAM's
             return super().decode(image_embeddings, points, boxes, mask_inputs, multimask_output)
+        embedding = require_tensor(image_embeddings, "SAM")
         sparse, dense, image_pe = self.embed_prompts(points, boxes, mask_inputs)
-        return self.mask_decoder(image_embeddings, image_pe, sparse, dense, multimask_output)
+        return self.mask_decoder(embedding, image_pe, sparse, dense, multimask_output)
 
     def decode_with_features(
         self,
-        image_embeddings: torch.Tensor,
+        image_embeddings: Embeddings,
         points: tuple[torch.Tensor, torch.Tensor] | None = None,
         boxes: torch.Tensor | None = None,
         mask_inputs: torch.Tensor | None = None,
@@ -115,7 +142,8 @@ class Sam(PromptableModel):
         """As :meth:`decode`, also returning the decoder's mask features (B, 32, 4h, 4w) and
         the selected mask tokens (B, M, 256). ``clean`` selects RobustSAM's clean-image path
         in models that have one; plain SAM has a single path and ignores it."""
+        embedding = require_tensor(image_embeddings, "SAM")
         sparse, dense, image_pe = self.embed_prompts(points, boxes, mask_inputs)
         return self.mask_decoder.forward_with_features(
-            image_embeddings, image_pe, sparse, dense, multimask_output
+            embedding, image_pe, sparse, dense, multimask_output
         )

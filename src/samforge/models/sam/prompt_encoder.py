@@ -8,6 +8,7 @@ bottom-right box corners (the ONNX convention, so boxes can ride along with poin
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -18,6 +19,8 @@ from .common import LayerNorm2d
 
 class PositionEmbeddingRandom(nn.Module):
     """Fourier features of normalised (x, y) coordinates with a fixed random matrix."""
+
+    positional_encoding_gaussian_matrix: torch.Tensor  # a buffer
 
     def __init__(self, num_pos_feats: int = 64, scale: float = 1.0) -> None:
         super().__init__()
@@ -121,16 +124,16 @@ class PromptEncoder(nn.Module):
         embedding = self.pe_layer.forward_with_coords(points, self.input_image_size)
         labels = labels[..., None]
         embedding = torch.where(labels == -1, self.not_a_point_embed.weight, embedding)
-        for label, learned in enumerate(self.point_embeddings):
-            embedding = embedding + (labels == label) * learned.weight
+        for label in range(len(self.point_embeddings)):
+            embedding = embedding + (labels == label) * self._point_embedding(label)
         return embedding
 
     def _embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
         """(B, 4) boxes x0, y0, x1, y1 -> (B, 2, C) corner tokens."""
         corners = boxes.reshape(-1, 2, 2) + 0.5
         embedding = self.pe_layer.forward_with_coords(corners, self.input_image_size)
-        embedding[:, 0, :] += self.point_embeddings[2].weight[0]
-        embedding[:, 1, :] += self.point_embeddings[3].weight[0]
+        embedding[:, 0, :] += self._point_embedding(2)[0]
+        embedding[:, 1, :] += self._point_embedding(3)[0]
         return embedding
 
     def forward(
@@ -162,9 +165,13 @@ class PromptEncoder(nn.Module):
             dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(batch, -1, height, width)
         return torch.cat(sparse, dim=1), dense
 
+    def _point_embedding(self, label: int) -> torch.Tensor:
+        """(1, C) learned embedding of point label 0–3 (the ModuleList holds nn.Embedding)."""
+        return cast(nn.Embedding, self.point_embeddings[label]).weight
+
     @property
     def _device(self) -> torch.device:
-        return self.point_embeddings[0].weight.device
+        return self._point_embedding(0).device
 
 
 def _batch_size(points, boxes, masks) -> int:

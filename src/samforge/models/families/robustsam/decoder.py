@@ -16,6 +16,8 @@ Unlike the package, any number of prompts per call works (it handled one).
 
 from __future__ import annotations
 
+from typing import Any, Self
+
 import torch
 from torch import nn
 
@@ -53,8 +55,8 @@ class RobustMaskDecoder(MaskDecoder):
         self.custom_token_block = TokenBlock(tokens, transformer_dim // tokens)
 
     @classmethod
-    def from_config(cls, config: SamConfig) -> RobustMaskDecoder:  # type: ignore[override]
-        return super().from_config(config, vit_dim=config.encoder_embed_dim)
+    def from_config(cls, config: SamConfig, **extra_arguments: Any) -> Self:
+        return super().from_config(config, vit_dim=config.encoder_embed_dim, **extra_arguments)
 
     def image_features(
         self, image_embeddings: torch.Tensor, early_features: torch.Tensor, clean: bool

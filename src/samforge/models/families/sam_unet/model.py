@@ -63,7 +63,8 @@ class Reshaper(nn.Module):
         for layer in layers:  # as SAM-UNet initialises them
             if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):
                 nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(layer.bias)
+                if layer.bias is not None:  # always, as built above
+                    nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.reshaper:

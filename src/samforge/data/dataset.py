@@ -133,15 +133,18 @@ class ObjectSegmentationDataset(Dataset):
             "name": case.name if slice_index is None else name,
         }
         if self.degradations is not None:
-            kind, degraded = self._degraded(normalised, index)
+            kind, degraded = self._degraded(normalised, index, self.degradations)
             item["degraded_image"] = self.transform.image(degraded)[0].contiguous()
             item["degradation"] = kind
         return item
 
-    def _degraded(self, normalised: torch.Tensor, index: int) -> tuple[str, torch.Tensor]:
-        """One corruption, drawn per (seed, epoch, item), of a (1, C, H, W) 0–255 image."""
+    def _degraded(
+        self, normalised: torch.Tensor, index: int, kinds: tuple[str, ...]
+    ) -> tuple[str, torch.Tensor]:
+        """One of the corruptions ``kinds``, drawn per (seed, epoch, item), of a (1, C, H, W)
+        0–255 image."""
         rng = np.random.default_rng([self.seed, self.epoch, index, 1])
-        kind = self.degradations[int(rng.integers(len(self.degradations)))]
+        kind = kinds[int(rng.integers(len(kinds)))]
         image = normalised[0].permute(1, 2, 0).numpy()
         image = image[..., 0] if image.shape[-1] == 1 else image
         degraded = corrupt(image, kind, self.severity, seed=rng)
@@ -172,7 +175,7 @@ class ObjectSegmentationDataset(Dataset):
                 continue
             planes = range(case.label.shape[self.slice_axis]) if case.is_volume else [None]
             for slice_index in planes:
-                _, label = self._plane(case, slice_index, image=False)
+                label = self._label_plane(case, slice_index)
                 if label.any() and any(self._count(label).values()):
                     index.append((case_index, slice_index))
         if not index:
@@ -187,13 +190,20 @@ class ObjectSegmentationDataset(Dataset):
     def _count(self, label: np.ndarray) -> dict[int, list[int]]:
         return count_objects(label, self.min_size, self.classes, self.connectivity)
 
-    def _plane(
-        self, case: Case, slice_index: int | None, image: bool = True
-    ) -> tuple[np.ndarray | None, np.ndarray]:
-        if slice_index is None:
-            return (case.image if image else None), case.label
-        where = (slice(None),) * self.slice_axis + (slice_index,)
-        return (case.image[where] if image else None), case.label[where]
+    def _plane(self, case: Case, slice_index: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(image, label) of a 2D case, or of one slice of a volume."""
+        image = case.image if slice_index is None else case.image[self._where(slice_index)]
+        return image, self._label_plane(case, slice_index)
+
+    def _label_plane(self, case: Case, slice_index: int | None) -> np.ndarray:
+        """The label of a 2D case, or of one slice of a volume (only labelled cases are
+        indexed)."""
+        if case.label is None:
+            raise DataError(f"case {case.name!r} has no label map to draw objects from.")
+        return case.label if slice_index is None else case.label[self._where(slice_index)]
+
+    def _where(self, slice_index: int) -> tuple[slice | int, ...]:
+        return (slice(None),) * self.slice_axis + (slice_index,)
 
     def _case(self, case_index: int) -> tuple[Case, IntensityMapping]:
         """A case and its intensity mapping (a volume's one mapping for all its slices)."""

@@ -114,7 +114,7 @@ def slice_volume(case: Case, axis: int = 0, foreground_only: bool = False) -> It
     for index in range(case.image.shape[axis]):
         where = (slice(None),) * axis + (index,)
         label = None if case.label is None else case.label[where]
-        if foreground_only and not label.any():
+        if foreground_only and (label is None or not label.any()):  # None: raised above
             continue
         meta = dict(case.meta)
         meta.update(

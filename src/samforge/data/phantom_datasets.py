@@ -69,7 +69,9 @@ def write_phantom_dataset(
         raise ConfigError(f"the number of phantoms must be at least 1; got {count}.")
     out = Path(out)
     cases = phantom_cases(modality, count, shape, seed)
-    names, seeds, infos = [], [], []
+    names: list[str] = []
+    seeds: list[int] = []
+    infos: list[dict[str, Any]] = []
     for index, (image, label, info) in enumerate(
         track(cases, total=count, description="phantoms", disable=not show_progress)
     ):

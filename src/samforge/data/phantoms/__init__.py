@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ...errors import ConfigError, InputImageError
 from ..record import Case, normalize_modality
@@ -121,6 +122,7 @@ def make_phantom(modality: str, *, shape: tuple[int, ...] = (256, 256), seed: in
     kind = _modality(modality)
     shape3, is_volume = _shape3(shape, kind)
     rng = np.random.default_rng(seed)
+    image: NDArray[np.integer]  # int16 (CT), uint16 (MR, X-ray) or uint8 (US)
     if kind in ("ct", "mr"):
         spacing = _abdomen.spacing_for(shape3, is_volume)
         grid = Grid.centred(shape3, spacing)
@@ -148,11 +150,10 @@ def make_phantom(modality: str, *, shape: tuple[int, ...] = (256, 256), seed: in
 
     if not is_volume:
         image, label = image[0], label[0]
-        spacing = spacing[1:]
     info: dict[str, Any] = {
         "modality": kind,
         "labels": dict(names),
-        "spacing": tuple(float(s) for s in spacing),
+        "spacing": tuple(float(s) for s in (spacing if is_volume else spacing[1:])),
         "affine": _affine(grid),
         "units": units,
         "display_range": display,

@@ -11,14 +11,14 @@ by discs into several pieces in 3D).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from ._geometry import Grid, Tube, bezier, paint, pick_inside, random_blob, smooth_field
+from ._geometry import Grid, Tube, bezier, paint, pick_inside, placed, random_blob, smooth_field
 
 LABELS = {
     1: "liver",
@@ -115,7 +115,7 @@ class _Scene:
     label: NDArray[np.uint8]
     rx: float = 0.0  # body half-width (mm)
     ry: float = 0.0  # body half-depth (mm)
-    cavity: NDArray[np.bool_] | None = None  # inside the abdominal wall
+    cavity: NDArray[np.bool_] = field(init=False)  # inside the abdominal wall (_body)
     spine_y: float = 0.0  # centre of the vertebral body (mm, towards the back)
     spine_r: float = 0.0
     aorta_y: float = 0.0
@@ -171,7 +171,7 @@ def _body(scene: _Scene) -> None:
     body = random_blob(
         scene.rng, (0.0, 0.0, 0.0), (2000.0, scene.ry, scene.rx), deform=0.05, frequency=1.5
     )
-    box, level = body.evaluate(scene.grid)
+    box, level = placed(body.evaluate(scene.grid))
     fat, wall = u(12, 28), u(8, 14)
     inner = 1.0 - (fat + wall) / scene.ry
     paint(scene.tissue, Tissue.FAT, box, level < 1.0)
@@ -297,7 +297,7 @@ def _spine(scene: _Scene) -> None:
     vertebral_body = random_blob(scene.rng, (0.0, y, 0.0), (2000.0, r * 0.85, r), deform=0.04)
     arch = random_blob(scene.rng, (0.0, y + r + 14, 0.0), (2000.0, 15.0, 13.0), deform=0.03)
     for part in (vertebral_body, arch):
-        box, level = part.evaluate(grid)
+        box, level = placed(part.evaluate(grid))
         z = grid.coords(box)[0]
         in_disc = np.abs(np.mod(z - disc_offset, period) - period / 2) > period / 2 - disc / 2
         bone = (level < 1.0) & ~in_disc
@@ -327,7 +327,7 @@ def _lesion(scene: _Scene) -> None:
     index = tuple(sl.start + i for sl, i in zip(box, inner, strict=True))
     centre = tuple(ax[i] for ax, i in zip((grid.z, grid.y, grid.x), index, strict=True))
     spot = random_blob(scene.rng, centre, (radius, radius, radius), deform=0.1)
-    spot_box, level = spot.evaluate(grid)
+    spot_box, level = placed(spot.evaluate(grid))
     inside = (level < 1.0) & (label[spot_box] == 1)
     paint(scene.tissue, Tissue.LESION, spot_box, inside)
     paint(label, 8, spot_box, inside)

@@ -17,6 +17,8 @@ from scipy import ndimage
 
 Box = tuple[slice, slice, slice]
 Coords = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+# (box, a field on the box: a blob's level or a tube's distance)
+Hit = tuple[Box, NDArray[np.float64]]
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,12 @@ class Grid:
 
     @classmethod
     def centred(cls, shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> Grid:
-        axes = [(np.arange(n) - (n - 1) / 2.0) * s for n, s in zip(shape, spacing, strict=True)]
-        return cls(axes[0], axes[1], axes[2], tuple(float(s) for s in spacing))
+        axes = [
+            (np.arange(n, dtype=np.float64) - (n - 1) / 2.0) * s
+            for n, s in zip(shape, spacing, strict=True)
+        ]
+        dz, dy, dx = spacing
+        return cls(axes[0], axes[1], axes[2], (float(dz), float(dy), float(dx)))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -118,12 +124,20 @@ class Blob:
             )
         return np.sqrt(squared) / modulation
 
-    def evaluate(self, grid: Grid, scale: float = 1.0) -> tuple[Box, NDArray[np.float64]] | None:
+    def evaluate(self, grid: Grid, scale: float = 1.0) -> Hit | None:
         """(box, level on the box), or None if the blob misses the grid."""
         box = self.box(grid, scale)
         if box is None:
             return None
         return box, self.level(grid.coords(box))
+
+
+def placed(hit: Hit | None) -> Hit:
+    """``hit`` of a shape that lies inside the grid by construction (a phantom's anatomy
+    sits in a field of view fixed in millimetres, whatever the shape in pixels)."""
+    if hit is None:
+        raise RuntimeError("a shape placed inside the phantom's field of view misses it")
+    return hit
 
 
 def random_blob(
@@ -157,7 +171,7 @@ class Tube:
     points: NDArray[np.float64]  # (M, 3) centreline in mm, (z, y, x)
     radius: float
 
-    def evaluate(self, grid: Grid, pad: float = 0.0) -> tuple[Box, NDArray[np.float64]] | None:
+    def evaluate(self, grid: Grid, pad: float = 0.0) -> Hit | None:
         """(box, distance to the centreline in mm), or None if the tube misses the grid."""
         reach = self.radius + pad
         box = grid.box(self.points.min(axis=0) - reach, self.points.max(axis=0) + reach)

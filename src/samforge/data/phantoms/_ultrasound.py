@@ -17,7 +17,17 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from ._geometry import Blob, Grid, Tube, paint, pick_inside, random_blob, rotation, smooth_field
+from ._geometry import (
+    Blob,
+    Grid,
+    Tube,
+    paint,
+    pick_inside,
+    placed,
+    random_blob,
+    rotation,
+    smooth_field,
+)
 
 LABELS = {1: "fetal_head", 2: "amniotic_fluid", 3: "placenta", 4: "cyst"}
 
@@ -129,7 +139,7 @@ def _amniotic_sac(rng: np.random.Generator, scan: _Scan, head: Blob) -> Blob:
         yaw=math.atan2(head.rot[2, 1], head.rot[1, 1]) + u(-0.3, 0.3),  # the head's yaw
         deform=0.18,
     )
-    box, level = sac.evaluate(scan.grid, scale=1.2)
+    box, level = placed(sac.evaluate(scan.grid, scale=1.2))
     paint(scan.echo, 0.85, box, (level < 1.12) & (level >= 1.0))
     paint(scan.echo, 0.006, box, level < 1.0)
     paint(scan.atten, -0.004, box, level < 1.0)  # fluid attenuates less than tissue
@@ -161,7 +171,7 @@ def _placenta(rng: np.random.Generator, scan: _Scan, sac: Blob, sector: _Sector)
     centre_distance = np.hypot(middles[:, 1], middles[:, 2])
     pick = int(np.flatnonzero(visible)[0]) if visible.any() else int(centre_distance.argmin())
     placenta = Tube(arc(starts[pick]), radius)
-    box, dist = placenta.evaluate(grid)
+    box, dist = placed(placenta.evaluate(grid))
     inside = dist < radius
     granules = smooth_field(rng, inside.shape, _px(grid, (0.8, 0.8, 0.8)))
     paint(scan.echo, 0.0, box, inside)
@@ -174,7 +184,7 @@ def _fetal_head(
     rng: np.random.Generator, scan: _Scan, head: Blob, sector: _Sector, texture: NDArray
 ) -> None:
     """Skull rim (specular, attenuating), hypoechoic brain and the midline echo."""
-    box, level = head.evaluate(scan.grid)
+    box, level = placed(head.evaluate(scan.grid))
     coords = scan.grid.coords(box)
     b, a = head.radii[1], head.radii[2]
     thickness = rng.uniform(2.5, 4.0)
@@ -208,7 +218,7 @@ def _cyst(rng: np.random.Generator, scan: _Scan, sac: Blob, sector: _Sector, wal
         ax[i] for ax, i in zip((scan.grid.z, scan.grid.y, scan.grid.x), index, strict=True)
     )
     cyst = random_blob(rng, centre, (radius, radius, radius), deform=0.1)
-    box, level = cyst.evaluate(scan.grid)
+    box, level = placed(cyst.evaluate(scan.grid))
     paint(scan.echo, 0.004, box, level < 1.0)
     paint(scan.atten, -0.02, box, level < 1.0)
     paint(scan.label, 4, box, level < 1.0)
@@ -247,21 +257,23 @@ def _cyst_site(
     good = np.flatnonzero(inside & clear)
     if good.size:
         k = int(good[0])
-        point = (z[k], y[k], x[k])
-        return tuple(  # type: ignore[return-value]
-            int(np.abs(ax - v).argmin())
-            for ax, v in zip((grid.z, grid.y, grid.x), point, strict=True)
+        return (
+            int(np.abs(grid.z - z[k]).argmin()),
+            int(np.abs(grid.y - y[k]).argmin()),
+            int(np.abs(grid.x - x[k]).argmin()),
         )
     # Crowded sector (small images): the deepest free voxel.
     free = (label == 0) & np.broadcast_to(
         np.hypot(grid.coords(grid.full())[1] - apex_y, grid.coords(grid.full())[2]) > r_low,
         grid.shape,
     )
-    return pick_inside(rng, free, grid.spacing, margin)  # type: ignore[return-value]
+    iz, iy, ix = pick_inside(rng, free, grid.spacing, margin)
+    return iz, iy, ix
 
 
 def _px(grid: Grid, mm: tuple[float, float, float]) -> tuple[float, float, float]:
-    return tuple(m / s for m, s in zip(mm, grid.spacing, strict=True))
+    (dz, dy, dx), (z, y, x) = grid.spacing, mm
+    return (z / dz, y / dy, x / dx)
 
 
 def _incidence(head: Blob, coords, apex_y: float) -> NDArray[np.float64]:

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from ._geometry import Grid, Tube, bezier, paint, pick_inside, random_blob
+from ._geometry import Grid, Tube, bezier, paint, pick_inside, placed, random_blob
 
 LABELS = {1: "lung_right", 2: "lung_left", 3: "heart", 4: "clavicle", 5: "nodule"}
 
@@ -61,7 +61,7 @@ def build(
             deform=0.15,
             frequency=1.6,
         )
-        box, level = blob.evaluate(grid)
+        box, level = placed(blob.evaluate(grid))
         inside = (level < 1.0) & (np.abs(grid.coords(box)[2]) > u(12, 18))
         thickness = 2.0 * blob.radii[0] * np.sqrt(np.clip(1.0 - level**2, 0.0, None))
         air[box] += np.where(inside, thickness, 0.0)
@@ -76,7 +76,7 @@ def build(
         yaw=u(-0.6, -0.3),
         deform=0.06,
     )
-    box, level = heart.evaluate(grid)
+    box, level = placed(heart.evaluate(grid))
     inside = level < 1.0
     heart_thickness = 2.0 * heart.radii[0] * np.sqrt(np.clip(1.0 - level**2, 0.0, None))
     air[box] = np.maximum(air[box] - np.where(inside, heart_thickness, 0.0), 0.0)
@@ -122,7 +122,7 @@ def build(
     index = (box[0].start + inner[0], box[1].start + inner[1])
     centre = (0.0, grid.y[index[0]], grid.x[index[1]])
     nodule = random_blob(rng, centre, (radius, radius, radius), deform=0.08)
-    box, level = nodule.evaluate(grid)
+    box, level = placed(nodule.evaluate(grid))
     sphere = 2.0 * radius * np.sqrt(np.clip(1.0 - level**2, 0.0, None))
     air[box] = np.maximum(air[box] - sphere, 0.0)
     paint(label, 5, box, level < 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def write_mask(path: str | Path, mask: np.ndarray, reference: Case) -> None:
     path = Path(path)
     mask = _as_mask(np.asarray(mask), reference, path)
     suffix = suffix_of(path)
+    writer: Callable[..., None]  # called with the path and args
     if suffix in (".nii", ".nii.gz"):
         writer = nifti.write_nifti_mask
         args: tuple = (mask, reference)

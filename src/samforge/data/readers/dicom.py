@@ -93,7 +93,7 @@ def read_series(files: Sequence[Path], origin: Path) -> tuple[np.ndarray, dict]:
     Raises:
         DataError: files of several series, two slices at one position, unreadable pixels.
     """
-    datasets = []
+    datasets: list[Dataset] = []
     for path in files:
         with reading(path, "DICOM"):
             datasets.append(pydicom.dcmread(path))

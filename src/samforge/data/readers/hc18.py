@@ -40,13 +40,14 @@ def open_hc18(root: Path) -> CaseList:
     """Frames in ``root`` or ``root/images``, outlines in ``root`` or ``root/annotations``."""
     images_dir = root / "images" if (root / "images").is_dir() else root
     notes_dir = root / "annotations" if (root / "annotations").is_dir() else root
-    frames = sorted(p for p in images_dir.glob("*HC.png") if _FRAME.match(p.stem))
+    subjects = {p: m.group(1) for p in images_dir.glob("*HC.png") if (m := _FRAME.match(p.stem))}
+    frames = sorted(subjects)
     if not frames:
         raise DataError(f"{root} holds no HC18 frames (NNN_HC.png).")
     spacing = _pixel_sizes(root)
     refs = []
     for frame in frames:
-        subject = _FRAME.match(frame.stem).group(1)
+        subject = subjects[frame]
         note = notes_dir / f"{frame.stem}_Annotation.png"
         note_path = note if note.exists() else None
         loader = partial(_load, frame, note_path, subject, spacing.get(frame.name))

@@ -32,7 +32,8 @@ _DEPTH_AXES = "ZQITC"  # tifffile's names for an axis that stacks 2D planes
 
 def read_pil(path: Path) -> np.ndarray:
     """(H, W) or (H, W, C) array of a PNG/JPEG/BMP image."""
-    with reading(path, "an image (Pillow)"), Image.open(path) as image:
+    with reading(path, "an image (Pillow)"), Image.open(path) as opened:
+        image: Image.Image = opened
         mode = image.mode
         if mode == "P" and "transparency" in image.info:
             image = image.convert("RGBA")
@@ -44,7 +45,8 @@ def read_pil(path: Path) -> np.ndarray:
 
 def read_pil_label(path: Path) -> np.ndarray:
     """(H, W) integer label map of a PNG/BMP label image (palette indices kept)."""
-    with reading(path, "a label image (Pillow)"), Image.open(path) as image:
+    with reading(path, "a label image (Pillow)"), Image.open(path) as opened:
+        image: Image.Image = opened
         if image.mode == "LA":
             image = image.getchannel("L")
         array = np.asarray(image)

@@ -16,6 +16,7 @@ import urllib.request
 import zipfile
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -252,5 +253,5 @@ def _memmap_member(path: Path, member: str) -> np.ndarray | None:
         local = raw.read(30)
     name_length, extra_length = struct.unpack("<HH", local[26:30])
     offset = info.header_offset + 30 + name_length + extra_length + header_size
-    order = "F" if fortran else "C"
+    order: Literal["F", "C"] = "F" if fortran else "C"
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)

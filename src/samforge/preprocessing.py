@@ -64,7 +64,7 @@ class ModelInputTransform:
 
     def image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 1 or 3, H, W) images in [0, 255] -> (B, 3, S, S) model input."""
-        size = self.resized_shape(tuple(images.shape[-2:]))
+        size = self.resized_shape((images.shape[-2], images.shape[-1]))
         images = self._resize(images.float().expand(-1, 3, -1, -1), size)
         if self.preprocessing == "medsam":
             low = images.amin(dim=(1, 2, 3), keepdim=True)
@@ -86,7 +86,7 @@ class ModelInputTransform:
 
     def label_masks(self, masks: torch.Tensor) -> torch.Tensor:
         """(B, N, H, W) binary masks -> (B, N, S, S) in the model frame (nearest, padded)."""
-        size = self.resized_shape(tuple(masks.shape[-2:]))
+        size = self.resized_shape((masks.shape[-2], masks.shape[-1]))
         if size != tuple(masks.shape[-2:]):
             # nearest-exact samples pixel centres: the alignment of bilinear/align_corners=False
             masks = F.interpolate(masks.float(), size=size, mode="nearest-exact").to(masks.dtype)

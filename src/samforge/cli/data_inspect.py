@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.progress import track
 from rich.table import Table
 
@@ -35,23 +35,22 @@ def inspect(
     dataset = open_dataset(path, layout=layout, modality=modality, split=split)
     cases = dataset if limit is None else dataset[:limit]
     table = _table(f"{path} — {dataset.description}", min_size)
-    totals = {"objects": 0, "sizes": []}
+    all_sizes: list[int] = []
     for case in track(cases, description="reading", console=console, transient=True):
         row, sizes = _row(case, min_size)
         table.add_row(*row)
-        totals["objects"] += len(sizes)
-        totals["sizes"].extend(sizes)
+        all_sizes.extend(sizes)
     console.print(table)
     subjects = len(set(cases.subjects))
     console.print(
-        f"{len(cases)} cases of {len(dataset)}, {subjects} subjects, {totals['objects']} "
-        f"objects ≥ {min_size} px{_size_summary(totals['sizes'])}"
+        f"{len(cases)} cases of {len(dataset)}, {subjects} subjects, {len(all_sizes)} "
+        f"objects ≥ {min_size} px{_size_summary(all_sizes)}"
     )
 
 
 def _table(title: str, min_size: int) -> Table:
     table = Table(title=title)
-    for name, justify in [
+    columns: list[tuple[str, JustifyMethod]] = [
         ("case", "left"),
         ("subject", "left"),
         ("modality", "left"),
@@ -60,7 +59,8 @@ def _table(title: str, min_size: int) -> Table:
         ("classes", "left"),
         (f"objects ≥{min_size}", "right"),
         ("object size min/median/max", "right"),
-    ]:
+    ]
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     return table
 

@@ -157,6 +157,7 @@ def _slice_prompt(
     case: Case, index: int | None, prompts: Prompts, path: Path
 ) -> tuple[int, Prompts]:
     _plane(case, index, path)  # checks that the slice is given and inside the volume
+    assert index is not None  # _plane raised for a volume without --slice
     if prompts.num_objects > 1:
         raise PromptError(
             f"--slice {index} has {prompts.num_objects} boxes: --propagate follows one object, "

@@ -118,7 +118,7 @@ def interactive_rounds(
         prompts = Prompts(points, torch.ones(points.shape[:2]))
     # A single point is ambiguous (SAM's paper): ask for 3 masks and keep the best.
     multimask = wants_multimask(prompts)
-    predictions = []
+    predictions: list[torch.Tensor] = []
     for round_index in range(settings.rounds):
         if round_index > 0:
             prompts = prompts.corrected(predictions[-1], masks, generator)

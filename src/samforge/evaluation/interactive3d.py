@@ -18,6 +18,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -237,7 +238,7 @@ def run_interactive3d(
     on_case: Callable[[Case], None] | None = None,
     *,
     rows: Sequence[dict] = (),
-    checkpoint: Callable[[list[dict]], None] | None = None,
+    checkpoint: Callable[[list[dict]], object] | None = None,
     on_embedded: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict], dict]:
     """Grid search on the validation cases, then the test cases with the chosen setting.
@@ -272,7 +273,7 @@ def run_interactive3d(
             protocol,
             on_case,
             done=earlier["val"],
-            on_rows=lambda new_rows, name=name: keep(name, "val", new_rows),
+            on_rows=partial(keep, name, "val"),
             on_embedded=on_embedded,
         )
         for case in test_cases:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def variants(
     seed = zlib.crc32(image.name.encode())
     for kind in corruptions:
         for severity in severities:
-            yield kind, int(severity), lambda k=kind, s=severity: corrupt(image.rgb, k, s, seed)
+            yield kind, int(severity), partial(corrupt, image.rgb, kind, severity, seed)
 
 
 def run_robustness(
@@ -46,7 +47,7 @@ def run_robustness(
     settings: InteractiveSettings | None = None,
     *,
     rows: list[dict] | None = None,
-    checkpoint: Callable[[list[dict]], None] | None = None,
+    checkpoint: Callable[[list[dict]], object] | None = None,
     show_progress: bool = True,
 ) -> list[dict]:
     """Evaluate every (image, corruption, severity, model) not yet in ``rows``.

@@ -68,8 +68,13 @@ def iter_images(
             continue
         labelled += 1
         mapping = settings.case_mapping(case)
-        if case.is_volume:
-            planes = ((s.name, mapping(s.image), s.label) for s in slice_volume(case, 0, True))
+        planes: Iterator[tuple[str, np.ndarray, np.ndarray]]
+        if case.is_volume:  # the slices of a labelled volume have labels
+            planes = (
+                (s.name, mapping(s.image), s.label)
+                for s in slice_volume(case, 0, True)
+                if s.label is not None
+            )
         else:
             planes = iter([(case.name, mapping(case.image), case.label)])
         for name, rgb, label in planes:
@@ -107,7 +112,7 @@ def run_interactive2d(
     settings: InteractiveSettings,
     *,
     rows: list[dict] | None = None,
-    checkpoint: Callable[[list[dict]], None] | None = None,
+    checkpoint: Callable[[list[dict]], object] | None = None,
     show_progress: bool = True,
 ) -> tuple[list[dict], list[Overlay]]:
     """Evaluate every (image, model, start) combination not yet in ``rows``.

@@ -22,11 +22,12 @@ def label_map_from_logits(logits: np.ndarray) -> np.ndarray:
 
 def segment_objects(
     predictor: Predictor, prompts: Prompts, multimask: bool | None = None
-) -> tuple[np.ndarray, Prediction]:
+) -> tuple[np.ndarray, Prediction[np.ndarray]]:
     """Segment the B objects of ``prompts`` in the current image; returns the (H, W) label
     map and the per-object best prediction (numpy). ``multimask`` defaults to
     :func:`~samforge.prompts.wants_multimask`."""
     if multimask is None:
         multimask = wants_multimask(prompts)
     prediction = predictor.decode(prompts, multimask).best().numpy()
+    assert prediction.logits is not None  # decode returns them and numpy() keeps them
     return label_map_from_logits(prediction.logits[:, 0]), prediction

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Generic
 
 import numpy as np
 import torch
@@ -21,12 +22,13 @@ from ..errors import ConfigError, InputImageError
 from ..models import SamModel
 from ..models.sam.embeddings import Embeddings, to_device
 from ..prompts import Prompts, best_mask
+from ..prompts.multimask import Array
 from .disk_cache import DiskEmbeddingCache
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Prediction(Generic[Array]):
     """Masks for B objects, M masks each (M = 3 with multimask output, else 1; always 1
     for SAM-UNet): numpy arrays from :meth:`Predictor.predict`, tensors on the predictor's
     device from :meth:`Predictor.decode`.
@@ -37,18 +39,23 @@ class Prediction:
     (``predict`` returns them when asked with ``return_logits``).
     """
 
-    masks: np.ndarray | torch.Tensor
-    scores: np.ndarray | torch.Tensor
-    low_res_logits: np.ndarray | torch.Tensor
-    logits: np.ndarray | torch.Tensor | None = None
+    masks: Array
+    scores: Array
+    low_res_logits: Array
+    logits: Array | None = None
 
-    def best(self) -> Prediction:
+    def best(self) -> Prediction[Array]:
         """Keep, per object, the mask with the highest predicted IoU (M becomes 1)."""
+        if self.logits is None:
+            masks, scores, low_res = best_mask(
+                self.scores, self.masks, self.scores, self.low_res_logits
+            )
+            return Prediction(masks, scores, low_res)
         return Prediction(
             *best_mask(self.scores, self.masks, self.scores, self.low_res_logits, self.logits)
         )
 
-    def numpy(self, logits: bool = True) -> Prediction:
+    def numpy(self: Prediction[torch.Tensor], logits: bool = True) -> Prediction[np.ndarray]:
         """The same prediction as float32 (masks: bool) numpy arrays; ``logits=False``
         drops the full-resolution logits."""
 
@@ -239,7 +246,8 @@ class Predictor:
     def _cached(self, key: tuple, disk_key: str | None) -> Embeddings | None:
         """The embedding from memory, else from disk (then also kept in memory), else None."""
         embedding = self.cache.get(key)
-        if embedding is None and disk_key is not None:
+        # A disk key exists only with a disk cache.
+        if embedding is None and disk_key is not None and self.disk_cache is not None:
             embedding = self.disk_cache.get(disk_key)
             if embedding is not None:
                 embedding = to_device(embedding, self.device)
@@ -247,7 +255,7 @@ class Predictor:
         return embedding
 
     def _store(self, key: tuple, disk_key: str | None, embedding: Embeddings) -> None:
-        if disk_key is not None:
+        if disk_key is not None and self.disk_cache is not None:
             self.disk_cache.put(disk_key, embedding)
         self.cache.put(key, embedding)
 
@@ -282,7 +290,7 @@ class Predictor:
         mask_input=None,
         multimask: bool = False,
         return_logits: bool = False,
-    ) -> Prediction:
+    ) -> Prediction[np.ndarray]:
         """Segment B objects at once.
 
         Args:
@@ -301,7 +309,7 @@ class Predictor:
         return self.decode(prompts, multimask).numpy(logits=return_logits)
 
     @torch.inference_mode()
-    def decode(self, prompts: Prompts, multimask: bool = False) -> Prediction:
+    def decode(self, prompts: Prompts, multimask: bool = False) -> Prediction[torch.Tensor]:
         """Decode prompts in original-image pixels of the current image.
 
         Returns:
@@ -317,7 +325,7 @@ class Predictor:
         prompts.check_fits(size, self.low_res_size)
         prompts = prompts.to(self.device)
         points = None
-        if prompts.points is not None:
+        if prompts.points is not None and prompts.labels is not None:  # given together
             points = (self.transform.coords(prompts.points, size), prompts.labels.long())
         boxes = None if prompts.boxes is None else self.transform.boxes(prompts.boxes, size)
         low_res, scores = self.model.decode(

@@ -5,7 +5,7 @@ Shared by the Predictor, training and evaluation, so that all of them decide ali
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import numpy as np
 import torch
@@ -27,6 +27,10 @@ def wants_multimask(prompts: Prompts) -> bool:
     )
 
 
+@overload
+def best_mask(scores: Array | None, *outputs: Array) -> tuple[Array, ...]: ...
+@overload
+def best_mask(scores: Array | None, *outputs: Array | None) -> tuple[Array | None, ...]: ...
 def best_mask(scores: Array | None, *outputs: Array | None) -> tuple[Array | None, ...]:
     """Per object, the mask with the highest predicted IoU.
 
@@ -41,14 +45,14 @@ def best_mask(scores: Array | None, *outputs: Array | None) -> tuple[Array | Non
     """
     first = next(output for output in outputs if output is not None)
     batch, count = first.shape[:2]
-    chosen = scores is not None and count > 1
+    chosen = scores if count > 1 else None
     if isinstance(first, torch.Tensor):
         rows = torch.arange(batch, device=first.device)
         index = torch.zeros(batch, dtype=torch.long, device=first.device)
-        if chosen:
-            index = scores.detach().argmax(dim=1).to(first.device)
+        if chosen is not None:
+            index = chosen.detach().argmax(dim=1).to(first.device)
     else:
         rows, index = np.arange(batch), np.zeros(batch, dtype=np.int64)
-        if chosen:
-            index = np.asarray(scores).argmax(axis=1)
+        if chosen is not None:
+            index = np.asarray(chosen).argmax(axis=1)
     return tuple(None if output is None else output[rows, index][:, None] for output in outputs)

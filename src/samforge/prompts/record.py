@@ -69,10 +69,11 @@ class Prompts:
                     "objects first. For one object, or lists, use Prompts.from_user."
                 )
             sizes[name] = value.shape[0]
-        if self.points is not None and self.labels.shape != self.points.shape[:2]:
+        points, labels = self.points, self.labels
+        if points is not None and labels is not None and labels.shape != points.shape[:2]:
             raise PromptError(
-                f"labels {tuple(self.labels.shape)} do not match points "
-                f"{tuple(self.points.shape[:2])}: give one label per point."
+                f"labels {tuple(labels.shape)} do not match points "
+                f"{tuple(points.shape[:2])}: give one label per point."
             )
         sizes.pop("labels", None)
         if len(set(sizes.values())) > 1:
@@ -116,7 +117,7 @@ class Prompts:
         (H, W) and a model with (s, s) = ``low_res_size`` low-resolution logits."""
         if self.num_objects == 0:
             raise PromptError("no prompt given: pass points with labels, boxes, or both.")
-        if self.points is not None:
+        if self.points is not None and self.labels is not None:  # given together
             check_points_inside(self.points, self.labels, image_size)
         if self.boxes is not None:
             check_boxes_inside(self.boxes, image_size)
@@ -125,7 +126,7 @@ class Prompts:
 
     def with_clicks(self, points: torch.Tensor, labels: torch.Tensor) -> Prompts:
         """These prompts plus K more points per object: ``points`` (B, K, 2), ``labels`` (B, K)."""
-        if self.points is None:
+        if self.points is None or self.labels is None:  # given together
             return replace(self, points=points, labels=labels)
         return replace(
             self,

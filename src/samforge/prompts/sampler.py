@@ -26,7 +26,7 @@ BOX_JITTER_FRACTION = 0.025
 NEGATIVE_RING_PX = 3
 
 
-def _check_masks(masks: torch.Tensor, name: str = "masks") -> torch.Tensor:
+def _check_masks(masks: torch.Tensor | np.ndarray, name: str = "masks") -> torch.Tensor:
     if not isinstance(masks, torch.Tensor):
         masks = torch.as_tensor(np.asarray(masks))
     if masks.ndim != 3:
@@ -203,7 +203,7 @@ def ring_around(masks: torch.Tensor, width: int = NEGATIVE_RING_PX) -> torch.Ten
     dilated = torch.nn.functional.max_pool2d(
         masks[:, None].float(), kernel_size=2 * width + 1, stride=1, padding=width
     )[:, 0].bool()
-    return dilated & ~masks & box_masks(box_from_masks(masks), masks.shape[1:])
+    return dilated & ~masks & box_masks(box_from_masks(masks), (masks.shape[1], masks.shape[2]))
 
 
 def correction_regions(

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -97,9 +98,7 @@ def run_demo(
         case.name: step(
             f"propagation3d_{case.name}",
             f"3D propagation from one slice, {case.name} {case.image.shape}",
-            lambda case=case: steps.propagation3d(
-                predictor, case, plan, out / "propagation3d" / case.name
-            ),
+            partial(steps.propagation3d, predictor, case, plan, out / "propagation3d" / case.name),
         )
         for case in steps.volume_cases(plan)
     }

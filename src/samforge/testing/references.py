@@ -56,7 +56,7 @@ def _to_pil_image(array: np.ndarray) -> Image.Image:
 
 def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     height, width = size
-    return image.resize((width, height), Image.BILINEAR)
+    return image.resize((width, height), Image.Resampling.BILINEAR)
 
 
 def _unused(*_args, **_kwargs):
@@ -76,12 +76,11 @@ def install_torchvision_stand_in() -> None:
     functional = types.ModuleType("torchvision.transforms.functional")
     ops = types.ModuleType("torchvision.ops")
     boxes = types.ModuleType("torchvision.ops.boxes")
-    functional.resize = _resize
-    functional.to_pil_image = _to_pil_image
-    boxes.batched_nms = _unused
-    boxes.box_area = _unused
-    torchvision.transforms, transforms.functional = transforms, functional
-    torchvision.ops, ops.boxes = ops, boxes
+    functional.__dict__.update(resize=_resize, to_pil_image=_to_pil_image)
+    boxes.__dict__.update(batched_nms=_unused, box_area=_unused)
+    torchvision.__dict__.update(transforms=transforms, ops=ops)
+    transforms.__dict__.update(functional=functional)
+    ops.__dict__.update(boxes=boxes)
     sys.modules.update(
         {
             "torchvision": torchvision,

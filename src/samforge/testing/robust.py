@@ -12,6 +12,7 @@ from __future__ import annotations
 import types
 import warnings
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -64,15 +65,17 @@ def randomize_batch_norm_statistics(module: torch.nn.Module, seed: int) -> None:
     does more than the identity."""
     generator = torch.Generator().manual_seed(seed + 1)
     for submodule in module.modules():
-        if isinstance(submodule, torch.nn.BatchNorm2d):
-            shape = submodule.running_mean.shape
-            submodule.running_mean.copy_(0.1 * torch.randn(shape, generator=generator))
-            submodule.running_var.copy_(1 + 0.1 * torch.randn(shape, generator=generator).abs())
+        if not isinstance(submodule, torch.nn.BatchNorm2d):
+            continue
+        mean, var = submodule.running_mean, submodule.running_var
+        if mean is not None and var is not None:  # None without track_running_stats
+            mean.copy_(0.1 * torch.randn(mean.shape, generator=generator))
+            var.copy_(1 + 0.1 * torch.randn(mean.shape, generator=generator).abs())
 
 
 @torch.no_grad()
 def reference_decode(
-    sam: torch.nn.Module,
+    sam: Any,
     images: torch.Tensor,
     points=None,
     boxes=None,
@@ -80,7 +83,8 @@ def reference_decode(
     clean: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The package's decoder on one model-ready image (1, 3, S, S) and B prompts, one call
-    per prompt (all it supports); outputs stacked over the prompts.
+    per prompt (all it supports); outputs stacked over the prompts. ``sam`` is the
+    package's model (:func:`build_robust_sam`), whose code has no type annotations.
 
     Returns:
         ``masks`` (B, M', 4h, 4w) as the package returns them (the robust path's multimask

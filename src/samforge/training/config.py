@@ -17,6 +17,7 @@ The ``objective`` section is validated by the settings of its kind, each registe
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -178,7 +179,7 @@ class TrainConfig(_Section):
     export: str = "model.pth"  # written into the run folder in the official SAM format
     data: DataConfig
     objective: ObjectiveSection = Field(
-        default_factory=lambda: OBJECTIVES[DEFAULT_OBJECTIVE].settings_type()
+        default_factory=lambda: OBJECTIVES[DEFAULT_OBJECTIVE].settings_type(kind=DEFAULT_OBJECTIVE)
     )
     freeze: FreezeConfig = FreezeConfig()
     peft: PeftConfig = PeftConfig()
@@ -207,7 +208,7 @@ class TrainConfig(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) -> TrainConfig:
+def load_config(source: str | Path | dict[str, Any], overrides: Sequence[str] = ()) -> TrainConfig:
     """The validated config of a YAML file, a preset name or a dict, with ``key.path=value``
     overrides (values parsed as YAML) applied last.
 

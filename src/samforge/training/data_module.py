@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -124,6 +125,8 @@ class SegmentationDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            raise RuntimeError("call setup() before asking for the training loader")
         rank, world = self._rank_and_world()
         self._sampler = ResumableSampler(
             self.train_set, self.config.batch_size, self.seed, rank, world
@@ -171,7 +174,10 @@ class SegmentationDataModule(L.LightningDataModule):
         # Private: Lightning has no public count of the batches trained in the current
         # epoch outside a batch hook (where it passes batch_idx), and checkpoints are
         # written outside them.
-        batches_done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        # Lightning annotates the tracker's base class; the batch progress tracks
+        # processed batches too (a _ProcessedTracker).
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        batches_done = progress.processed  # type: ignore[attr-defined]
         return {"epoch": trainer.current_epoch, "batches_done": batches_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -188,10 +194,10 @@ def collect_cases(sources: Sequence[DataSource]) -> CaseList:
     lists: list[CaseList] = []
     for source in sources:
         if source.phantoms is not None:
-            cases.extend(_phantoms(source))
+            cases.extend(_phantoms(source, source.phantoms))
         elif source.image is not None:
-            lists.append(_single_case(source))
-        else:
+            lists.append(_single_case(source, source.image))
+        elif source.path is not None:  # DataSource holds exactly one of the three kinds
             found = open_dataset(source.path, layout=source.layout, modality=source.modality)
             lists.append(_select_subjects(found, source.subjects) if source.subjects else found)
     refs = [ref for found in lists for ref in found.refs]
@@ -199,20 +205,21 @@ def collect_cases(sources: Sequence[DataSource]) -> CaseList:
     return CaseList(refs, description="training data")
 
 
-def _single_case(source: DataSource) -> CaseList:
-    """One image/label pair, read when first indexed."""
-    name = source.image.name.split(".")[0]
+def _single_case(source: DataSource, image: Path) -> CaseList:
+    """One image/label pair (``image`` is the source's), read when first indexed."""
+    name = image.name.split(".")[0]
 
     def load() -> Case:
-        return read_case(source.image, source.label, source.modality, name=name)
+        return read_case(image, source.label, source.modality, name=name)
 
-    return CaseList([CaseRef(name, name, load, str(source.image))], description=name)
+    return CaseList([CaseRef(name, name, load, str(image))], description=name)
 
 
-def _phantoms(source: DataSource) -> list[Case]:
+def _phantoms(source: DataSource, modalities: list[str]) -> list[Case]:
+    """The phantoms of ``modalities`` (the source's) as cases."""
     return [
         as_case(phantom, name=f"{modality}_{index:03d}")
-        for modality in source.phantoms
+        for modality in modalities
         for index, phantom in enumerate(
             phantom_cases(modality, source.count, source.shape, source.seed)
         )
@@ -221,7 +228,7 @@ def _phantoms(source: DataSource) -> list[Case]:
 
 def _select_subjects(found: CaseList, wanted: Sequence[str]) -> CaseList:
     """Cases whose subject id is listed; ``"000-249"`` stands for a range of numbered ids."""
-    chosen = set()
+    chosen: set[str] = set()
     for item in wanted:
         match = _RANGE.match(str(item))
         if match:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
-from ..models import export_model
+from ..models import PromptableModel, export_model
 from ..models.peft import merge_peft
 from .config import TrainConfig
 from .model_setup import prepare_model
 
 
-def export_trained(model: torch.nn.Module, path: Path, config: TrainConfig) -> Path:
+def export_trained(model: PromptableModel, path: Path, config: TrainConfig) -> Path:
     """``model`` written to ``path`` in its family's public format (the official SAM format
     for SAM models), PEFT deltas merged into dense weights, with the run as provenance."""
     merged = merge_peft(copy.deepcopy(model)).eval()
@@ -28,7 +28,7 @@ def export_trained(model: torch.nn.Module, path: Path, config: TrainConfig) -> P
     return export_model(merged, path, provenance=provenance)
 
 
-def gathered_model(config: TrainConfig, checkpoint: Path) -> torch.nn.Module:
+def gathered_model(config: TrainConfig, checkpoint: Path) -> PromptableModel:
     """The whole model of a checkpoint. Under FSDP each rank holds a shard; the checkpoint
     (saved with a full state dict) holds the whole model. Not yet exercised on GPUs here."""
     model, _ = prepare_model(config)

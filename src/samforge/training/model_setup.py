@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..models import build_model, get_config, load_model
+from ..models import PromptableModel, SamModel, SamUNet, build_model, get_config, load_model
 from ..models.peft import apply_lora, apply_svd
 from .config import TrainConfig
 from .freeze import FreezeReport, apply_freeze_policy
@@ -17,7 +17,7 @@ from .freeze import FreezeReport, apply_freeze_policy
 _RESNETS = {"resnet50": ("bottleneck", (3, 4, 6, 3)), "resnet34": ("basic", (3, 4, 6, 3))}
 
 
-def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
+def prepare_model(config: TrainConfig) -> tuple[PromptableModel, FreezeReport]:
     """The model to train, in train mode, and what its freeze policy left trainable."""
     if config.model.startswith("random:"):
         model = _random_model(config)
@@ -50,7 +50,7 @@ def prepare_model(config: TrainConfig) -> tuple[torch.nn.Module, FreezeReport]:
     return model.train(), report
 
 
-def _random_model(config: TrainConfig) -> torch.nn.Module:
+def _random_model(config: TrainConfig) -> SamModel:
     """A model of a named architecture, initialised from the run's seed, to train from
     scratch."""
     architecture = get_config(config.model.removeprefix("random:"))
@@ -65,12 +65,13 @@ def _random_model(config: TrainConfig) -> torch.nn.Module:
     return model
 
 
-def _sam_unet_from(sam: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
+def _sam_unet_from(sam: PromptableModel, config: TrainConfig) -> SamUNet:
     """A SAM-UNet whose ViT, prompt encoder and SAM decoder come from ``sam``; the ResNet
     branch from ``resnet_weights`` (torchvision names) or random."""
     block, layers = _RESNETS[config.resnet]
     target = sam.config.with_changes(family="sam_unet", resnet_block=block, resnet_layers=layers)
     model = build_model(target)
+    assert isinstance(model, SamUNet)  # the family of the target config
     model.load_sam_weights(sam.state_dict())
     if config.resnet_weights is not None:
         model.load_resnet_weights(_resnet_state(config.resnet_weights))

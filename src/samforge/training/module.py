@@ -13,7 +13,9 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
+from ..models import PromptableModel
 from .config import OptimizerConfig
 from .objectives import Objective
 
@@ -30,7 +32,7 @@ class SamTrainingModule(L.LightningModule):
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: PromptableModel,
         objective: Objective,
         optimizer: OptimizerConfig,
         seed: int = 0,
@@ -75,7 +77,7 @@ class SamTrainingModule(L.LightningModule):
         seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
         return torch.Generator().manual_seed(seed)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         parameters = [p for p in self.parameters() if p.requires_grad]
         config = self.optimizer_config
         optimizer_class = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam

@@ -45,7 +45,9 @@ def start_run_folder(config: TrainConfig, run_dir: Path) -> None:
             f"{run_dir} already holds a run with checkpoints. Pass --resume to continue it, "
             "or choose another `name` / `output_dir`."
         )
-    if rank_zero_only.rank == 0:  # Lightning's global rank, read from the launcher's env
+    # Lightning's global rank, read from the launcher's env; Lightning sets the attribute
+    # on the function at import, so its annotations do not declare it.
+    if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
         write_text_atomically(run_dir / "config.yaml", config.to_yaml())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -82,7 +82,7 @@ def _strategy(name: str, accelerator: str) -> Any:
         from lightning.pytorch.strategies import DDPStrategy
 
         on_cpu = accelerator == "cpu" or not torch.cuda.is_available()
-        start = "spawn" if name == "ddp_spawn" else "popen"
+        start: Literal["spawn", "popen"] = "spawn" if name == "ddp_spawn" else "popen"
         # A step prompts with a box or with points, with or without a mask, so some prompt
         # embeddings get no gradient in some steps (and ranks draw differently).
         return DDPStrategy(

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from ...errors import ConfigError
+from ...models import PromptableModel
+from ...models.sam.embeddings import Embeddings
 
 if TYPE_CHECKING:
     from pydantic._internal._model_construction import ModelMetaclass
@@ -77,12 +79,12 @@ class Objective(nn.Module, ABC):
         """Raise ConfigError for a config this objective cannot train with (e.g. data
         without what it needs); called while the config is validated."""
 
-    def check_model(self, model: nn.Module) -> None:
+    def check_model(self, model: PromptableModel) -> None:
         """Raise ConfigError for a prepared model this objective cannot train."""
 
     @abstractmethod
     def losses(
-        self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator
+        self, model: PromptableModel, batch: dict[str, Any], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
         """Scalar losses of one batch (as :func:`samforge.data.dataset.collate_objects`
         makes it): ``"loss"`` is minimised, every entry is logged."""
@@ -113,7 +115,7 @@ def build_objective(settings: ObjectiveSettings, **parts: Any) -> Objective:
     return objective_class(settings)(settings, **parts)
 
 
-def repeat_per_object(embeddings: Any, n_obj: int) -> Any:
+def repeat_per_object(embeddings: Embeddings, n_obj: int) -> Embeddings:
     """Image embeddings (B, ...) — a tensor or a dict of batch-first tensors — repeated so
     that object j of image i sits at row i·n_obj + j."""
     if isinstance(embeddings, dict):

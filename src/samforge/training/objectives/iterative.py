@@ -30,8 +30,8 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 from pydantic import Field
-from torch import nn
 
+from ...models import PromptableModel
 from ...prompts import BOX_JITTER_FRACTION, Prompts, best_mask, box_from_masks, jitter_boxes
 from ...prompts import positive_points as sample_positive_points
 from ..losses import dice_loss, focal_loss, mask_iou, upscale_logits
@@ -81,7 +81,7 @@ class IterativePrompting(Objective):
         self.semantic_loss = semantic_loss
 
     def losses(
-        self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator
+        self, model: PromptableModel, batch: dict[str, Any], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
         out = iterative_prompting_loss(
             model,
@@ -116,7 +116,7 @@ class ObjectiveOutput(NamedTuple):
 
 
 def iterative_prompting_loss(
-    model: torch.nn.Module,
+    model: PromptableModel,
     images: torch.Tensor,
     masks: torch.Tensor,
     settings: PromptingSettings,
@@ -186,16 +186,19 @@ def _first_prompts(
     """A jittered box (probability ``p_box``) or one random positive point per object."""
     if bool(torch.rand((), generator=generator) < settings.p_box):
         boxes = box_from_masks(targets_cpu)
-        boxes = jitter_boxes(boxes, tuple(targets_cpu.shape[1:]), settings.box_jitter, generator)
+        size = (targets_cpu.shape[1], targets_cpu.shape[2])
+        boxes = jitter_boxes(boxes, size, settings.box_jitter, generator)
         return Prompts(boxes=boxes)
     points, labels = sample_positive_points(targets_cpu, 1, generator)
     return Prompts(points, labels)
 
 
-def _on_device(prompts: Prompts, device: torch.device) -> tuple:
+def _on_device(
+    prompts: Prompts, device: torch.device
+) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
     """(point prompt or None, boxes or None) as ``decode`` takes them, on ``device``."""
     points = None
-    if prompts.points is not None:
+    if prompts.points is not None and prompts.labels is not None:  # given together
         points = (prompts.points.to(device), prompts.labels.to(device).long())
     return points, None if prompts.boxes is None else prompts.boxes.to(device)
 

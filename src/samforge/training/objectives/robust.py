@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import torch
 from pydantic import Field, model_validator
-from torch import nn
 
 from ...errors import ConfigError
-from ...models import family_of
+from ...models import PromptableModel, family_of
 from ...prompts import BOX_JITTER_FRACTION, box_from_masks, jitter_boxes
 from ...prompts import positive_points as sample_positive_points
 from ..losses import dice_loss, focal_loss, upscale_logits
@@ -68,7 +67,7 @@ class RobustObjective(Objective):
                 "data.degradations (e.g. [all] or [mri, modality_agnostic])"
             )
 
-    def check_model(self, model: nn.Module) -> None:
+    def check_model(self, model: PromptableModel) -> None:
         if not hasattr(model, "decode_with_features"):
             raise ConfigError(
                 f"objective.kind 'robust' needs decoder features, which {type(model).__name__} "
@@ -82,7 +81,7 @@ class RobustObjective(Objective):
             )
 
     def losses(
-        self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator
+        self, model: PromptableModel, batch: dict[str, Any], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
         out = robust_loss(
             model, batch["image"], batch["degraded_image"], batch["masks"], self.settings, generator
@@ -98,7 +97,7 @@ class RobustOutput(NamedTuple):
 
 
 def robust_loss(
-    model: torch.nn.Module,
+    model: PromptableModel,
     clean_images: torch.Tensor,
     degraded_images: torch.Tensor,
     masks: torch.Tensor,
@@ -153,6 +152,7 @@ def _shared_prompts(
     boxes = None
     if bool(torch.rand((), generator=generator) < settings.p_box):
         boxes = box_from_masks(targets.cpu())
-        boxes = jitter_boxes(boxes, tuple(targets.shape[1:]), settings.box_jitter, generator)
+        size = (targets.shape[1], targets.shape[2])
+        boxes = jitter_boxes(boxes, size, settings.box_jitter, generator)
         boxes = boxes.to(device)
     return points, boxes

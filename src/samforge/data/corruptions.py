@@ -75,7 +75,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -461,7 +461,7 @@ def get_corruption(kind: str) -> Corruption:
         ) from None
 
 
-def resolve_corruption_names(names: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+def resolve_corruption_names(names: str | Sequence[str] | None) -> tuple[str, ...]:
     """Expand a user's selection into corruption names.
 
     Accepts names, group names (``mri``, ``ultrasound``, ...), ``all``, comma-separated

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,7 @@ from torch import nn
 from ..errors import ConfigError
 
 PeftKind = Literal["lora", "svd"]
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 # Linear layers that can be wrapped, by short name -> path inside an encoder block.
 TARGET_PATHS: dict[str, str] = {
@@ -127,6 +128,10 @@ class SVDLinear(nn.Module):
     the base to that dtype's precision.
     """
 
+    U: torch.Tensor  # buffers
+    Vh: torch.Tensor
+    bias: nn.Parameter | None
+
     def __init__(self, base: nn.Linear) -> None:
         super().__init__()
         weight = base.weight.detach()
@@ -142,8 +147,9 @@ class SVDLinear(nn.Module):
             self.bias = nn.Parameter(
                 base.bias.detach().clone(), requires_grad=base.bias.requires_grad
             )
-        else:
-            self.register_parameter("bias", None)
+        else:  # torch declares Linear.bias only by assigning a Parameter: mypy sees it
+            # as always set, but Linear(bias=False) holds None.
+            self.register_parameter("bias", None)  # type: ignore[unreachable]
 
     @property
     def weight(self) -> torch.Tensor:
@@ -174,7 +180,7 @@ class SVDLinear(nn.Module):
         )
 
 
-PEFT_LAYERS: tuple[type[nn.Module], ...] = (LoRALinear, SVDLinear)
+PEFT_LAYERS: tuple[type[LoRALinear], type[SVDLinear]] = (LoRALinear, SVDLinear)
 # Names of the trainable tensors that PEFT layers add.
 PEFT_PARAMETER_NAMES = ("lora_A", "lora_B", "singular_values")
 
@@ -273,7 +279,7 @@ def _apply(
                     f"{full_name} is already wrapped by {type(layer).__name__}; apply PEFT "
                     "once per layer (merge_peft(model) folds existing deltas in)."
                 )
-            if not isinstance(layer, nn.Linear):
+            if parent is None or not isinstance(layer, nn.Linear):  # no parent: no layer
                 found = "nothing" if layer is None else type(layer).__name__
                 raise ConfigError(
                     f"PEFT target {target!r} expects an nn.Linear at {full_name}, found "
@@ -289,7 +295,7 @@ def _apply(
 
 
 @torch.no_grad()
-def merge_peft(model: nn.Module) -> nn.Module:
+def merge_peft(model: ModuleT) -> ModuleT:
     """Replace every PEFT layer by its merged ``nn.Linear``, in place; returns ``model``.
 
     Afterwards the state dict holds exactly the keys of the unwrapped architecture (the
@@ -320,7 +326,7 @@ def has_peft(model: nn.Module) -> bool:
 
 def peft_kind(model: nn.Module) -> PeftKind | None:
     """``"lora"``, ``"svd"`` or ``None`` for the PEFT layers in ``model``."""
-    kinds = {
+    kinds: set[PeftKind] = {
         "lora" if isinstance(module, LoRALinear) else "svd"
         for module in model.modules()
         if isinstance(module, PEFT_LAYERS)
@@ -430,14 +436,17 @@ def _check_lora_settings(rank: int, alpha: float | None, dropout: float) -> None
 
 
 def _submodule(module: nn.Module, path: str) -> nn.Module | None:
+    found: nn.Module | None = module
     for part in path.split("."):
-        module = getattr(module, part, None)
-        if module is None:
+        found = getattr(found, part, None)
+        if found is None:
             return None
-    return module
+    return found
 
 
-def _new_linear(layer: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Linear:
+def _new_linear(
+    layer: nn.Linear | SVDLinear, device: torch.device, dtype: torch.dtype
+) -> nn.Linear:
     return nn.Linear(
         layer.in_features,
         layer.out_features,

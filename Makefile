@@ -25,11 +25,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/mypy src
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments
 	$(BIN)/ruff format --check src tests benchmarks experiments
+	$(BIN)/mypy src
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
@@ -41,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_vs_official.py --arch vit_b
 
 clean:
-	rm -rf $(VENV) demo-report site .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-report site .pytest_cache .ruff_cache .mypy_cache

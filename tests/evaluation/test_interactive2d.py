@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from samforge.errors import ConfigError
-from samforge.evaluation.interactive2d import InteractiveSettings, evaluate_image
-from samforge.inference.predictor import Predictor
+from samforge.evaluation import InteractiveSettings, evaluate_image
+from samforge.inference import Predictor
 
 from .doubles import SIZE, BoxSam, EmptySam, OracleSam, components, synthetic_label
 

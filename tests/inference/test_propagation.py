@@ -25,8 +25,7 @@ from helpers.volume_oracles import (
     sphere,
 )
 from samforge.errors import ConfigError, PromptError
-from samforge.inference import Predictor
-from samforge.inference.propagation import PropagationSettings, propagate
+from samforge.inference import Predictor, PropagationSettings, propagate
 from samforge.inference.volume_prompts import (
     MASK_LOGIT,
     PROMPT_MODES,

@@ -16,7 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers.volume_oracles import BoxOracleSam
+from helpers.fake_models import BoxSam
 from samforge.cli import app
 from samforge.data import Case, ObjectSegmentationDataset, read_case, volume_normalizer
 from samforge.evaluation import iter_images
@@ -35,7 +35,7 @@ OPTIONS = [("ct", "bone"), ("auto", "lung"), ("percentile", None)]
 runner = CliRunner()
 
 
-class InputRecorder(BoxOracleSam):
+class InputRecorder(BoxSam):
     """Segments the prompt box and keeps every model-ready image it is given."""
 
     def __init__(self) -> None:

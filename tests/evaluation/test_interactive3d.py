@@ -7,14 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.volume_oracles import (
-    ObjectOracleSam,
-    disc,
-    ending_object,
-    expected_run,
-    image_of,
-    sphere,
-)
+from helpers.fake_models import ObjectOracleSam
+from helpers.synthetic import disc, ending_object, expected_run, image_of, sphere
 from samforge.data import Case, CaseList, CaseRef
 from samforge.evaluation import interactive3d as protocol_module
 from samforge.evaluation.interactive3d import (

@@ -16,8 +16,7 @@ import argparse
 import numpy as np
 import torch
 
-from samforge.inference import Predictor
-from samforge.inference.predictor import ImageEmbedding
+from samforge.inference import ImageEmbedding, Predictor
 from samforge.models import build_model, get_config
 from samforge.testing.official import (
     OFFICIAL_ARCHITECTURES,

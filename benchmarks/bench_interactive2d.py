@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from samforge import prompts
-from samforge.evaluation.interactive2d import InteractiveSettings, evaluate_image
-from samforge.inference.predictor import Predictor
+from samforge.evaluation import InteractiveSettings, evaluate_image
+from samforge.inference import Predictor
 from samforge.models import load_model
 from samforge.testing.timing import machine_description
 

@@ -25,9 +25,8 @@ import time
 import numpy as np
 import torch
 
-from samforge.data.intensity import volume_normalizer
-from samforge.inference.predictor import Predictor
-from samforge.inference.propagation import PropagationSettings, propagate
+from samforge.data import volume_normalizer
+from samforge.inference import Predictor, PropagationSettings, propagate
 from samforge.inference.volume_prompts import PROMPT_MODES, mask_logits
 from samforge.models import Sam
 from samforge.models.config import VIT_TEST

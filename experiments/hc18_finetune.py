@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from samforge.errors import ConfigError
-from samforge.evaluation.interactive2d import InteractiveSettings
+from samforge.evaluation import InteractiveSettings
 from samforge.evaluation.plots import plot_loss_curves
 from samforge.files import write_text_atomically
 from samforge.inference import Predictor

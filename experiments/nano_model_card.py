@@ -28,12 +28,10 @@ import torch
 
 from samforge.data import read_case
 from samforge.data.builtin import mni152_case
-from samforge.evaluation.interactive2d import InteractiveSettings
+from samforge.evaluation import InteractiveSettings, write_report
 from samforge.evaluation.interactive3d import Protocol3D, evaluate_case
-from samforge.evaluation.report import write_report
 from samforge.files import write_text_atomically
-from samforge.inference import Predictor
-from samforge.inference.propagation import PropagationSettings
+from samforge.inference import Predictor, PropagationSettings
 from samforge.models import build_model, load_model
 from samforge.testing.timing import machine_description
 from samforge.workflows.interactive import (

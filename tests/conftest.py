@@ -10,14 +10,15 @@ import os
 import sys
 from pathlib import Path
 
+# Lightning (through torchmetrics) probes for torchvision once, at import; importing it here,
+# before any test installs the torchvision stand-in of samforge.testing.references (which the
+# official and robust references need), makes the probe see the truth (no torchvision)
+# instead of a stand-in module without an import spec.
 import lightning.pytorch  # noqa: F401
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # makes ``helpers`` importable
-# Lightning (through torchmetrics) probes for torchvision once, at import; importing it here,
-# before any test installs the torchvision stand-in of helpers.official, makes the probe see
-# the truth (no torchvision) instead of a stand-in module without an import spec.
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

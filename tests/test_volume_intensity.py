@@ -16,14 +16,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers.volume_oracles import BoxOracleSam
+from helpers.fake_models import BoxSam
 from samforge.cli import app
-from samforge.data.dataset import ObjectSegmentationDataset
-from samforge.data.intensity import volume_normalizer
-from samforge.data.io import read_case
-from samforge.data.record import Case
+from samforge.data import Case, ObjectSegmentationDataset, read_case, volume_normalizer
+from samforge.evaluation import iter_images
 from samforge.evaluation.interactive3d import Protocol3D, evaluate_case
-from samforge.evaluation.runs import iter_images
 from samforge.inference import Predictor, PropagationSettings, propagate
 from samforge.models.config import VIT_TEST
 from samforge.prompts import Prompts
@@ -38,7 +35,7 @@ OPTIONS = [("ct", "bone"), ("auto", "lung"), ("percentile", None)]
 runner = CliRunner()
 
 
-class InputRecorder(BoxOracleSam):
+class InputRecorder(BoxSam):
     """Segments the prompt box and keeps every model-ready image it is given."""
 
     def __init__(self) -> None:

@@ -8,7 +8,7 @@ import math
 from typer.testing import CliRunner
 
 from samforge.cli import app
-from samforge.cli.demo import DEMO_MODEL
+from samforge.workflows.demo import DEMO_MODEL
 
 runner = CliRunner()
 

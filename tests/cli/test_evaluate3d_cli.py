@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from samforge.cli import app
 from samforge.data.phantom_datasets import write_phantom_dataset
 from samforge.errors import ConfigError
-from samforge.evaluation.report import read_csv
+from samforge.evaluation import read_csv
 from samforge.models import export_model, load_model
 
 runner = CliRunner()

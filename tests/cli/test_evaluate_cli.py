@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from samforge.cli.evaluate import app
 from samforge.data.phantoms import make_phantom
-from samforge.evaluation.report import read_csv
-from samforge.inference.predictor import Predictor
+from samforge.evaluation import read_csv
+from samforge.inference import Predictor
 
 runner = CliRunner()
 MODEL = "samforge_random_tiny"

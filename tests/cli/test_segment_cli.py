@@ -1,6 +1,6 @@
 """``samforge segment`` end to end: prompts in, a mask file with the input's geometry out.
 
-The box-oracle model (tests/helpers/oracles.py) segments exactly the prompted box, so the
+The box model (``BoxSam``, tests/helpers/fake_models.py) segments exactly the prompted box, so the
 expected mask is known in closed form and the test checks the command's plumbing: slice
 selection, x/y order, NIfTI axis mapping, affine and header, PNG size.
 """
@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from helpers.oracles import OracleSam
+from helpers.fake_models import BoxSam
 from samforge.cli import app
 from samforge.models import export_official, load_model
 from samforge.models.config import VIT_TEST
@@ -26,7 +26,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def oracle(monkeypatch):
-    model = OracleSam(VIT_TEST).eval()
+    model = BoxSam(VIT_TEST).eval()
     monkeypatch.setattr("samforge.cli.segment.load_model", lambda name: model)
     return model
 

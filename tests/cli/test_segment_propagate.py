@@ -1,9 +1,9 @@
 """``samforge segment VOLUME --propagate``: prompts on one or more slices in, the object's
 3D mask out, as NIfTI with the input's affine, shape and axis order.
 
-The object oracle (tests/helpers/volume_oracles.py) returns the true object under the prompt in each
-slice, so the written mask must be the object itself, voxel for voxel, in the file's
-(i, j, k) = (x, y, z) order.
+The object oracle (``ObjectOracleSam``, tests/helpers/fake_models.py) returns the true
+object under the prompt in each slice, so the written mask must be the object itself, voxel
+for voxel, in the file's (i, j, k) = (x, y, z) order.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers.volume_oracles import ObjectOracleSam, bent_tube, disc, image_of
+from helpers.fake_models import ObjectOracleSam
+from helpers.synthetic import bent_tube, disc, image_of
 from samforge.cli import app
 from samforge.errors import ConfigError, InputImageError, PromptError
 

@@ -15,7 +15,7 @@ from PIL import Image
 from scipy import ndimage, stats
 
 from samforge.data import corruptions
-from samforge.data.corruptions import corrupt, corrupt_with_params
+from samforge.data.corruptions import corrupt, corrupt_with_params, kinds
 
 N = 256
 
@@ -191,11 +191,11 @@ def test_color_jitter_on_a_grey_2d_image_is_brightness_then_contrast_in_order():
 def test_colour_operations_follow_torchvision():
     red = np.zeros((2, 2, 3))
     red[..., 0] = 1.0
-    green = corruptions._adjust_hue(red, 1 / 3)
+    green = kinds._adjust_hue(red, 1 / 3)
     np.testing.assert_allclose(green[0, 0], [0, 1, 0], atol=1e-9)
-    grey = corruptions._adjust_saturation(red, 0.0)
+    grey = kinds._adjust_saturation(red, 0.0)
     np.testing.assert_allclose(grey[0, 0], [0.2989] * 3, atol=1e-9)
-    half = corruptions._adjust_contrast(np.array([[0.2, 0.6]]), 0.5)
+    half = kinds._adjust_contrast(np.array([[0.2, 0.6]]), 0.5)
     np.testing.assert_allclose(half, [[0.3, 0.5]])
 
 

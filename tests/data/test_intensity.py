@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from samforge.data import WINDOWS, Case, normalize_intensity, volume_normalizer
-from samforge.data.intensity import IntensitySettings
+from samforge.data import WINDOWS, Case, IntensitySettings, normalize_intensity, volume_normalizer
 from samforge.errors import ConfigError, InputImageError
 
 

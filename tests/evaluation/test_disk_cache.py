@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from samforge.inference import Predictor
 from samforge.inference.disk_cache import DiskEmbeddingCache, model_digest
-from samforge.inference.predictor import Predictor
 from samforge.models import Sam
 from samforge.models.config import VIT_TEST
 

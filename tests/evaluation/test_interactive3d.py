@@ -7,15 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.volume_oracles import (
-    ObjectOracleSam,
-    disc,
-    ending_object,
-    expected_run,
-    image_of,
-    sphere,
-)
-from samforge.data.record import Case, CaseList, CaseRef
+from helpers.fake_models import ObjectOracleSam
+from helpers.synthetic import disc, ending_object, expected_run, image_of, sphere
+from samforge.data import Case, CaseList, CaseRef
 from samforge.evaluation import interactive3d as protocol_module
 from samforge.evaluation.interactive3d import (
     Protocol3D,
@@ -27,8 +21,7 @@ from samforge.evaluation.interactive3d import (
     start_prompt,
     write_interactive3d_report,
 )
-from samforge.inference import Predictor
-from samforge.inference.propagation import PropagationSettings
+from samforge.inference import Predictor, PropagationSettings
 
 
 def volume_case(label: np.ndarray, name: str, spacing=(2.0, 1.0, 1.0)) -> Case:
@@ -205,7 +198,8 @@ class Interrupted(Exception):
 
 
 def test_an_interrupted_run_resumes_without_recomputing_finished_cases(monkeypatch, tmp_path):
-    from samforge.evaluation.report import read_csv, write_csv
+    from samforge.evaluation import read_csv
+    from samforge.evaluation.report import write_csv
 
     val, test = val_and_test()
     grid = settings_grid(["box"], [0.1, 0.5], [0.0])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from samforge.errors import InputImageError
-from samforge.evaluation.metrics import dice, hd95, iou, normalized_surface_distance
+from samforge.evaluation import dice, hd95, iou, normalized_surface_distance
 
 monai_metrics = pytest.importorskip("monai.metrics")
 

@@ -8,16 +8,16 @@ import pytest
 from typer.testing import CliRunner
 
 from samforge.cli.evaluate import app
-from samforge.data.io import read_case
-from samforge.evaluation.interactive2d import InteractiveSettings
-from samforge.evaluation.report import read_csv
-from samforge.evaluation.runs import (
+from samforge.data import read_case
+from samforge.evaluation import (
+    InteractiveSettings,
     iter_images,
+    read_csv,
     run_interactive2d,
     summarize_interactive,
     write_interactive_report,
 )
-from samforge.inference.predictor import Predictor
+from samforge.inference import Predictor
 from samforge.models import load_model
 
 pytestmark = pytest.mark.real_data

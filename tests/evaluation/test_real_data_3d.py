@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from samforge.cli.evaluate3d import interactive3d
-from samforge.data.io import read_case
+from samforge.data import read_case
 
 pytestmark = pytest.mark.real_data
 

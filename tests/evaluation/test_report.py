@@ -7,8 +7,9 @@ import json
 import numpy as np
 from matplotlib.figure import Figure
 
+from samforge.evaluation import read_csv, write_report
 from samforge.evaluation.plots import Overlay, plot_overlays
-from samforge.evaluation.report import image_level, read_csv, write_report
+from samforge.evaluation.report import image_level
 
 
 def test_write_report_writes_all_three_files(tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from samforge.data import Case
 from samforge.data.phantoms import make_phantom
-from samforge.data.record import Case
 from samforge.errors import DataError
-from samforge.evaluation.runs import iter_images
+from samforge.evaluation import iter_images
 
 
 def volume_case() -> Case:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.oracles import OracleSam
+from helpers.fake_models import BoxSam
 from samforge.inference import Predictor
 from samforge.models.config import VIT_TEST
 
@@ -30,7 +30,7 @@ def box_mask(shape, box) -> np.ndarray:
 @pytest.fixture(params=["sam", "medsam"])
 def predictor(request) -> Predictor:
     config = VIT_TEST.with_changes(preprocessing=request.param)
-    return Predictor(OracleSam(config).eval())
+    return Predictor(BoxSam(config).eval())
 
 
 @pytest.mark.parametrize("shape", [(300, 200), (200, 300), (256, 256), (97, 413)])

@@ -2,7 +2,7 @@
 
 ``ObjectOracleSam`` returns the true object under the prompt in each slice, so a correct
 propagation reproduces the object exactly and stops where the object ends or turns into
-another one; ``BoxOracleSam`` returns the prompt box, so box extension and the IoU stop
+another one; ``BoxSam`` returns the prompt box, so box extension and the IoU stop
 give masks that can be written down slice by slice.
 """
 
@@ -14,19 +14,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.volume_oracles import (
-    BoxOracleSam,
-    ObjectOracleSam,
-    bent_tube,
-    disc,
-    ending_object,
-    expected_run,
-    image_of,
-    sphere,
-)
+from helpers.fake_models import BoxSam, ObjectOracleSam
+from helpers.synthetic import bent_tube, disc, ending_object, expected_run, image_of, sphere
 from samforge.errors import ConfigError, PromptError
-from samforge.inference import Predictor
-from samforge.inference.propagation import PropagationSettings, propagate
+from samforge.inference import Predictor, PropagationSettings, propagate
 from samforge.inference.volume_prompts import (
     MASK_LOGIT,
     PROMPT_MODES,
@@ -162,7 +153,7 @@ def test_box_extension_in_pixels_grows_the_box_each_slice():
     volume = np.zeros((21, 64, 64), dtype=bool)
     box = (27, 27, 37, 37)
     prompts = {10: Prompts.from_user(boxes=np.array(box, dtype=np.float32))}
-    result = run(BoxOracleSam(), volume, None, "box", 0.5, 2.0, prompts)
+    result = run(BoxSam(), volume, None, "box", 0.5, 2.0, prompts)
     for index in range(21):
         expected = grown_box((64, 64), box, 2 * abs(index - 10))
         np.testing.assert_array_equal(result.mask[index], expected, err_msg=f"slice {index}")
@@ -171,7 +162,7 @@ def test_box_extension_in_pixels_grows_the_box_each_slice():
 def test_iou_stop_rejects_the_first_grown_box_below_the_threshold():
     volume = np.zeros((21, 64, 64), dtype=bool)
     box = np.array((27, 27, 37, 37), dtype=np.float32)
-    result = run(BoxOracleSam(), volume, None, "box", 0.52, 2.0, {10: Prompts.from_user(boxes=box)})
+    result = run(BoxSam(), volume, None, "box", 0.52, 2.0, {10: Prompts.from_user(boxes=box)})
     assert result.segmented.tolist() == [i == 10 for i in range(21)]
     assert all(s.iou == pytest.approx(100 / 196) for s in result.stops)
 
@@ -181,7 +172,7 @@ def test_box_extension_as_a_fraction_of_the_box_size():
     volume = np.zeros((3, 64, 64), dtype=bool)
     box = (20, 30, 30, 40)
     prompts = {1: Prompts.from_user(boxes=np.array(box, dtype=np.float32))}
-    result = run(BoxOracleSam(), volume, None, "box", 0.5, 0.1, prompts)
+    result = run(BoxSam(), volume, None, "box", 0.5, 0.1, prompts)
     for index in (0, 2):
         np.testing.assert_array_equal(result.mask[index], grown_box((64, 64), box, 1))
 
@@ -190,7 +181,7 @@ def test_without_extension_the_box_is_stable_through_the_volume():
     volume = np.zeros((9, 64, 64), dtype=bool)
     box = (5, 6, 40, 20)
     prompts = {0: Prompts.from_user(boxes=np.array(box, dtype=np.float32))}
-    result = run(BoxOracleSam(), volume, None, "box", 0.99, 0.0, prompts)
+    result = run(BoxSam(), volume, None, "box", 0.99, 0.0, prompts)
     assert result.mask.sum(axis=(1, 2)).tolist() == [35 * 14] * 9
 
 

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from samforge.errors import ConfigError
-from samforge.training.config import PRESETS, load_config, preset_path
+from samforge.training import PRESETS, load_config
+from samforge.training.config import preset_path
 
 PHANTOMS = {"train": [{"phantoms": ["ct"], "count": 2}]}
 

@@ -18,8 +18,7 @@ import yaml
 from helpers.official import official_sam_from_state_dict
 from samforge.errors import ConfigError
 from samforge.models import load_model
-from samforge.training.config import load_config
-from samforge.training.engine import train
+from samforge.training import load_config, train
 
 SAMFORGE = [sys.executable, "-m", "samforge"]
 

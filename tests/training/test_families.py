@@ -9,12 +9,11 @@ import torch
 
 from helpers.official import build_official_sam
 from helpers.robust import build_robust_sam
-from samforge.data.dataset import ObjectSegmentationDataset
+from samforge.data import ObjectSegmentationDataset
 from samforge.data.phantoms import phantom_case
 from samforge.models import build_model, fuse_modules, load_model
 from samforge.models.config import VIT_TEST
-from samforge.training.config import load_config
-from samforge.training.engine import train
+from samforge.training import load_config, train
 from samforge.training.losses import dice_loss, focal_loss, upscale_logits
 from samforge.training.objectives import RobustSettings, robust_loss
 

@@ -12,8 +12,7 @@ from pydantic import Field
 from samforge.errors import ConfigError
 from samforge.models import build_model
 from samforge.models.config import VIT_TEST
-from samforge.training.config import PRESETS, load_config
-from samforge.training.engine import train
+from samforge.training import PRESETS, load_config, train
 from samforge.training.objectives import (
     OBJECTIVES,
     IterativePrompting,

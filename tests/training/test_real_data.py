@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from samforge.training.config import load_config
-from samforge.training.engine import train
+from samforge.training import load_config, train
 
 pytestmark = pytest.mark.real_data
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from samforge.errors import ConfigError
-from samforge.training.config import load_config
+from samforge.training import load_config
 from samforge.workflows.finetune import finetune, finetune_config, read_loss_history
 
 PHANTOMS = {"phantoms": ["us"], "count": 1, "shape": [64, 64], "seed": 3}

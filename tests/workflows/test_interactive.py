@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samforge.evaluation.runs import EvalImage
+from samforge.evaluation import EvalImage
 from samforge.workflows.interactive import Interactive2DRun, model_free_dice, phantom_images
 
 

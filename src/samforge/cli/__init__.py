@@ -21,6 +21,8 @@ from . import (
     train,
 )
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="samforge",
     help="Segment Anything for medical images: load, segment, fine-tune, fuse, evaluate.",

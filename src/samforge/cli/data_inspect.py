@@ -10,9 +10,7 @@ from rich.console import Console, JustifyMethod
 from rich.progress import track
 from rich.table import Table
 
-from ..data.io import LAYOUTS, open_dataset
-from ..data.objects import count_objects
-from ..data.record import Case
+from ..data import LAYOUTS, Case, count_objects, open_dataset
 
 console = Console()
 

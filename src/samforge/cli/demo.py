@@ -19,7 +19,7 @@ from ..workflows.demo import DEMO_MODEL, UNTRAINED_MODELS, headline_rows, run_de
 
 console = Console()
 
-__all__ = ["DEMO_MODEL", "demo"]
+__all__ = ["demo"]
 
 
 def demo(

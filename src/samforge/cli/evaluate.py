@@ -17,16 +17,20 @@ from rich.console import Console
 from ..data import open_dataset
 from ..data.corruptions import PAPER_SEVERITY, resolve_corruption_names
 from ..errors import ConfigError
-from ..evaluation.interactive2d import START_PROMPTS, InteractiveSettings
-from ..evaluation.report import RESULTS_CSV, read_csv, write_csv
-from ..evaluation.robustness import run_robustness, summarize_robustness, write_robustness_report
-from ..evaluation.runs import (
+from ..evaluation import (
+    START_PROMPTS,
     EvalImage,
+    InteractiveSettings,
     iter_images,
+    read_csv,
     run_interactive2d,
+    run_robustness,
     summarize_interactive,
+    summarize_robustness,
     write_interactive_report,
+    write_robustness_report,
 )
+from ..evaluation.report import RESULTS_CSV, write_csv
 from ..workflows.predictors import load_predictors
 from .options import intensity_option, window_option
 

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..data import open_dataset
 from ..errors import ConfigError
+from ..evaluation import read_csv
 from ..evaluation.interactive3d import (
     DEFAULT_BOX_EXTENSIONS,
     DEFAULT_IOU_THRESHOLDS,
@@ -27,7 +28,7 @@ from ..evaluation.interactive3d import (
     settings_grid,
     write_interactive3d_report,
 )
-from ..evaluation.report import RESULTS_CSV, read_csv, write_csv
+from ..evaluation.report import RESULTS_CSV, write_csv
 from ..inference.volume_prompts import PROMPT_MODES
 from ..workflows.predictors import load_predictors
 from .options import intensity_option, window_option

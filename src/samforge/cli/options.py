@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ..data.intensity import WINDOWS
+from ..data import WINDOWS
 
 INTENSITY_HELP = (
     "How intensities map to SAM's 0–255 input: auto (uint8 as is, else 1–99 percentile), "

@@ -16,13 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..data.intensity import IntensitySettings
-from ..data.io import read_case, write_mask
-from ..data.record import Case
+from ..data import Case, IntensitySettings, read_case, write_mask
 from ..errors import InputImageError, PromptError
+from ..inference import Predictor, PropagationResult, PropagationSettings, propagate
 from ..inference.objects import segment_objects
-from ..inference.predictor import Predictor
-from ..inference.propagation import PropagationResult, PropagationSettings, propagate
 from ..inference.volume_prompts import PROMPT_MODES
 from ..models import load_model
 from ..prompts import Prompts

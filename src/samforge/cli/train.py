@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..training.config import PRESETS, load_config
+from ..training import PRESETS, load_config
 
 console = Console()
 
@@ -40,7 +40,7 @@ def train(
     if check:
         console.print(resolved.to_yaml(), highlight=False)
         return
-    from ..training.engine import train as run  # Lightning loads only when training
+    from ..training import train as run  # Lightning loads only when training
 
     result = run(resolved, resume=resume)
     if result.export_path is not None:

@@ -1,33 +1,27 @@
 """Data layer: records, readers and writers, intensity normalisation, objects, splits and
-the training Dataset (see ``io`` for the axis conventions)."""
+the training Dataset (see :mod:`.readers` for the axis conventions).
+
+Code outside ``samforge.data`` imports the names below from here; the corruptions and
+phantoms are imported from their own packages (:mod:`.corruptions`, :mod:`.phantoms`).
+"""
 
 from .dataset import ObjectSegmentationDataset, collate_objects
 from .intensity import (
     WINDOWS,
     IntensityMapping,
+    IntensitySettings,
     ct_window,
     intensity_mapping,
     normalize_intensity,
     validate_image,
     volume_normalizer,
 )
-from .io import (
-    LAYOUTS,
-    MEDSEGBENCH,
-    detect_layout,
-    download_medsegbench,
-    medsegbench_url,
-    open_dataset,
-    read_case,
-    read_label_array,
-    write_mask,
-)
 from .objects import ObjectInstance, count_objects, instances_from_labels, slice_volume
+from .readers.case import read_case, read_label_array, write_mask
+from .readers.layouts import LAYOUTS, detect_layout, open_dataset
+from .readers.medsegbench import MEDSEGBENCH, download_medsegbench, medsegbench_url
 from .record import MODALITIES, Case, CaseList, CaseRef, normalize_modality
 from .splits import split_by_subject
-
-# The corruptions and phantoms (data/corruptions.py, data/phantoms/) are exported here by
-# their own author: two import lines and their names in __all__ go below.
 
 __all__ = [
     "LAYOUTS",
@@ -38,6 +32,7 @@ __all__ = [
     "CaseList",
     "CaseRef",
     "IntensityMapping",
+    "IntensitySettings",
     "ObjectInstance",
     "ObjectSegmentationDataset",
     "collate_objects",

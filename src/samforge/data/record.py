@@ -6,7 +6,7 @@ splits, the training Dataset, the CLI) consumes. Axis conventions:
 - 2D: ``image`` is (H, W) or (H, W, C) with rows (y) first; ``spacing`` is (dy, dx).
 - 3D: ``image`` is (D, H, W) = (z, y, x), the slice axis first, so ``image[12]`` is slice 12;
   ``spacing`` is (dz, dy, dx). For NIfTI this is the file's (i, j, k) array reversed; see
-  :mod:`samforge.data.io` for the exact mapping.
+  :mod:`samforge.data.readers` for the exact mapping.
 
 Whether a case is a volume is decided by the length of ``spacing`` (3 for volumes), not by the
 array's rank: a (H, W, 3) RGB image and a (D, H, W) volume with W = 3 have the same rank.

@@ -10,8 +10,14 @@ from .interactive2d import (
 )
 from .metrics import dice, hd95, iou, normalized_surface_distance
 from .report import read_csv, write_report
-from .robustness import run_robustness, summarize_robustness
-from .runs import EvalImage, iter_images, run_interactive2d, summarize_interactive
+from .robustness import run_robustness, summarize_robustness, write_robustness_report
+from .runs import (
+    EvalImage,
+    iter_images,
+    run_interactive2d,
+    summarize_interactive,
+    write_interactive_report,
+)
 
 __all__ = [
     "START_PROMPTS",
@@ -31,5 +37,7 @@ __all__ = [
     "run_robustness",
     "summarize_interactive",
     "summarize_robustness",
+    "write_interactive_report",
     "write_report",
+    "write_robustness_report",
 ]

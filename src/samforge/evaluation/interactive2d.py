@@ -24,10 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.intensity import IntensityMapping
-from ..data.objects import instances_from_labels
+from ..data import IntensityMapping, instances_from_labels
 from ..errors import ConfigError
-from ..inference.predictor import Predictor
+from ..inference import Predictor
 from ..prompts import Prompts, box_from_masks, center_points, wants_multimask
 from .metrics import dice
 

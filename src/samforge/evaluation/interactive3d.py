@@ -24,12 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.intensity import IntensitySettings
-from ..data.objects import ObjectInstance, instances_from_labels
-from ..data.record import Case
+from ..data import Case, IntensitySettings, ObjectInstance, instances_from_labels
 from ..errors import ConfigError, InputImageError
-from ..inference.predictor import Predictor
-from ..inference.propagation import PropagationSettings, propagate
+from ..inference import Predictor, PropagationSettings, propagate
 from ..inference.volume_prompts import PROMPT_MODES
 from ..prompts import Prompts, box_from_masks, center_points
 from .metrics import dice, hd95, normalized_surface_distance

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.corruptions import PAPER_SEVERITY, corrupt
-from ..inference.predictor import Predictor
+from ..inference import Predictor
 from .interactive2d import InteractiveSettings, evaluate_image, result_rows
 from .plots import plot_robustness_heatmap
 from .report import image_level, mean_by, write_report

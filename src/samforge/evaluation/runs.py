@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..data.intensity import IntensitySettings
-from ..data.objects import slice_volume
-from ..data.record import Case
+from ..data import Case, IntensitySettings, slice_volume
 from ..errors import DataError
-from ..inference.predictor import Predictor
+from ..inference import Predictor
 from .interactive2d import InteractiveSettings, evaluate_image, result_rows
 from .plots import Overlay, plot_dataset_bars, plot_dice_vs_round, plot_overlays
 from .report import image_level, mean_by, write_report

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils._pytree import tree_map
 
-from ..data.intensity import IntensityMapping, IntensitySettings
+from ..data import IntensityMapping, IntensitySettings
 from ..errors import ConfigError, InputImageError
 from ..models import SamModel
 from ..models.sam.embeddings import Embeddings, to_device

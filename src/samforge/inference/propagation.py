@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.intensity import IntensityMapping
+from ..data import IntensityMapping
 from ..errors import ConfigError, InputImageError, PromptError
 from ..prompts import Prompts, wants_multimask
 from .predictor import Predictor

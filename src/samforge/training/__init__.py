@@ -2,7 +2,8 @@
 and the Lightning engine that runs them.
 
 ``load_config``, ``PRESETS`` and ``TrainConfig`` load without Lightning; ``train`` and
-``TrainResult`` import it when first used.
+``TrainResult`` import it when first used. The objective interface and registry (a new
+objective is one file) are in :mod:`samforge.training.objectives`.
 """
 
 from __future__ import annotations
@@ -10,19 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from .config import PRESETS, TrainConfig, load_config
-from .objectives import OBJECTIVES, Objective, ObjectiveSettings, register_objective
 
-__all__ = [
-    "OBJECTIVES",
-    "PRESETS",
-    "Objective",
-    "ObjectiveSettings",
-    "TrainConfig",
-    "TrainResult",
-    "load_config",
-    "register_objective",
-    "train",
-]
+__all__ = ["PRESETS", "TrainConfig", "TrainResult", "load_config", "train"]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,11 +19,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ..data.dataset import ObjectSegmentationDataset, collate_objects
+from ..data import (
+    Case,
+    CaseList,
+    CaseRef,
+    ObjectSegmentationDataset,
+    collate_objects,
+    open_dataset,
+    read_case,
+)
 from ..data.phantoms import as_case, phantom_cases
-from ..data.readers.case import read_case
-from ..data.readers.layouts import open_dataset
-from ..data.record import Case, CaseList, CaseRef
 from ..errors import ConfigError
 from ..preprocessing import ModelInputTransform
 from .config import DataConfig, DataSource

@@ -15,18 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import Case
 from ..data.builtin import mni152_case
 from ..data.corruptions import PAPER_SEVERITY, resolve_corruption_names
 from ..data.phantoms import phantom_case
-from ..data.record import Case
-from ..evaluation.interactive2d import InteractiveSettings
+from ..evaluation import (
+    EvalImage,
+    InteractiveSettings,
+    run_robustness,
+    summarize_robustness,
+    write_report,
+    write_robustness_report,
+)
 from ..evaluation.interactive3d import Protocol3D, case_objects, evaluate_case, start_prompt
 from ..evaluation.plots import plot_loss_curves, plot_propagation
-from ..evaluation.report import write_report
-from ..evaluation.robustness import run_robustness, summarize_robustness, write_robustness_report
-from ..evaluation.runs import EvalImage
-from ..inference import Predictor
-from ..inference.propagation import PropagationSettings, propagate
+from ..inference import Predictor, PropagationSettings, propagate
 from .finetune import finetune, finetune_config
 from .interactive import MODALITIES_2D, evaluate_interactive2d, phantom_images
 

@@ -103,8 +103,7 @@ def finetune(config: dict[str, Any], *, if_exists: str = "error") -> FinetuneRes
         ConfigError: an invalid config, or an existing run with ``if_exists="error"``.
     """
     # Lightning loads only when something trains.
-    from ..training.config import load_config
-    from ..training.engine import train
+    from ..training import load_config, train
 
     if if_exists not in IF_EXISTS:
         raise ConfigError(f"if_exists must be one of {IF_EXISTS}; got {if_exists!r}.")

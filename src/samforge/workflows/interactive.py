@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from ..data.phantoms import phantom_case
-from ..evaluation.interactive2d import InteractiveSettings, object_masks
-from ..evaluation.metrics import dice
-from ..evaluation.runs import (
+from ..evaluation import (
     EvalImage,
+    InteractiveSettings,
+    dice,
     iter_images,
+    object_masks,
     run_interactive2d,
     summarize_interactive,
     write_interactive_report,

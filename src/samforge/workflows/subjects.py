@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data import CaseList, open_dataset
 from ..errors import ConfigError
-from ..evaluation.runs import EvalImage, iter_images
+from ..evaluation import EvalImage, iter_images
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
 

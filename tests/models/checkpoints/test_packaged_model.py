@@ -13,7 +13,7 @@ from helpers.official import official_sam_from_state_dict
 from samforge.cli.models import app
 from samforge.data.phantoms import phantom_case
 from samforge.errors import DownloadError
-from samforge.inference.predictor import Predictor
+from samforge.inference import Predictor
 from samforge.models import build_model, get_model_spec, load_model
 from samforge.models.checkpoints import hub
 

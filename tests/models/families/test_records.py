@@ -10,12 +10,8 @@ from helpers.configs import ROBUST_TEST, SAMMED2D_TEST, SAMUNET_TEST
 from samforge.models import ARCHITECTURES, build_model, export_model, family_of, load_model
 from samforge.models.checkpoints.reading import read_checkpoint
 from samforge.models.config import FAMILY_NAMES, VIT_TEST
-from samforge.models.families import FAMILIES, families_in
-from samforge.models.families.robustsam import ROBUSTSAM
-from samforge.models.families.sam import SAM
-from samforge.models.families.sam_unet import SAM_UNET
+from samforge.models.families import FAMILIES, ROBUSTSAM, SAM, SAM_UNET, SAMMED2D, families_in
 from samforge.models.families.sam_unet.layout import to_public_names, to_samforge_names
-from samforge.models.families.sammed2d import SAMMED2D
 from samforge.models.peft import apply_lora, merge_peft
 
 CONFIGS = {"SAM": VIT_TEST, "SAM-Med2D": SAMMED2D_TEST, "RobustSAM": ROBUST_TEST,

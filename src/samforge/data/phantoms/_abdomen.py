@@ -11,6 +11,7 @@ by discs into several pieces in 3D).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -335,16 +336,33 @@ def _lesion(scene: _Scene) -> None:
     label[index], scene.tissue[index] = 8, Tissue.LESION
 
 
+def _tissue_values(
+    table: Mapping[Tissue, tuple[float, float]], tissue: NDArray[np.uint8]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per voxel, the (mean, texture amplitude) that ``table`` gives its tissue."""
+    mean = np.array([table[Tissue(t)][0] for t in range(len(Tissue))], dtype=np.float64)
+    texture = np.array([table[Tissue(t)][1] for t in range(len(Tissue))], dtype=np.float64)
+    return mean[tissue], texture[tissue]
+
+
+def _texture_field(rng: np.random.Generator, grid: Grid) -> NDArray[np.float64]:
+    """Tissue texture: a smooth random field, correlated over 2 mm across slices and 3 mm
+    in-plane."""
+    px = grid.spacing
+    return smooth_field(rng, grid.shape, (2.0 / px[0], 3.0 / px[1], 3.0 / px[2]))
+
+
+def _partial_volume(image: NDArray[np.float64], grid: Grid) -> NDArray[np.float64]:
+    """The scanner's blur at tissue borders (across slices only in a volume)."""
+    return ndimage.gaussian_filter(image, (0.35 if grid.shape[0] > 1 else 0.0, 0.6, 0.6))
+
+
 def render_ct(
     rng: np.random.Generator, grid: Grid, tissue: NDArray[np.uint8]
 ) -> tuple[NDArray[np.int16], float]:
     """HU image (int16) and the noise σ used: texture, partial-volume blur, correlated noise."""
-    mean = np.array([CT_HU[Tissue(t)][0] for t in range(len(Tissue))], dtype=np.float64)
-    texture = np.array([CT_HU[Tissue(t)][1] for t in range(len(Tissue))], dtype=np.float64)
-    px = grid.spacing
-    field = smooth_field(rng, grid.shape, (2.0 / px[0], 3.0 / px[1], 3.0 / px[2]))
-    hu = mean[tissue] + texture[tissue] * field
-    hu = ndimage.gaussian_filter(hu, (0.35 if grid.shape[0] > 1 else 0.0, 0.6, 0.6))
+    mean, texture = _tissue_values(CT_HU, tissue)
+    hu = _partial_volume(mean + texture * _texture_field(rng, grid), grid)
     sigma = float(rng.uniform(10.0, 20.0))
     # CT noise is correlated over about a pixel (reconstruction kernel).
     noise = ndimage.gaussian_filter(rng.standard_normal(grid.shape), (0.0, 0.7, 0.7))
@@ -356,13 +374,10 @@ def render_mr(
     rng: np.random.Generator, grid: Grid, tissue: NDArray[np.uint8]
 ) -> tuple[NDArray[np.uint16], float]:
     """T1-weighted magnitude image (uint16): texture, coil bias field, Rician noise."""
-    mean = np.array([MR_T1[Tissue(t)][0] for t in range(len(Tissue))], dtype=np.float64)
-    texture = np.array([MR_T1[Tissue(t)][1] for t in range(len(Tissue))], dtype=np.float64)
-    px = grid.spacing
-    field = smooth_field(rng, grid.shape, (2.0 / px[0], 3.0 / px[1], 3.0 / px[2]))
-    signal = mean[tissue] * (1.0 + texture[tissue] * field)
-    signal = ndimage.gaussian_filter(signal, (0.35 if grid.shape[0] > 1 else 0.0, 0.6, 0.6))
+    mean, texture = _tissue_values(MR_T1, tissue)
+    signal = _partial_volume(mean * (1.0 + texture * _texture_field(rng, grid)), grid)
     # Receive-coil bias: a smooth multiplicative field, ±20–35 % across the body.
+    px = grid.spacing
     bias = smooth_field(rng, grid.shape, (120.0 / px[0], 120.0 / px[1], 120.0 / px[2]))
     signal = signal * np.exp(rng.uniform(0.2, 0.35) * bias)
     sigma = float(rng.uniform(0.015, 0.035) * 900.0)

@@ -155,6 +155,13 @@ _SAM_CHECKSUM_SOURCE = (
 )
 
 
+def _unpublished_checksum(authors: str) -> str:
+    return (
+        f"none published by the {authors} authors; `samforge models fetch` prints the SHA-256 "
+        "of what it downloaded so it can be recorded"
+    )
+
+
 def _sam_spec(architecture: str, sha256: str, md5: str, size: str) -> ModelSpec:
     """One of Meta's three SAM checkpoints; the file name carries the MD5's first 6 hex."""
     filename = f"sam_{architecture}_{md5[:6]}.pth"
@@ -209,10 +216,7 @@ register_model(
         # Zenodo record holds the same medsam_vit_b.pth as a direct link.
         url="https://zenodo.org/records/10689643/files/medsam_vit_b.pth",
         checksum=None,
-        checksum_source=(
-            "none published by the MedSAM authors; `samforge models fetch` prints the SHA-256 "
-            "of what it downloaded so it can be recorded"
-        ),
+        checksum_source=_unpublished_checksum("MedSAM"),
         filename="medsam_vit_b.pth",
         format="bare",
         family="MedSAM",
@@ -256,10 +260,7 @@ def _robustsam_spec(size: str, label: str) -> ModelSpec:
         preprocessing="sam",
         url=_ROBUSTSAM_URL + filename,
         checksum=None,
-        checksum_source=(
-            "none published by the RobustSAM authors; `samforge models fetch` prints the "
-            "SHA-256 of what it downloaded so it can be recorded"
-        ),
+        checksum_source=_unpublished_checksum("RobustSAM"),
         filename=filename,
         format="bare",
         family="RobustSAM",
@@ -283,10 +284,7 @@ register_model(
         # confirmation page, which fetch refuses: then download it by hand into the cache.
         url="https://drive.google.com/uc?export=download&id=1ARiB5RkSsWmAB_8mqWnwDF8ZKTtFwsjl",
         checksum=None,
-        checksum_source=(
-            "none published by the SAM-Med2D authors; `samforge models fetch` prints the "
-            "SHA-256 of what it downloaded so it can be recorded"
-        ),
+        checksum_source=_unpublished_checksum("SAM-Med2D"),
         filename="sam-med2d_b.pth",
         format="model",
         family="SAM-Med2D",

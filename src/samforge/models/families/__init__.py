@@ -55,7 +55,12 @@ def build_model(config: SamConfig) -> SamModel:
 
 
 __all__ = [
+    "EXTENDING_SAM",
     "FAMILIES",
+    "ROBUSTSAM",
+    "SAM",
+    "SAMMED2D",
+    "SAM_UNET",
     "ModelFamily",
     "SamModel",
     "build_model",

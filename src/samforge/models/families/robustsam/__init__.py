@@ -31,6 +31,8 @@ def is_robust_key(key: str) -> bool:
     return root == "mask_decoder" and rest.split(".", 1)[0] in DECODER_MODULES
 
 
+__all__ = ["DECODER_MODULES", "ROBUSTSAM", "is_robust_key"]
+
 ROBUSTSAM = ModelFamily(
     name="RobustSAM",
     family="robust",

@@ -16,6 +16,8 @@ from ..record import ModelFamily
 from .layout import is_sam_unet_key, resnet_layout, to_public_names, to_samforge_names
 from .model import SamUNet
 
+__all__ = ["SAM_UNET"]
+
 SAM_UNET = ModelFamily(
     name="SAM-UNet",
     family="sam_unet",

@@ -21,7 +21,7 @@ PACKAGE = SRC / "samforge"
 # each other.
 FLOORS = {
     "errors": 0,
-    "files": 0,
+    "files": 1,
     "preprocessing": 1,
     "models": 2,
     "data": 2,

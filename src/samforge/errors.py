@@ -45,3 +45,9 @@ class ConfigError(SamforgeError):
 
 class EmbeddingError(SamforgeError):
     """Image embeddings do not fit the model they are decoded with."""
+
+
+class OutputError(SamforgeError):
+    """An output cannot be written where asked: over one of the inputs, onto a folder, into
+    a read-only or full file system, under too long a name, or into a folder that another
+    samforge run holds."""

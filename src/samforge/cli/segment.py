@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ..data import Case, IntensitySettings, read_case, write_mask
 from ..errors import InputImageError, PromptError
+from ..files import check_output_file
 from ..inference import Predictor, PropagationResult, PropagationSettings, propagate
 from ..inference.objects import segment_objects
 from ..inference.volume_prompts import PROMPT_MODES
@@ -48,10 +49,15 @@ def segment(
         "mask", help=f"With --propagate: prompts for the next slice ({', '.join(PROMPT_MODES)})."
     ),
     iou_threshold: float = typer.Option(
-        0.8, help="With --propagate: stop when IoU(previous, new slice mask) is below this."
+        0.8,
+        min=0.0,
+        max=1.0,
+        help="With --propagate: stop when IoU(previous, new slice mask) is below this.",
     ),
     box_extension: float = typer.Option(
-        0.0, help="With --propagate: fraction (< 1) or pixels (≥ 1) added to each box side."
+        0.0,
+        min=0.0,
+        help="With --propagate: fraction (< 1) or pixels (≥ 1) added to each box side.",
     ),
 ) -> None:
     """Segment objects from prompts and write a mask with the input's geometry.
@@ -67,6 +73,7 @@ def segment(
     """
     intensity_settings = IntensitySettings(intensity, window)
     groups = _slice_groups(ctx.args)
+    check_output_file(output, [image])  # before any work: never over the input
     case = read_case(image)
     if propagate_:
         settings = PropagationSettings(mode, iou_threshold, box_extension)
@@ -81,7 +88,7 @@ def segment(
     predictor = Predictor(load_model(model), intensity=intensity, window=window)
     # A volume's slice gets the whole volume's one mapping, as in training and evaluation.
     predictor.set_image(plane, mapping=intensity_settings.case_mapping(case))
-    label_map, prediction = segment_objects(predictor, prompts, multimask)
+    label_map, scores = segment_objects(predictor, prompts, multimask)
     elapsed = time.perf_counter() - started
 
     if case.is_volume:
@@ -89,7 +96,7 @@ def segment(
         full[slice_index] = label_map
         label_map = full
     write_mask(output, label_map, reference=case)
-    _report(output, prediction.scores[:, 0], label_map, elapsed)
+    _report(output, scores, label_map, elapsed)
 
 
 def _propagate(

@@ -1,6 +1,7 @@
 """Inference: the 2D Predictor and prompt propagation through volumes."""
 
-from .predictor import ImageEmbedding, Prediction, Predictor
+from .prediction import ImageEmbedding, Prediction
+from .predictor import Predictor
 from .propagation import PropagationResult, PropagationSettings, propagate
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..prompts import Prompts, wants_multimask
-from .predictor import Prediction, Predictor
+from .predictor import Predictor
 
 
 def label_map_from_logits(logits: np.ndarray) -> np.ndarray:
@@ -22,12 +22,37 @@ def label_map_from_logits(logits: np.ndarray) -> np.ndarray:
 
 def segment_objects(
     predictor: Predictor, prompts: Prompts, multimask: bool | None = None
-) -> tuple[np.ndarray, Prediction[np.ndarray]]:
-    """Segment the B objects of ``prompts`` in the current image; returns the (H, W) label
-    map and the per-object best prediction (numpy). ``multimask`` defaults to
-    :func:`~samforge.prompts.wants_multimask`."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segment the B objects of ``prompts`` in the current image.
+
+    The label map is :func:`label_map_from_logits` of the objects' best masks, built chunk
+    by chunk (:meth:`Predictor.decode_chunks`): memory stays a few bytes per pixel however
+    many objects there are.
+
+    Returns:
+        the (H, W) label map (object i as i + 1) and the (B,) predicted IoU of each
+        object's best mask. ``multimask`` defaults to :func:`~samforge.prompts.wants_multimask`.
+    """
     if multimask is None:
         multimask = wants_multimask(prompts)
-    prediction = predictor.decode(prompts, multimask).best().numpy()
-    assert prediction.logits is not None  # decode returns them and numpy() keeps them
-    return label_map_from_logits(prediction.logits[:, 0]), prediction
+    dtype = np.uint8 if prompts.num_objects < 256 else np.uint16
+    top: np.ndarray | None = None
+    winner: np.ndarray | None = None
+    scores = []
+    done = 0
+    for chunk in predictor.decode_chunks(prompts, multimask):
+        best = chunk.best()
+        assert best.logits is not None  # decode_chunks returns them
+        scores.append(best.scores[:, 0].float().cpu().numpy())
+        for logits in best.logits[:, 0]:
+            done += 1
+            plane = logits.float().cpu().numpy()
+            if top is None or winner is None:
+                top, winner = plane.copy(), np.full(plane.shape, done, dtype)
+                continue
+            higher = plane > top  # strictly: ties keep the earlier object, as argmax does
+            np.copyto(top, plane, where=higher)
+            winner[higher] = done
+    assert top is not None and winner is not None  # decode_chunks checked for objects
+    winner[top <= 0] = 0
+    return winner, np.concatenate(scores)

@@ -8,10 +8,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Generic
 
 import numpy as np
 import torch
@@ -21,68 +19,17 @@ from ..data import IntensityMapping, IntensitySettings
 from ..errors import ConfigError, InputImageError
 from ..models import SamModel
 from ..models.sam.embeddings import Embeddings, to_device
-from ..prompts import Prompts, best_mask
-from ..prompts.multimask import Array
+from ..prompts import Prompts
 from .disk_cache import DiskEmbeddingCache
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
+from .prediction import ImageEmbedding, Prediction
 
-
-@dataclass(frozen=True)
-class Prediction(Generic[Array]):
-    """Masks for B objects, M masks each (M = 3 with multimask output, else 1; always 1
-    for SAM-UNet): numpy arrays from :meth:`Predictor.predict`, tensors on the predictor's
-    device from :meth:`Predictor.decode`.
-
-    masks: (B, M, H, W) bool at the original resolution; scores: (B, M) predicted IoU (NaN
-    for models without an IoU head, e.g. SAM-UNet); low_res_logits: (B, M, s, s) logits in
-    the model frame, to feed back as ``mask_input``; logits: (B, M, H, W) float logits
-    (``predict`` returns them when asked with ``return_logits``).
-    """
-
-    masks: Array
-    scores: Array
-    low_res_logits: Array
-    logits: Array | None = None
-
-    def best(self) -> Prediction[Array]:
-        """Keep, per object, the mask with the highest predicted IoU (M becomes 1)."""
-        if self.logits is None:
-            masks, scores, low_res = best_mask(
-                self.scores, self.masks, self.scores, self.low_res_logits
-            )
-            return Prediction(masks, scores, low_res)
-        return Prediction(
-            *best_mask(self.scores, self.masks, self.scores, self.low_res_logits, self.logits)
-        )
-
-    def numpy(self: Prediction[torch.Tensor], logits: bool = True) -> Prediction[np.ndarray]:
-        """The same prediction as float32 (masks: bool) numpy arrays; ``logits=False``
-        drops the full-resolution logits."""
-
-        def convert(tensor: torch.Tensor) -> np.ndarray:
-            return (
-                tensor.cpu().numpy() if tensor.dtype == torch.bool else tensor.float().cpu().numpy()
-            )
-
-        return Prediction(
-            convert(self.masks),
-            convert(self.scores),
-            convert(self.low_res_logits),
-            convert(self.logits) if logits and self.logits is not None else None,
-        )
-
-
-@dataclass(frozen=True)
-class ImageEmbedding:
-    """An image's embeddings and the original (H, W) it came from.
-
-    ``embedding`` is what the model's ``embed_images`` returns for one image: a (1, C, h, w)
-    tensor, or for RobustSAM and SAM-UNet a dict of batch-first tensors
-    (:mod:`samforge.models.sam.embeddings`).
-    """
-
-    embedding: Embeddings
-    original_size: tuple[int, int]
+# Decoding memory grows with the objects decoded together: the decoder's activations with
+# their number, the full-resolution logits with their number times the image's pixels. Both
+# are bounded by decoding at most DECODE_BATCH objects at a time, and fewer on large images,
+# so that one chunk's full-resolution logits stay within FULL_RESOLUTION_BUDGET bytes.
+DECODE_BATCH = 32
+FULL_RESOLUTION_BUDGET = 256 * 2**20
 
 
 class Predictor:
@@ -113,8 +60,12 @@ class Predictor:
         cache_size: int = 8,
         disk_cache: DiskEmbeddingCache | None = None,
         precision: str = "fp32",
+        decode_batch: int = DECODE_BATCH,
     ) -> None:
+        if decode_batch < 1:
+            raise ConfigError(f"decode_batch must be at least 1; got {decode_batch}.")
         self.model = model.eval()
+        self.decode_batch = decode_batch
         self.precision = resolve_precision(precision, model.device)
         self.transform = model.config.input_transform()
         self.intensity_settings = IntensitySettings(intensity, window)
@@ -312,6 +263,9 @@ class Predictor:
     def decode(self, prompts: Prompts, multimask: bool = False) -> Prediction[torch.Tensor]:
         """Decode prompts in original-image pixels of the current image.
 
+        Objects are decoded in chunks (:meth:`decode_chunks`), so the working memory beyond
+        the returned arrays does not grow with the number of objects.
+
         Returns:
             a :class:`Prediction` of tensors on the predictor's device: masks (B, M, H, W),
             scores (B, M; NaN where the model predicts none), low-resolution logits
@@ -320,9 +274,35 @@ class Predictor:
         Raises:
             PromptError: a prompt lies outside the image, or a mask prompt has another size.
         """
+        chunks = self.decode_chunks(prompts, multimask)
+        first = next(chunks)
+        if first.masks.shape[0] == prompts.num_objects:
+            return first
+        parts = [first, *chunks]
+        return Prediction(
+            *(torch.cat([getattr(part, name) for part in parts]) for name in PREDICTION_FIELDS)
+        )
+
+    def decode_chunks(
+        self, prompts: Prompts, multimask: bool = False
+    ) -> Iterator[Prediction[torch.Tensor]]:
+        """:meth:`decode` a chunk of objects at a time, in order: at most ``decode_batch``
+        objects, and on large images as many as keep one chunk's full-resolution logits
+        within :data:`FULL_RESOLUTION_BUDGET` bytes (at least one object)."""
         current = self.image_embedding
         size = current.original_size
         prompts.check_fits(size, self.low_res_size)
+        masks_per_object = self.model.config.num_multimask_outputs if multimask else 1
+        object_bytes = masks_per_object * size[0] * size[1] * 4
+        step = max(1, min(self.decode_batch, FULL_RESOLUTION_BUDGET // object_bytes))
+        for start in range(0, prompts.num_objects, step):
+            yield self._decode(current, prompts.select(slice(start, start + step)), multimask)
+
+    @torch.inference_mode()
+    def _decode(
+        self, current: ImageEmbedding, prompts: Prompts, multimask: bool
+    ) -> Prediction[torch.Tensor]:
+        size = current.original_size
         prompts = prompts.to(self.device)
         points = None
         if prompts.points is not None and prompts.labels is not None:  # given together
@@ -335,6 +315,9 @@ class Predictor:
             scores = low_res.new_full(low_res.shape[:2], float("nan"))
         logits = self.transform.masks(low_res, size)
         return Prediction(logits > self.model.mask_threshold, scores, low_res, logits)
+
+
+PREDICTION_FIELDS = ("masks", "scores", "low_res_logits", "logits")
 
 
 PRECISIONS = ("auto", "fp32", "bf16")

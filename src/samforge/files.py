@@ -109,14 +109,14 @@ def check_output_file(path: Path | str, inputs: Iterable[Path | str] = ()) -> Pa
         OutputError: saying which check failed and what to do.
     """
     path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path} is a folder; give the path of a file, e.g. {path / 'mask.png'}.")
     size = len(os.fsencode(path.name))
-    if size > NAME_MAX:
+    if size > NAME_MAX:  # checked first: the file system refuses even to look such a name up
         raise OutputError(
             f"cannot write {path}: its name is {size} bytes and file systems allow at most "
             f"{NAME_MAX}; choose a shorter name."
         )
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give the path of a file, e.g. {path / 'mask.png'}.")
     for source in inputs:
         if _is_input(path, Path(source)):
             raise OutputError(
@@ -171,10 +171,10 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             read-only, no permission, a file where a folder should be, name too long).
     """
     path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path} is a folder; give the path of a file.")
     kept = os.fsencode(path.name)[:_NAME_IN_TEMPORARY].decode(errors="ignore")
     with _refusals_as_output_errors(path):
+        if path.is_dir():
+            raise OutputError(f"{path} is a folder; give the path of a file.")
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(
             prefix=f"{TEMPORARY_PREFIX}{kept}.", suffix=suffix_of(path), dir=path.parent

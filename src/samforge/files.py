@@ -90,8 +90,13 @@ def output_error(path: Path | str, error: OSError) -> OutputError | None:
 def _refusals_as_output_errors(path: Path) -> Iterator[None]:
     try:
         yield
-    except OSError as error:
-        converted = output_error(path, error)
+    except (OSError, RuntimeError) as error:
+        # Libraries that write through their own code re-raise the OSError as another
+        # error (torch.save: a RuntimeError from its zip writer); look down the chain.
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        converted = None if cause is None else output_error(path, cause)
         if converted is None:
             raise
         raise converted from None

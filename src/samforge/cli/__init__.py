@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -53,10 +54,18 @@ app.add_typer(data_app, name="data")
 
 
 def main() -> None:
-    """Entry point: user errors print as one clear message and exit with status 2."""
+    """Entry point: user errors print as one clear message and exit with status 2;
+    warnings as one line each."""
+    warnings.showwarning = _print_warning
     try:
         app()
     except SamforgeError as error:
         # soft_wrap: one line however long, not wrapped at the console width
         Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(2)
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings say what happened and what samforge does about it: the user needs the
+    message, not the source line that raised it."""
+    Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {message}", highlight=False)

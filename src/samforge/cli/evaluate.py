@@ -3,7 +3,9 @@
 Runs write ``results.csv`` (long format), ``summary.json``, PNG plots and ``report.html``
 into ``--out``. A run into an existing folder resumes: the (model, case, start[, corruption,
 severity]) combinations already in ``results.csv`` are skipped, and image embeddings are
-cached on disk (``--cache``, default ``OUT/embeddings``), shared by later runs.
+cached on disk (``--cache``, default ``OUT/embeddings``), shared by later runs. A run
+holds its ``--out`` folder: a second run into it at the same time is refused, naming the
+first, so that neither drops the other's rows.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..evaluation import (
     write_robustness_report,
 )
 from ..evaluation.report import RESULTS_CSV, write_csv
+from ..files import locked_folder
 from ..workflows.predictors import load_predictors
 from .options import intensity_option, window_option
 
@@ -69,6 +72,7 @@ def _checkpoint(out: Path):
 
 @app.command("interactive2d")
 def interactive2d(
+    ctx: typer.Context,
     model: list[str] = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     data: list[Path] = typer.Option(..., "--data", "-d", help=DATA_HELP, exists=True),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumed if it exists)."),
@@ -88,7 +92,7 @@ def interactive2d(
     """Box or point start, then corrections; Dice per round for each model."""
     starts = _starts(start)
     settings = InteractiveSettings(rounds=rounds, use_masks=use_masks, min_size=min_size, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
+    ctx.with_resource(locked_folder(out))  # one run per folder: none drops another's rows
     predictors = load_predictors(model, cache or out / "embeddings")
     rows, overlays = run_interactive2d(
         predictors,
@@ -106,6 +110,7 @@ def interactive2d(
 
 @app.command("robustness")
 def robustness(
+    ctx: typer.Context,
     model: list[str] = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     data: list[Path] = typer.Option(..., "--data", "-d", help=DATA_HELP, exists=True),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumed if it exists)."),
@@ -130,7 +135,7 @@ def robustness(
     if bad:
         raise ConfigError(f"--severities {bad} out of range; use 1–5 (3 = the paper's setting).")
     settings = InteractiveSettings(start=start, rounds=rounds, min_size=min_size)
-    out.mkdir(parents=True, exist_ok=True)
+    ctx.with_resource(locked_folder(out))  # one run per folder: none drops another's rows
     predictors = load_predictors(model, cache or out / "embeddings")
     rows = run_robustness(
         predictors,

@@ -29,6 +29,7 @@ from ..evaluation.interactive3d import (
     write_interactive3d_report,
 )
 from ..evaluation.report import RESULTS_CSV, write_csv
+from ..files import locked_folder
 from ..inference.volume_prompts import PROMPT_MODES
 from ..workflows.predictors import load_predictors
 from .options import intensity_option, window_option
@@ -37,6 +38,7 @@ console = Console()
 
 
 def interactive3d(
+    ctx: typer.Context,
     model: list[str] = typer.Option(
         ..., "--model", "-m", help="Registered model name or checkpoint file; repeatable."
     ),
@@ -79,7 +81,7 @@ def interactive3d(
     if val_data.resolve() == data.resolve():
         raise ConfigError("--val-data and --data are the same: tune on separate volumes.")
     val_cases, test_cases = open_dataset(val_data), open_dataset(data)
-    out.mkdir(parents=True, exist_ok=True)
+    ctx.with_resource(locked_folder(out))  # one run per folder: none drops another's rows
     predictors = load_predictors(model, cache or out / "embeddings")
     total = len(predictors) * (len(val_cases) + len(test_cases))
     with Progress(

@@ -12,6 +12,7 @@ import html
 import io
 import json
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -53,23 +54,53 @@ INT_COLUMNS = (
 FLOAT_COLUMNS = ("dice", "hd95", "nsd", "iou_threshold", "box_extension")
 
 
+# The columns that name what a row measured: every resume key includes them.
+ENTRY_COLUMNS = ("model", "dataset", "case")
+
+
 def read_csv(path: Path) -> list[dict]:
     """Rows of a CSV written by :func:`write_csv` ([] when it does not exist), with the
-    :data:`INT_COLUMNS` and :data:`FLOAT_COLUMNS` converted back to numbers."""
+    :data:`INT_COLUMNS` and :data:`FLOAT_COLUMNS` converted back to numbers.
+
+    A row that does not read (a hand-edited Dice that is not a number) is corrupt: it and
+    every row of the same model and case are left out, with a warning, so that a resumed
+    run recomputes that case once instead of failing or keeping half of it.
+    """
     path = Path(path)
     if not path.is_file():
         return []
+    rows: list[dict] = []
+    corrupt: dict[tuple[str, ...], str] = {}
     with path.open(newline="") as file:
-        return [_typed(row) for row in csv.DictReader(file)]
+        for line, row in enumerate(csv.DictReader(file), start=2):
+            try:
+                rows.append(_typed(row))
+            except ValueError as error:
+                corrupt.setdefault(_entry(row), f"line {line}: {error}")
+    if not corrupt:
+        return rows
+    for entry, problem in corrupt.items():
+        named = ", ".join(f"{c} {v}" for c, v in zip(ENTRY_COLUMNS, entry, strict=True) if v)
+        warnings.warn(
+            f"{path} {problem}; the results of {named} are corrupt and will be recomputed.",
+            stacklevel=2,
+        )
+    return [row for row in rows if _entry(row) not in corrupt]
+
+
+def _entry(row: dict) -> tuple[str, ...]:
+    return tuple(str(row.get(column) or "") for column in ENTRY_COLUMNS)
 
 
 def _typed(row: dict) -> dict:
-    for key in INT_COLUMNS:
-        if row.get(key) not in (None, ""):
-            row[key] = int(row[key])
-    for key in FLOAT_COLUMNS:
-        if row.get(key) not in (None, ""):
-            row[key] = float(row[key])
+    """``row`` with its numeric columns as numbers; raises ValueError naming the column."""
+    for columns, kind in ((INT_COLUMNS, int), (FLOAT_COLUMNS, float)):
+        for key in columns:
+            if row.get(key) not in (None, ""):
+                try:
+                    row[key] = kind(row[key])
+                except ValueError:
+                    raise ValueError(f"{key} {row[key]!r} is not a number") from None
     if row.get("use_masks") in ("True", "False"):
         row["use_masks"] = row["use_masks"] == "True"
     return row

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import weakref
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from ..files import save_torch_atomically
-from ..models.sam.embeddings import Embeddings, detached_cpu, is_embeddings
+from ..models.sam.embeddings import Embeddings, detached_cpu, image_embeddings, is_embeddings
 from .embedding_cache import model_state_key
 
 
@@ -74,8 +75,14 @@ class DiskEmbeddingCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pt"
 
-    def get(self, key: str) -> Embeddings | None:
-        """The embedding stored under ``key``, or None (missing or unreadable: a miss)."""
+    def get(self, key: str, image_shape: tuple[int, ...] | None = None) -> Embeddings | None:
+        """The embedding stored under ``key``, or None (missing or unreadable: a miss).
+
+        ``image_shape``, when given, is the (1, C, h, w) shape of the image embedding the
+        model makes: an entry whose image embedding has another shape, or any tensor that
+        is not a batch of one float map, is corrupt (a copied or hand-made file): a miss,
+        with a warning, so the caller recomputes and overwrites it.
+        """
         path = self.path(key)
         try:
             entry = torch.load(path, map_location="cpu", weights_only=True)
@@ -86,6 +93,14 @@ class DiskEmbeddingCache:
             # Truncated or corrupt (killed writer, copied half a folder): recompute and
             # overwrite rather than fail a long run.
             embedding = None
+        if embedding is not None and is_embeddings(embedding) and image_shape is not None:
+            problem = _shape_problem(embedding, image_shape)
+            if problem is not None:
+                warnings.warn(
+                    f"embedding cache entry {path} {problem}: it is corrupt and is recomputed.",
+                    stacklevel=2,
+                )
+                embedding = None
         if embedding is None or not is_embeddings(embedding):
             self.misses += 1
             return None
@@ -98,3 +113,15 @@ class DiskEmbeddingCache:
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.pt"))
+
+
+def _shape_problem(embedding: Embeddings, image_shape: tuple[int, ...]) -> str | None:
+    """What is wrong with a cached embedding for a model making ``image_shape``, or None."""
+    found = tuple(image_embeddings(embedding).shape)
+    if found != tuple(image_shape):
+        return f"holds a {found} image embedding where the model makes {tuple(image_shape)}"
+    tensors = [embedding] if isinstance(embedding, torch.Tensor) else list(embedding.values())
+    for tensor in tensors:
+        if tensor.ndim != 4 or tensor.shape[0] != 1 or not tensor.is_floating_point():
+            return f"holds a {tuple(tensor.shape)} {tensor.dtype} tensor, not one float map"
+    return None

@@ -90,6 +90,12 @@ class Predictor:
         return 4 * self.model.config.embedding_size
 
     @property
+    def embedding_shape(self) -> tuple[int, int, int, int]:
+        """(1, C, h, w): the shape of the image embedding the model makes of one image."""
+        size = self.model.config.embedding_size
+        return (1, self.model.config.prompt_embed_dim, size, size)
+
+    @property
     def image_embedding(self) -> ImageEmbedding:
         if self._current is None:
             raise InputImageError("no image is set: call predictor.set_image(image) first.")
@@ -199,7 +205,7 @@ class Predictor:
         embedding = self.cache.get(key)
         # A disk key exists only with a disk cache.
         if embedding is None and disk_key is not None and self.disk_cache is not None:
-            embedding = self.disk_cache.get(disk_key)
+            embedding = self.disk_cache.get(disk_key, self.embedding_shape)
             if embedding is not None:
                 embedding = to_device(embedding, self.device)
                 self.cache.put(key, embedding)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +54,10 @@ def start_run_folder(config: TrainConfig, run_dir: Path) -> None:
 
 
 def resume_checkpoint(config: TrainConfig, run_dir: Path) -> Path:
-    """The checkpoint with the highest step: every present file is complete (they are
-    renamed into place), and the step in the name orders them on any file system."""
+    """The newest checkpoint that reads: the highest step (the step in the name orders them
+    on any file system) whose file is a whole zip archive. Files are renamed into place
+    complete, but a disk can fill or a copy be cut: a checkpoint that does not read is
+    skipped with a warning naming it and the one resumed from instead."""
     folder = run_dir / "checkpoints"
     numbered = (re.fullmatch(r"step-(\d+)\.ckpt", p.name) for p in folder.glob("step-*.ckpt"))
     steps = {int(m.group(1)): folder / m.group(0) for m in numbered if m}
@@ -62,19 +66,60 @@ def resume_checkpoint(config: TrainConfig, run_dir: Path) -> Path:
             f"--resume: {folder} holds no checkpoint, so there is nothing to resume; start "
             "the run without --resume."
         )
-    last = steps[max(steps)]
+    _check_saved_config(config, run_dir)
+    newest = [steps[step] for step in sorted(steps, reverse=True)]
+    readable = next((path for path in newest if _reads(path)), None)
+    if readable is None:
+        raise ConfigError(
+            f"--resume: no checkpoint in {folder} reads (all {len(newest)} are truncated or "
+            "corrupt); start a new run."
+        )
+    if readable != newest[0]:
+        skipped = ", ".join(path.name for path in newest[: newest.index(readable)])
+        warnings.warn(
+            f"--resume: {skipped} in {folder} do(es) not read (truncated or corrupt); "
+            f"resuming from {readable.name} instead.",
+            stacklevel=2,
+        )
+    return readable
+
+
+def _check_saved_config(config: TrainConfig, run_dir: Path) -> None:
+    """Refuse a resume whose config differs from the saved one, or whose saved one is
+    unreadable (it is what the run's checkpoints were trained with)."""
     saved_file = run_dir / "config.yaml"
-    if saved_file.is_file():
-        saved = yaml.safe_load(saved_file.read_text())
-        changed = _differences(saved, config.model_dump(mode="json"))
-        changed = [key for key in changed if key not in RESUMABLE_CHANGES]
-        if changed:
-            raise ConfigError(
-                f"--resume: the config differs from the one {run_dir.name} started with, at "
-                f"{', '.join(changed)}; resume with the saved config ({saved_file}) or start a "
-                "new run."
-            )
-    return last
+    if not saved_file.is_file():
+        return
+    try:
+        saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        problem = str(error).splitlines()[0]
+        saved = None
+    else:
+        problem = f"it holds a {type(saved).__name__}, not settings"
+    if not isinstance(saved, dict):
+        raise ConfigError(
+            f"--resume: the run's saved config {saved_file} does not read ({problem}); "
+            "restore it from the config you started the run with, or start a new run."
+        )
+    changed = _differences(saved, config.model_dump(mode="json"))
+    changed = [key for key in changed if key not in RESUMABLE_CHANGES]
+    if changed:
+        raise ConfigError(
+            f"--resume: the config differs from the one {run_dir.name} started with, at "
+            f"{', '.join(changed)}; resume with the saved config ({saved_file}) or start a "
+            "new run."
+        )
+
+
+def _reads(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` is a whole ``torch.save`` zip archive (every member's CRC
+    checked; nothing unpickled)."""
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return False
 
 
 def step_of(checkpoint: Path | None) -> int | None:

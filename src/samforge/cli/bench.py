@@ -20,9 +20,9 @@ def bench(
         "samforge_nano",
         help="Registry name or checkpoint file (see `samforge models list`).",
     ),
-    image_side: int = typer.Option(512, help="Side of the square test image in pixels."),
-    repeats: int = typer.Option(5, help="Timed repeats per step (after one warm-up call)."),
-    threads: int | None = typer.Option(None, help="Torch CPU threads [torch's default]."),
+    image_side: int = typer.Option(512, min=16, help="Side of the square test image in pixels."),
+    repeats: int = typer.Option(5, min=1, help="Timed repeats per step (after one warm-up call)."),
+    threads: int | None = typer.Option(None, min=1, help="Torch CPU threads [torch's default]."),
     precision: str = typer.Option("auto", help="Encoder precision: auto, fp32 or bf16."),
 ) -> None:
     """Time image embedding, one-box decoding and 32 boxes in one call on this machine."""

@@ -22,8 +22,8 @@ def inspect(
     split: str | None = typer.Option(
         None, help="nnU-Net: train/test; MedSegBench: train/val/test."
     ),
-    min_size: int = typer.Option(20, help="Smallest object (pixels/voxels) that counts."),
-    limit: int | None = typer.Option(None, help="Inspect only the first N cases."),
+    min_size: int = typer.Option(20, min=0, help="Smallest object (pixels/voxels) that counts."),
+    limit: int | None = typer.Option(None, min=1, help="Inspect only the first N cases."),
 ) -> None:
     """Print a table of cases: modality, size, spacing, classes, object counts and sizes.
 

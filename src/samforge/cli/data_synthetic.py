@@ -32,8 +32,12 @@ def corrupt(
     path: Path = typer.Argument(..., help="A PNG/TIFF/JPEG image, or a folder of them."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: one subfolder per type."),
     types: list[str] | None = typer.Option(None, "--types", "-t", help=TYPES_HELP),
-    severity: int = typer.Option(PAPER_SEVERITY, "--severity", "-s", help=SEVERITY_HELP),
-    seed: int = typer.Option(0, "--seed", help="Base seed; each image and type gets its own."),
+    severity: int = typer.Option(
+        PAPER_SEVERITY, "--severity", "-s", min=1, max=5, help=SEVERITY_HELP
+    ),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="Base seed; each image and type gets its own."
+    ),
     sheet: Path | None = typer.Option(
         None, "--contact-sheet", help="Also write a PNG with all 12 types on the first image."
     ),
@@ -57,8 +61,10 @@ def corrupt(
 def contact_sheet(
     image_path: Path = typer.Argument(..., help="A PNG/TIFF/JPEG image."),
     out_png: Path = typer.Argument(..., help="The PNG to write."),
-    severity: int = typer.Option(PAPER_SEVERITY, "--severity", "-s", help=SEVERITY_HELP),
-    seed: int = typer.Option(0, "--seed", help="Seed of the corruptions."),
+    severity: int = typer.Option(
+        PAPER_SEVERITY, "--severity", "-s", min=1, max=5, help=SEVERITY_HELP
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the corruptions."),
 ) -> None:
     """Write one PNG showing the image and its 12 corruptions, with their parameters."""
     if not Path(image_path).is_file():
@@ -77,7 +83,9 @@ def phantom(
     count: int = typer.Option(8, "--count", "-n", help="Number of cases."),
     size: int = typer.Option(256, "--size", help=f"In-plane size in pixels (≥ {MIN_SIZE})."),
     depth: int | None = typer.Option(None, "--depth", help="Slices per volume (default size/4)."),
-    seed: int = typer.Option(0, "--seed", help="Base seed; case i gets a seed spawned from it."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="Base seed; case i gets a seed spawned from it."
+    ),
 ) -> None:
     """Write synthetic CT/MR/ultrasound/X-ray cases with organ-like label maps."""
     shape = _phantom_shape(count, size, depth, three_d)

@@ -79,13 +79,15 @@ def interactive2d(
     start: list[str] = typer.Option(
         ["box"], "--start", help="Start prompt: box, point or both; repeatable."
     ),
-    rounds: int = typer.Option(8, help="Predictions per object: the start + corrections."),
+    rounds: int = typer.Option(8, min=1, help="Predictions per object: the start + corrections."),
     use_masks: bool = typer.Option(False, "--use-masks", help="Feed back low-res logits."),
-    min_size: int = typer.Option(20, help="Smallest object (connected component) in pixels."),
-    limit: int | None = typer.Option(None, help="At most this many images per dataset."),
+    min_size: int = typer.Option(
+        20, min=0, help="Smallest object (connected component) in pixels."
+    ),
+    limit: int | None = typer.Option(None, min=1, help="At most this many images per dataset."),
     intensity: str = intensity_option(),
     window: str | None = window_option(),
-    seed: int = typer.Option(0, help="Seed of the correction points."),
+    seed: int = typer.Option(0, min=0, help="Seed of the correction points."),
     cache: Path | None = typer.Option(None, help="Embedding cache folder [OUT/embeddings]."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -121,9 +123,11 @@ def robustness(
         [PAPER_SEVERITY], "--severities", help="Severities 1–5 (3 = paper); repeatable."
     ),
     start: str = typer.Option("box", help="Start prompt: box or point."),
-    rounds: int = typer.Option(8, help="Predictions per object: the start + corrections."),
-    min_size: int = typer.Option(20, help="Smallest object (connected component) in pixels."),
-    limit: int | None = typer.Option(None, help="At most this many images per dataset."),
+    rounds: int = typer.Option(8, min=1, help="Predictions per object: the start + corrections."),
+    min_size: int = typer.Option(
+        20, min=0, help="Smallest object (connected component) in pixels."
+    ),
+    limit: int | None = typer.Option(None, min=1, help="At most this many images per dataset."),
     intensity: str = intensity_option(),
     window: str | None = window_option(),
     cache: Path | None = typer.Option(None, help="Embedding cache folder [OUT/embeddings]."),

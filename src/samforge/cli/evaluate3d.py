@@ -54,20 +54,27 @@ def interactive3d(
         list(PROMPT_MODES), "--mode", help="Propagation modes to try; repeatable."
     ),
     iou_threshold: list[float] = typer.Option(
-        list(DEFAULT_IOU_THRESHOLDS), "--iou-threshold", help="IoU stops to try; repeatable."
+        list(DEFAULT_IOU_THRESHOLDS),
+        "--iou-threshold",
+        min=0.0,
+        max=1.0,
+        help="IoU stops to try; repeatable.",
     ),
     box_extension: list[float] = typer.Option(
         list(DEFAULT_BOX_EXTENSIONS),
         "--box-extension",
+        min=0.0,
         help="Box extensions to try (fraction < 1, pixels ≥ 1); repeatable.",
     ),
-    min_size: int = typer.Option(20, help="Smallest object (3D component) in voxels."),
+    min_size: int = typer.Option(20, min=0, help="Smallest object (3D component) in voxels."),
     max_objects: int | None = typer.Option(
-        None, help="At most this many objects per volume (the largest)."
+        None, min=1, help="At most this many objects per volume (the largest)."
     ),
     intensity: str = intensity_option(),
     window: str | None = window_option(),
-    nsd_tolerance: float = typer.Option(2.0, help="NSD tolerance in mm (units of spacing)."),
+    nsd_tolerance: float = typer.Option(
+        2.0, min=0.0, help="NSD tolerance in mm (units of spacing)."
+    ),
     cache: Path | None = typer.Option(
         None, help="Embedding cache folder, reused by later runs [OUT/embeddings]."
     ),

@@ -264,9 +264,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             f"({', '.join(PRESETS)})."
         )
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path} is not a text file (not UTF-8), so not a YAML config; pass a YAML file "
+            f"or a preset ({', '.join(PRESETS)})."
+        ) from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        # safe_load builds plain data only: a tag such as !!python/object fails here.
+        raise ConfigError(f"{path} is not valid YAML: {_one_line(error)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, not {type(values).__name__}.")
     return values
@@ -301,7 +307,18 @@ def _apply_override(values: dict[str, Any], override: str) -> None:
             raise ConfigError(f"override {override!r}: {part!r} is not a section or list item.")
     if isinstance(node, list):
         raise ConfigError(f"override {override!r}: give a list item's index and key.")
-    node[leaf] = yaml.safe_load(raw)
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            f"--set {override!r}: the value is not valid YAML ({_one_line(error)}); quote "
+            "text that holds YAML's special characters, e.g. --set 'name=\"a: b\"'."
+        ) from None
+
+
+def _one_line(error: Exception) -> str:
+    """A YAML error's several lines (problem, position, snippet) as one."""
+    return " ".join(str(error).split())
 
 
 def _describe(error: ValidationError, values: dict[str, Any]) -> str:

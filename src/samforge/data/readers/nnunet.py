@@ -18,14 +18,37 @@ from .folders import subject_from
 _FOLDERS = {"train": ("imagesTr", "labelsTr"), "test": ("imagesTs", "labelsTs")}
 
 
+# The shape of nnU-Net v2's dataset.json (nnU-Net's documentation, dataset_format.md):
+# channel_names and labels are objects, file_ending is a suffix such as ".nii.gz".
+_FIELD_TYPES = {"channel_names": dict, "labels": dict, "file_ending": str, "numTraining": int}
+
+
 def read_dataset_json(root: Path) -> dict:
     path = root / "dataset.json"
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{root} has no dataset.json: not an nnU-Net v2 dataset.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path} is not valid JSON ({error}); fix or regenerate it.") from error
+    if not isinstance(info, dict):
+        raise DataError(
+            f"{path} must hold a JSON object (channel_names, labels, file_ending, ...), not a "
+            f"{type(info).__name__}; fix or regenerate it as nnU-Net v2 describes."
+        )
+    for field, kind in _FIELD_TYPES.items():
+        if field in info and not isinstance(info[field], kind):
+            raise DataError(
+                f"{path}: {field} must be a JSON {_JSON_NAMES[kind]}, not "
+                f"{json.dumps(info[field])[:60]}; fix or regenerate it as nnU-Net v2 describes."
+            )
+    ending = info.get("file_ending", ".nii.gz")
+    if not ending.startswith(".") or "/" in ending:
+        raise DataError(f"{path}: file_ending {ending!r} must be a suffix such as '.nii.gz'.")
+    return info
+
+
+_JSON_NAMES = {dict: "object", str: "string", int: "number"}
 
 
 def open_nnunet(

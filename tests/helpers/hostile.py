@@ -43,3 +43,38 @@ BOX = ("--box", 5, 5, 30, 25)
 def leftovers(folder: Path) -> list[Path]:
     """Temporary files samforge left in ``folder`` (the lock file is not one)."""
     return [p for p in folder.rglob("*") if p.name.startswith(TEMPORARY_PREFIX)]
+
+
+_MEASURED = """
+import atexit, resource, runpy, sys
+def report():
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print("peak-rss-kib", peak, file=sys.stderr)
+atexit.register(report)
+if len(sys.argv) > 1 and sys.argv[1] == "--address-space":
+    limit = int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    del sys.argv[1:3]
+sys.argv[0] = "samforge"
+runpy.run_module("samforge", run_name="__main__")
+"""
+
+
+def run_measured(
+    *args: object, address_space: int | None = None, timeout: float = 300, **kwargs
+) -> tuple[Outcome, int]:
+    """``samforge ARGS`` in a child process; the outcome (without the measurement line) and
+    the child's own peak resident memory in bytes. ``address_space`` caps the child's
+    virtual memory (RLIMIT_AS), so that a test of a memory bomb cannot take the machine."""
+    limit = () if address_space is None else ("--address-space", address_space)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURED, *map(str, limit), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+    lines = done.stderr.splitlines()
+    peaks = [int(line.split()[1]) for line in lines if line.startswith("peak-rss-kib ")]
+    stderr = "".join(line + "\n" for line in lines if not line.startswith("peak-rss-kib "))
+    return Outcome(done.returncode, done.stdout, stderr), (peaks[-1] * 1024 if peaks else 0)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +46,7 @@ def file_kind(path: Path) -> str:
         raise DataError(f"{path} does not exist; check the path.")
     if path.is_dir():
         return "dicom_series"
+    check_regular_file(path)
     suffix = suffix_of(path)
     if suffix in NIFTI_SUFFIXES:
         return "nifti"
@@ -57,6 +61,45 @@ def file_kind(path: Path) -> str:
         f"{SUPPORTED_TEXT}. Convert other formats (e.g. .mha, .nrrd) to NIfTI first, for "
         "instance with SimpleITK: sitk.WriteImage(sitk.ReadImage(src), 'out.nii.gz')."
     )
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse what is not a regular file (a FIFO, socket or device named like an image):
+    opening a FIFO blocks until someone writes into it, a device never ends."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        )
+        raise DataError(f"{path} is {kind}, not a regular file; samforge reads only files.")
+
+
+# Images larger than this many voxels (pixels × channels) are refused before anything is
+# allocated: a header can claim any size. 2**30 voxels is 2 GiB as int16 (a 1024×1024×1024
+# CT), far above clinical images; raise it with SAMFORGE_MAX_VOXELS for larger ones.
+DEFAULT_MAX_VOXELS = 2**30
+
+
+def max_voxels() -> int:
+    """The voxel cap: ``SAMFORGE_MAX_VOXELS`` when set, else :data:`DEFAULT_MAX_VOXELS`."""
+    value = os.environ.get("SAMFORGE_MAX_VOXELS", "")
+    if not value:
+        return DEFAULT_MAX_VOXELS
+    if not value.isdigit() or int(value) < 1:
+        raise DataError(f"SAMFORGE_MAX_VOXELS must be a positive whole number, not {value!r}.")
+    return int(value)
+
+
+def check_voxel_count(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse an image whose (claimed) shape exceeds :func:`max_voxels`, before reading it."""
+    count = math.prod(int(n) for n in shape)
+    cap = max_voxels()
+    if count > cap:
+        raise InputImageError(
+            f"{path} claims shape {tuple(shape)}, {count:,} voxels, above samforge's cap of "
+            f"{cap:,} (memory would run out). If the image really is that large, raise the "
+            "cap: SAMFORGE_MAX_VOXELS=<voxels>."
+        )
 
 
 @contextmanager

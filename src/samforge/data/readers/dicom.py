@@ -20,6 +20,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
+from pydicom.pixels.utils import get_expected_length
 
 from ...errors import DataError
 from ._common import DICOM_SUFFIXES, is_dicom_file, reading
@@ -152,6 +153,7 @@ def read_single(path: Path) -> tuple[np.ndarray, dict]:
 
 def _pixels(dataset: Dataset) -> np.ndarray:
     """Pixel data with the modality LUT (rescale slope/intercept) applied."""
+    _check_pixel_length(dataset)
     pixels = dataset.pixel_array
     if int(dataset.get("SamplesPerPixel", 1)) > 1:
         return pixels  # colour (ultrasound, photographs): no modality LUT
@@ -159,6 +161,23 @@ def _pixels(dataset: Dataset) -> np.ndarray:
     if str(dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         values = values.max() + values.min() - values  # bright = dense, like MONOCHROME2
     return values
+
+
+def _check_pixel_length(dataset: Dataset) -> None:
+    """Refuse uncompressed pixel data shorter than Rows × Columns × samples × bits says
+    (a truncated file), which pydicom would pad with garbage after a warning."""
+    syntax = getattr(dataset.get("file_meta"), "TransferSyntaxUID", None)
+    if "PixelData" not in dataset or syntax is None or syntax.is_compressed:
+        return  # compressed data fails in its decoder instead
+    with reading(Path(str(dataset.filename or "")), "DICOM"):
+        expected = get_expected_length(dataset)
+    found = len(dataset.PixelData)
+    if found < expected:
+        raise DataError(
+            f"{dataset.filename}: its pixel data holds {found:,} bytes where Rows × Columns × "
+            f"samples × bits needs {expected:,}: the file is truncated. Re-export or "
+            "re-copy the series."
+        )
 
 
 def _compact(values: np.ndarray) -> np.ndarray:

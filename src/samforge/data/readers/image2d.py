@@ -14,7 +14,7 @@ import tifffile
 from PIL import Image
 
 from ...errors import DataError, InputImageError
-from ._common import as_label_map, reading
+from ._common import as_label_map, check_voxel_count, reading
 
 # Pillow modes whose pixels are not intensities as they stand: convert them for images.
 _IMAGE_CONVERSIONS = {
@@ -34,6 +34,7 @@ def read_pil(path: Path) -> np.ndarray:
     """(H, W) or (H, W, C) array of a PNG/JPEG/BMP image."""
     with reading(path, "an image (Pillow)"), Image.open(path) as opened:
         image: Image.Image = opened
+        check_voxel_count(path, (image.height, image.width, len(image.getbands())))
         mode = image.mode
         if mode == "P" and "transparency" in image.info:
             image = image.convert("RGBA")
@@ -47,6 +48,7 @@ def read_pil_label(path: Path) -> np.ndarray:
     """(H, W) integer label map of a PNG/BMP label image (palette indices kept)."""
     with reading(path, "a label image (Pillow)"), Image.open(path) as opened:
         image: Image.Image = opened
+        check_voxel_count(path, (image.height, image.width, len(image.getbands())))
         if image.mode == "LA":
             image = image.getchannel("L")
         array = np.asarray(image)
@@ -62,6 +64,7 @@ def read_tiff(path: Path) -> tuple[np.ndarray, bool]:
     """
     with reading(path, "a TIFF image"), tifffile.TiffFile(path) as tif:
         series = tif.series[0]
+        check_voxel_count(path, series.shape)
         axes, data = series.axes, series.asarray()
     keep = [i for i, n in enumerate(data.shape) if n > 1 or axes[i] in "YX"]
     data = data.reshape([data.shape[i] for i in keep])

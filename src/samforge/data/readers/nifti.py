@@ -9,6 +9,7 @@ affine, qform and sform, so viewers overlay it on the original without resamplin
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from nibabel import orientations
 
 from ...errors import DataError, InputImageError
 from ..record import Case
-from ._common import as_label_map, check_finite, reading
+from ._common import as_label_map, check_finite, check_voxel_count, reading
 
 # Two grids are the same when their affines agree to 0.01 mm: far below any voxel size,
 # far above the float32 rounding of header fields.
@@ -53,9 +54,33 @@ def load_nifti(path: Path) -> nib.Nifti1Image:
         )
     if len(shape) < 2:
         raise InputImageError(f"{path} has shape {image.shape}: not an image.")
+    _check_size(path, image)
     if shape != image.shape:
         image = image.slicer[(slice(None),) * len(shape) + (0,) * (len(image.shape) - len(shape))]
     return image
+
+
+# Deflate expands at most 1032-fold (zlib's technical notes), so a .nii.gz smaller than
+# its claimed data / 1032 cannot hold it.
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _check_size(path: Path, image: nib.Nifti1Image) -> None:
+    """Refuse a header whose shape exceeds the voxel cap, or whose data cannot fit in the
+    file, before nibabel allocates the array."""
+    check_voxel_count(path, image.shape)
+    header = image.header
+    needed = (
+        int(header.get_data_offset()) + math.prod(image.shape) * header.get_data_dtype().itemsize
+    )
+    size = path.stat().st_size
+    compressed = str(path).lower().endswith(".gz")
+    if size * (_DEFLATE_MAX_RATIO if compressed else 1) < needed:
+        raise DataError(
+            f"{path} is truncated: its header claims shape {image.shape} "
+            f"({header.get_data_dtype()}), {needed:,} bytes, but the file holds {size:,} bytes"
+            f"{' compressed' if compressed else ''}. Re-export or re-download it."
+        )
 
 
 def read_nifti(path: Path, fill_nan: float | None = None) -> tuple[np.ndarray, nib.Nifti1Image]:

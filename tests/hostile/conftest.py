@@ -48,13 +48,22 @@ def box_model(monkeypatch):
     return model
 
 
-@pytest.fixture
-def png(tmp_path) -> Path:
-    """A 40×60 grey PNG."""
-    path = tmp_path / "scan.png"
+def write_grey_png(path: Path) -> Path:
     image = np.random.default_rng(0).integers(0, 255, size=(40, 60), dtype=np.uint8)
     Image.fromarray(image).save(path)
     return path
+
+
+@pytest.fixture
+def png(tmp_path) -> Path:
+    """A 40×60 grey PNG."""
+    return write_grey_png(tmp_path / "scan.png")
+
+
+@pytest.fixture(scope="module")
+def png_path(tmp_path_factory) -> Path:
+    """A 40×60 grey PNG shared by a module's tests (never written to)."""
+    return write_grey_png(tmp_path_factory.mktemp("image") / "scan.png")
 
 
 def _mount_tmpfs(folder: Path, options: str) -> bool:

@@ -73,6 +73,16 @@ class SamConfig:
     resnet_width: int = 64
 
     def __post_init__(self) -> None:
+        small = [
+            f"{name} {getattr(self, name)!r}"
+            for name, least in _LEAST_VALUES.items()
+            if not isinstance(getattr(self, name), int | float) or getattr(self, name) < least
+        ]
+        if small:
+            raise ConfigError(
+                f"{', '.join(small)}: sizes, counts and ratios of a model must be positive "
+                "numbers (a multimask count may be 0)."
+            )
         if self.image_size % self.patch_size:
             raise ConfigError(
                 f"image_size {self.image_size} is not a multiple of patch_size "
@@ -139,6 +149,33 @@ class SamConfig:
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
+
+
+# The least value of each numeric field (a model with a zero size divides by it or is empty).
+_LEAST_VALUES: dict[str, float] = {
+    **dict.fromkeys(
+        (
+            "encoder_embed_dim",
+            "encoder_depth",
+            "encoder_num_heads",
+            "window_size",
+            "patch_size",
+            "image_size",
+            "prompt_embed_dim",
+            "mask_in_chans",
+            "decoder_depth",
+            "decoder_mlp_dim",
+            "decoder_num_heads",
+            "iou_head_depth",
+            "iou_head_hidden_dim",
+            "resnet_width",
+        ),
+        1,
+    ),
+    "num_multimask_outputs": 0,
+    "mlp_ratio": 1e-6,
+    "adapter_mlp_ratio": 1e-6,
+}
 
 
 def _no_rules(config: SamConfig) -> None:

@@ -85,6 +85,8 @@ def load_model(
     # A registered name brings its config; a file recognised by its published name only
     # its preprocessing convention (the shapes decide the architecture).
     registered_config = spec.config if spec is not None and registered else None
+    if config is None and raw.config is not None:
+        _check_stored_config(raw, state)
     target = config or raw.config or registered_config or infer_config(state)
     changes: dict[str, Any] = {}
     if image_size is not None:
@@ -254,6 +256,29 @@ def _mismatch_message(raw: RawCheckpoint, config: SamConfig, mismatched: list[st
         f"{found}; leave config= out to use the architecture inferred from the file, or pass "
         "the matching one."
     )
+
+
+def _check_stored_config(raw: RawCheckpoint, state: Mapping[str, torch.Tensor]) -> None:
+    """Refuse a config stored in a file (safetensors metadata, a sidecar) that its own
+    tensors contradict, before anything is built: the config decides the allocation, so a
+    tampered one (width 65536, depth 100000) must not reach ``build_model``."""
+    stored = raw.config
+    assert stored is not None  # the caller checked
+    found = infer_config(state, base=stored)
+    claimed, actual = _architecture_fields(stored), _architecture_fields(found)
+    differences = [key for key in claimed if claimed[key] != actual[key]]
+    grid = checkpoint_grid(raw.state_dict)
+    if grid and grid * stored.patch_size != stored.image_size:
+        differences.append("image_size")
+        actual["image_size"] = grid * stored.patch_size
+        claimed["image_size"] = stored.image_size
+    if differences:
+        shown = ", ".join(f"{k} {claimed[k]!r} (tensors: {actual[k]!r})" for k in differences[:4])
+        raise CheckpointError(
+            f"{raw.source}: the config stored with the weights does not fit its tensors: "
+            f"{shown}. The file is corrupt or was edited; re-export the model, or pass "
+            "config= to load the tensors into an architecture you name."
+        )
 
 
 def _describe(config: SamConfig) -> str:

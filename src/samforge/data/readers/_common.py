@@ -74,32 +74,48 @@ def check_regular_file(path: Path) -> None:
         raise DataError(f"{path} is {kind}, not a regular file; samforge reads only files.")
 
 
-# Images larger than this many voxels (pixels × channels) are refused before anything is
-# allocated: a header can claim any size. 2**30 voxels is 2 GiB as int16 (a 1024×1024×1024
-# CT), far above clinical images; raise it with SAMFORGE_MAX_VOXELS for larger ones.
+# Caps checked against what a header claims, before anything is allocated (a header can
+# claim any size). Volumes: 2**30 voxels, 2 GiB as int16 (a 1024³ CT), far above clinical
+# scans. Planes (a 2D image, or one slice): 2**26 pixels (8192 × 8192); segmenting one
+# costs about 20 bytes per pixel (docs/reliability.md), so the cap bounds memory near
+# 2 GB. Both are raised with environment variables for larger images.
 DEFAULT_MAX_VOXELS = 2**30
+DEFAULT_MAX_PIXELS = 2**26
 
 
-def max_voxels() -> int:
-    """The voxel cap: ``SAMFORGE_MAX_VOXELS`` when set, else :data:`DEFAULT_MAX_VOXELS`."""
-    value = os.environ.get("SAMFORGE_MAX_VOXELS", "")
+def _cap(variable: str, default: int) -> int:
+    value = os.environ.get(variable, "")
     if not value:
-        return DEFAULT_MAX_VOXELS
+        return default
     if not value.isdigit() or int(value) < 1:
-        raise DataError(f"SAMFORGE_MAX_VOXELS must be a positive whole number, not {value!r}.")
+        raise DataError(f"{variable} must be a positive whole number, not {value!r}.")
     return int(value)
 
 
-def check_voxel_count(path: Path, shape: tuple[int, ...]) -> None:
-    """Refuse an image whose (claimed) shape exceeds :func:`max_voxels`, before reading it."""
-    count = math.prod(int(n) for n in shape)
-    cap = max_voxels()
-    if count > cap:
-        raise InputImageError(
-            f"{path} claims shape {tuple(shape)}, {count:,} voxels, above samforge's cap of "
-            f"{cap:,} (memory would run out). If the image really is that large, raise the "
-            "cap: SAMFORGE_MAX_VOXELS=<voxels>."
-        )
+def max_voxels() -> int:
+    """The voxel cap of a whole image: ``SAMFORGE_MAX_VOXELS``, else :data:`DEFAULT_MAX_VOXELS`."""
+    return _cap("SAMFORGE_MAX_VOXELS", DEFAULT_MAX_VOXELS)
+
+
+def max_pixels() -> int:
+    """The pixel cap of one plane: ``SAMFORGE_MAX_PIXELS``, else :data:`DEFAULT_MAX_PIXELS`."""
+    return _cap("SAMFORGE_MAX_PIXELS", DEFAULT_MAX_PIXELS)
+
+
+def check_image_size(path: Path, shape: tuple[int, ...], plane: tuple[int, int]) -> None:
+    """Refuse an image whose claimed ``shape`` (any axis order, channels included) exceeds
+    :func:`max_voxels`, or whose (H, W) ``plane`` exceeds :func:`max_pixels`, before reading."""
+    voxels, pixels = math.prod(int(n) for n in shape), int(plane[0]) * int(plane[1])
+    for count, cap, variable, what in (
+        (voxels, max_voxels(), "SAMFORGE_MAX_VOXELS", "voxels"),
+        (pixels, max_pixels(), "SAMFORGE_MAX_PIXELS", "pixels in a plane"),
+    ):
+        if count > cap:
+            raise InputImageError(
+                f"{path} claims shape {tuple(shape)}, {count:,} {what}, above samforge's cap "
+                f"of {cap:,} (memory would run out). If the image really is that large, raise "
+                f"the cap: {variable}=<{what.split()[0]}>."
+            )
 
 
 @contextmanager

@@ -7,6 +7,9 @@ class ids: palette PNGs give their palette indices, and 0/255 binary masks becom
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ import tifffile
 from PIL import Image
 
 from ...errors import DataError, InputImageError
-from ._common import as_label_map, check_voxel_count, reading
+from ._common import as_label_map, check_image_size, reading
 
 # Pillow modes whose pixels are not intensities as they stand: convert them for images.
 _IMAGE_CONVERSIONS = {
@@ -30,11 +33,22 @@ _IMAGE_CONVERSIONS = {
 _DEPTH_AXES = "ZQITC"  # tifffile's names for an axis that stacks 2D planes
 
 
+@contextmanager
+def _open_pil(path: Path) -> Iterator[Image.Image]:
+    """Pillow's lazy open, its size then checked against samforge's caps (which replace
+    Pillow's decompression-bomb warning; its error, at twice 89 M pixels, stays)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        opened = Image.open(path)
+    with opened:
+        check_image_size(path, (opened.height, opened.width, len(opened.getbands())), opened.size)
+        yield opened
+
+
 def read_pil(path: Path) -> np.ndarray:
     """(H, W) or (H, W, C) array of a PNG/JPEG/BMP image."""
-    with reading(path, "an image (Pillow)"), Image.open(path) as opened:
+    with reading(path, "an image (Pillow)"), _open_pil(path) as opened:
         image: Image.Image = opened
-        check_voxel_count(path, (image.height, image.width, len(image.getbands())))
         mode = image.mode
         if mode == "P" and "transparency" in image.info:
             image = image.convert("RGBA")
@@ -46,9 +60,8 @@ def read_pil(path: Path) -> np.ndarray:
 
 def read_pil_label(path: Path) -> np.ndarray:
     """(H, W) integer label map of a PNG/BMP label image (palette indices kept)."""
-    with reading(path, "a label image (Pillow)"), Image.open(path) as opened:
+    with reading(path, "a label image (Pillow)"), _open_pil(path) as opened:
         image: Image.Image = opened
-        check_voxel_count(path, (image.height, image.width, len(image.getbands())))
         if image.mode == "LA":
             image = image.getchannel("L")
         array = np.asarray(image)
@@ -64,7 +77,7 @@ def read_tiff(path: Path) -> tuple[np.ndarray, bool]:
     """
     with reading(path, "a TIFF image"), tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        check_voxel_count(path, series.shape)
+        check_image_size(path, series.shape, _plane(series))
         axes, data = series.axes, series.asarray()
     keep = [i for i, n in enumerate(data.shape) if n > 1 or axes[i] in "YX"]
     data = data.reshape([data.shape[i] for i in keep])
@@ -83,6 +96,12 @@ def read_tiff(path: Path) -> tuple[np.ndarray, bool]:
         "2D colour images and one stack of 2D planes (3D). Save one image or one volume per "
         "file (e.g. split time points or channels into separate files)."
     )
+
+
+def _plane(series: tifffile.TiffPageSeries) -> tuple[int, int]:
+    """(H, W) of a TIFF series' planes: its Y and X axes."""
+    sizes = dict(zip(series.axes, series.shape, strict=True))
+    return sizes.get("Y", 1), sizes.get("X", 1)
 
 
 def read_tiff_label(path: Path) -> np.ndarray:

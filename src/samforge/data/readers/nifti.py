@@ -19,7 +19,7 @@ from nibabel import orientations
 
 from ...errors import DataError, InputImageError
 from ..record import Case
-from ._common import as_label_map, check_finite, check_voxel_count, reading
+from ._common import as_label_map, check_finite, check_image_size, reading
 
 # Two grids are the same when their affines agree to 0.01 mm: far below any voxel size,
 # far above the float32 rounding of header fields.
@@ -68,7 +68,7 @@ _DEFLATE_MAX_RATIO = 1032
 def _check_size(path: Path, image: nib.Nifti1Image) -> None:
     """Refuse a header whose shape exceeds the voxel cap, or whose data cannot fit in the
     file, before nibabel allocates the array."""
-    check_voxel_count(path, image.shape)
+    check_image_size(path, image.shape, (image.shape[0], image.shape[1]))
     header = image.header
     needed = (
         int(header.get_data_offset()) + math.prod(image.shape) * header.get_data_dtype().itemsize

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 
 from helpers.hostile import BOX, leftovers
+from samforge.models import build_model, export_official
+from samforge.models.config import VIT_TEST
 
 
 @pytest.mark.parametrize("link", ["same file", "symlink", "hard link"])
@@ -101,3 +103,20 @@ def test_a_256_byte_file_name(samforge, box_model, png, tmp_path):
     output = tmp_path / ("m" * 252 + ".png")
     samforge("segment", png, *BOX, "--model", "m", "-o", output).refused("at most 255")
     assert not leftovers(tmp_path)
+
+
+def test_fuse_never_writes_over_a_source_checkpoint(samforge, tmp_path):
+    source = tmp_path / "tiny.safetensors"
+    export_official(build_model(VIT_TEST), source)
+    original = source.read_bytes()
+    outcome = samforge(
+        "fuse", "--image-encoder", source, "--mask-decoder", "samforge_random_tiny", "-o", source
+    )
+    outcome.refused("input", str(source))
+    assert source.read_bytes() == original
+
+
+def test_contact_sheet_never_writes_over_its_image(samforge, png):
+    original = png.read_bytes()
+    samforge("data", "contact-sheet", png, png).refused("input")
+    assert png.read_bytes() == original

@@ -18,6 +18,7 @@ from ..data.phantom_datasets import write_phantom_dataset
 from ..data.phantoms import MIN_SIZE
 from ..errors import ConfigError, DataError
 from ..evaluation.plots import plot_contact_sheet
+from ..files import check_output_file
 
 console = Console()
 
@@ -69,6 +70,7 @@ def contact_sheet(
     """Write one PNG showing the image and its 12 corruptions, with their parameters."""
     if not Path(image_path).is_file():
         raise DataError(f"{image_path} is not a file; give one PNG/TIFF/JPEG image.")
+    check_output_file(out_png, [image_path])
     image = read_image(image_path)
     plot_contact_sheet(image, out_png, severity=severity, seed=seed, title=Path(image_path).name)
     console.print(f"wrote the contact sheet {out_png}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from ..files import check_output_file
 from ..models import export_model, family_of, fuse_modules
 from ..models.checkpoints.reading import sidecar_path
 
@@ -37,6 +38,8 @@ def fuse(
     ),
 ) -> None:
     """Fuse modules of different checkpoints, checked tensor by tensor, and write the model."""
+    sources = [s for s in (image_encoder, prompt_encoder, mask_decoder) if s is not None]
+    check_output_file(output, sources)  # before any work: never over a source checkpoint
     model = fuse_modules(image_encoder, prompt_encoder, mask_decoder)
     path = export_model(model, output, provenance=model.provenance)
     console = Console()

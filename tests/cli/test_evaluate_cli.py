@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
+from helpers.synthetic import write_phantom_folder
 from samforge.cli.evaluate import app
-from samforge.data.phantoms import make_phantom
 from samforge.evaluation import read_csv
 from samforge.inference import Predictor
 
@@ -22,14 +20,7 @@ MODEL = "samforge_random_tiny"
 @pytest.fixture(scope="module")
 def phantom_folder(tmp_path_factory):
     """An images/ + masks/ dataset of three 96×96 ultrasound phantoms (uint8 PNG)."""
-    root = tmp_path_factory.mktemp("phantoms")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for seed in range(3):
-        image, label, _ = make_phantom("us", shape=(96, 96), seed=seed)
-        Image.fromarray(image).save(root / "images" / f"case{seed:03d}.png")
-        Image.fromarray(label.astype(np.uint8)).save(root / "masks" / f"case{seed:03d}.png")
-    return root
+    return write_phantom_folder(tmp_path_factory.mktemp("phantoms"))
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from scipy import ndimage
 
@@ -96,3 +98,18 @@ def expected_run(mask: np.ndarray, start: int, iou_threshold: float) -> np.ndarr
             index += step
             keep[index] = True
     return mask & keep[:, None, None]
+
+
+def write_phantom_folder(root: Path, count: int = 3) -> Path:
+    """An images/ + masks/ dataset of ``count`` 96×96 ultrasound phantoms (uint8 PNG)."""
+    from PIL import Image
+
+    from samforge.data.phantoms import make_phantom
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for seed in range(count):
+        image, label, _ = make_phantom("us", shape=(96, 96), seed=seed)
+        Image.fromarray(image).save(root / "images" / f"case{seed:03d}.png")
+        Image.fromarray(label.astype(np.uint8)).save(root / "masks" / f"case{seed:03d}.png")
+    return root

@@ -61,38 +61,29 @@ def nifti_header_claiming(shape: tuple[int, ...], path, data_bytes: int = 1024) 
     path.write_bytes(content)
 
 
+SEGMENT_SLICE = ("segment", "{volume}", "--slice", 0, *BOX, "-m", "samforge_random_tiny", "-o")
+
+
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
-def test_a_nifti_header_claiming_128_gb_is_refused_before_allocating(tmp_path, suffix):
+@pytest.mark.parametrize(
+    ("shape", "command", "complaint"),
+    [
+        # 4000³ int16, 128 GB: above the voxel cap, in segment (the audit's case).
+        ((4000, 4000, 4000), SEGMENT_SLICE, "SAMFORGE_MAX_VOXELS"),
+        # 512×512×400 int16, 200 MB: under the caps, but not in a 1 KB file.
+        ((512, 512, 400), ("data", "inspect", "{volume}"), "truncated"),
+    ],
+)
+def test_a_nifti_header_claiming_more_than_its_file_is_refused_before_allocating(
+    tmp_path, suffix, shape, command, complaint
+):
     volume = tmp_path / f"bomb{suffix}"
-    nifti_header_claiming((4000, 4000, 4000), volume)
-    outcome, peak = run_measured(
-        "segment",
-        volume,
-        "--slice",
-        0,
-        *BOX,
-        "-m",
-        "samforge_random_tiny",
-        "-o",
-        tmp_path / "mask.nii.gz",
-        address_space=ADDRESS_SPACE,
-    )
-    outcome.refused(str(volume), "SAMFORGE_MAX_VOXELS")
-    assert peak < 2**30
-
-
-@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
-def test_a_nifti_header_larger_than_its_file_is_refused(tmp_path, suffix):
-    """512×512×400 int16 (200 MB, under the voxel cap) claimed by a 1 KB file."""
-    volume = tmp_path / f"cut{suffix}"
-    nifti_header_claiming((512, 512, 400), volume)
-    outcome, peak = run_measured(
-        "data",
-        "inspect",
-        volume,
-        address_space=ADDRESS_SPACE,
-    )
-    outcome.refused(str(volume), "truncated")
+    nifti_header_claiming(shape, volume)
+    arguments = [str(part).format(volume=volume) for part in command]
+    if command[0] == "segment":
+        arguments.append(str(tmp_path / "mask.nii.gz"))
+    outcome, peak = run_measured(*arguments, address_space=ADDRESS_SPACE)
+    outcome.refused(str(volume), complaint)
     assert peak < 2**30
 
 

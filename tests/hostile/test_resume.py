@@ -8,32 +8,11 @@ import torch
 import yaml
 
 from samforge.training import load_config, train
-
-
-def tiny_config(tmp_path, max_steps: int) -> dict:
-    """A few steps of the small random model on 64² phantoms (as tests/training/)."""
-    return {
-        "name": "run",
-        "model": "samforge_random_tiny",
-        "output_dir": str(tmp_path / "runs"),
-        "data": {
-            "train": [{"phantoms": ["ct", "us"], "count": 3, "shape": [64, 64]}],
-            "n_obj": 2,
-            "batch_size": 1,
-        },
-        "objective": {"n_steps": 1, "p_box": 0.5, "p_mask": 0.5},
-        "trainer": {
-            "max_epochs": 3,
-            "max_steps": max_steps,
-            "checkpoint_every_n_steps": 3,
-            "deterministic": True,
-            "progress": False,
-        },
-    }
+from training.test_engine import tiny_config  # the engine tests' few-step run
 
 
 def test_a_truncated_newest_checkpoint_resumes_from_the_one_before(tmp_path):
-    config = load_config(tiny_config(tmp_path, max_steps=6))
+    config = load_config(tiny_config(tmp_path, trainer__max_steps=6))
     first = train(config)
     uninterrupted = torch.load(first.export_path, weights_only=True)
     newest = first.run_dir / "checkpoints" / "step-000006.ckpt"
@@ -50,7 +29,7 @@ def test_a_truncated_newest_checkpoint_resumes_from_the_one_before(tmp_path):
     "content", [b"\x89\x00\xff\xfe binary \x00", b"name: [unclosed", b"- a list\n- of items\n"]
 )
 def test_an_unreadable_saved_config_is_named(samforge, tmp_path, content):
-    config = tiny_config(tmp_path, max_steps=3)
+    config = tiny_config(tmp_path, trainer__max_steps=3)
     run_dir = tmp_path / "runs" / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "step-000003.ckpt").write_bytes(b"PK")

@@ -7,13 +7,11 @@ import csv
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from helpers.hostile import leftovers
-from samforge.data.phantoms import make_phantom
+from helpers.synthetic import write_phantom_folder
 from samforge.evaluation import read_csv
 from samforge.models import build_model, export_official
 from samforge.models.config import VIT_TEST
@@ -22,26 +20,19 @@ MODEL = "samforge_random_tiny"
 
 
 @pytest.fixture(scope="module")
-def phantoms(tmp_path_factory):
-    """An images/ + masks/ dataset of three 96×96 ultrasound phantoms (uint8 PNG)."""
-    root = tmp_path_factory.mktemp("phantoms")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for seed in range(3):
-        image, label, _ = make_phantom("us", shape=(96, 96), seed=seed)
-        Image.fromarray(image).save(root / "images" / f"case{seed:03d}.png")
-        Image.fromarray(label.astype(np.uint8)).save(root / "masks" / f"case{seed:03d}.png")
-    return root
+def phantom_folder(tmp_path_factory):
+    """Three 96×96 ultrasound phantoms, images/ + masks/."""
+    return write_phantom_folder(tmp_path_factory.mktemp("phantoms"))
 
 
-def evaluate_args(phantoms, out, *extra, model=MODEL):
+def evaluate_args(phantom_folder, out, *extra, model=MODEL):
     return (
         "evaluate",
         "interactive2d",
         "-m",
         model,
         "-d",
-        phantoms,
+        phantom_folder,
         "-o",
         out,
         "--rounds",
@@ -51,12 +42,14 @@ def evaluate_args(phantoms, out, *extra, model=MODEL):
     )
 
 
-def test_a_second_run_into_a_held_folder_is_refused_naming_the_holder(samforge, phantoms, tmp_path):
+def test_a_second_run_into_a_held_folder_is_refused_naming_the_holder(
+    samforge, phantom_folder, tmp_path
+):
     from samforge.files import locked_folder
 
     out = tmp_path / "run"
     with locked_folder(out):  # what a first run holds while it works
-        outcome = samforge(*evaluate_args(phantoms, out))
+        outcome = samforge(*evaluate_args(phantom_folder, out))
     outcome.refused("in use", "pid")
     assert not (out / "results.csv").exists()
 
@@ -69,7 +62,7 @@ def second_model(tmp_path_factory):
     return export_official(model, tmp_path_factory.mktemp("models") / "other_tiny.safetensors")
 
 
-def test_two_runs_at_once_into_one_folder_never_drop_rows(phantoms, second_model, tmp_path):
+def test_two_runs_at_once_into_one_folder_never_drop_rows(phantom_folder, second_model, tmp_path):
     """Two `samforge evaluate` processes with different models into one --out, started
     together (as in the audit): each exits 0 with its model's rows in results.csv, or
     refuses with exit 2 saying the folder is in use."""
@@ -77,7 +70,12 @@ def test_two_runs_at_once_into_one_folder_never_drop_rows(phantoms, second_model
     models = (MODEL, second_model)
     runs = [
         subprocess.Popen(
-            [sys.executable, "-m", "samforge", *map(str, evaluate_args(phantoms, out, model=m))],
+            [
+                sys.executable,
+                "-m",
+                "samforge",
+                *map(str, evaluate_args(phantom_folder, out, model=m)),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -95,9 +93,9 @@ def test_two_runs_at_once_into_one_folder_never_drop_rows(phantoms, second_model
     assert any(code == 0 for code, _ in outcomes)
 
 
-def test_a_hand_edited_results_csv_is_recomputed_where_corrupt(samforge, phantoms, tmp_path):
+def test_a_hand_edited_results_csv_is_recomputed_where_corrupt(samforge, phantom_folder, tmp_path):
     out = tmp_path / "run"
-    assert samforge(*evaluate_args(phantoms, out)).code == 0
+    assert samforge(*evaluate_args(phantom_folder, out)).code == 0
     rows = list(csv.DictReader((out / "results.csv").open()))
     expected = {(row["case"], row["round"], row["class_id"]): row["dice"] for row in rows}
     rows[0]["dice"] = "n/a (checked by hand)"
@@ -106,7 +104,7 @@ def test_a_hand_edited_results_csv_is_recomputed_where_corrupt(samforge, phantom
         writer.writeheader()
         writer.writerows(rows)
 
-    outcome = samforge(*evaluate_args(phantoms, out))
+    outcome = samforge(*evaluate_args(phantom_folder, out))
     assert outcome.code == 0, outcome.stderr
     assert "recomputed" in outcome.stderr and rows[0]["case"] in outcome.stderr
     again = read_csv(out / "results.csv")
@@ -117,9 +115,9 @@ def test_a_hand_edited_results_csv_is_recomputed_where_corrupt(samforge, phantom
         assert found[key] == pytest.approx(float(dice), abs=1e-6)
 
 
-def test_a_cache_entry_of_the_wrong_shape_is_recomputed(samforge, phantoms, tmp_path):
+def test_a_cache_entry_of_the_wrong_shape_is_recomputed(samforge, phantom_folder, tmp_path):
     out = tmp_path / "run"
-    assert samforge(*evaluate_args(phantoms, out)).code == 0
+    assert samforge(*evaluate_args(phantom_folder, out)).code == 0
     expected = read_csv(out / "results.csv")
     entries = sorted((out / "embeddings").glob("*/*.pt"))
     assert entries
@@ -128,7 +126,7 @@ def test_a_cache_entry_of_the_wrong_shape_is_recomputed(samforge, phantoms, tmp_
         torch.save({"key": saved["key"], "embedding": torch.zeros(1, 3, 5, 5)}, entry)
     (out / "results.csv").unlink()
 
-    outcome = samforge(*evaluate_args(phantoms, out))
+    outcome = samforge(*evaluate_args(phantom_folder, out))
     assert outcome.code == 0, outcome.stderr
     assert "recomput" in outcome.stderr
     again = read_csv(out / "results.csv")
@@ -137,15 +135,17 @@ def test_a_cache_entry_of_the_wrong_shape_is_recomputed(samforge, phantoms, tmp_
         assert torch.load(entry, weights_only=True)["embedding"].shape != (1, 3, 5, 5)
 
 
-def test_a_disk_that_fills_up_under_the_results(samforge, phantoms, small_disk):
+def test_a_disk_that_fills_up_under_the_results(samforge, phantom_folder, small_disk):
     """The report (plots embedded in HTML) does not fit a 64 KiB disk."""
     cache = small_disk.parent / "cache"
-    samforge(*evaluate_args(phantoms, small_disk, "--cache", cache)).refused("disk is full")
+    samforge(*evaluate_args(phantom_folder, small_disk, "--cache", cache)).refused("disk is full")
     assert not leftovers(small_disk)
 
 
-def test_a_disk_that_fills_up_under_the_embedding_cache(samforge, phantoms, small_disk, tmp_path):
+def test_a_disk_that_fills_up_under_the_embedding_cache(
+    samforge, phantom_folder, small_disk, tmp_path
+):
     """One tiny-model embedding (256 × 16 × 16 float32, 256 KiB) does not fit 64 KiB."""
     out = tmp_path / "run"
-    samforge(*evaluate_args(phantoms, out, "--cache", small_disk)).refused("disk is full")
+    samforge(*evaluate_args(phantom_folder, out, "--cache", small_disk)).refused("disk is full")
     assert not leftovers(small_disk)

@@ -1,10 +1,14 @@
-"""Time samforge against the official ``segment_anything`` on the same random weights.
+"""Time and compare samforge against the official ``segment_anything`` on the same random
+weights.
 
 Prints, for image embedding and for one prompt decoded to a full-resolution mask, the
 median seconds of each implementation and the ratio official / samforge (> 1: samforge is
-faster). Both run in this process, on the same image and weights, timed alternately.
+faster); then the parity of the outputs: the largest difference relative to the largest
+reference value, for the embedding, the low-resolution and the full-resolution logits. Both
+run in this process, on the same image and weights, timed alternately. The default image
+(384×512) needs resizing to the model frame, where implementations drift apart.
 
-    python benchmarks/bench_vs_official.py --arch vit_b --repeats 3
+    python benchmarks/bench_vs_official.py --arch vit_b --repeats 3 --image-shape 384 512
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ def main() -> None:
     parser.add_argument("--arch", default="vit_b", choices=BENCHMARK_ARCHITECTURES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--decode-repeats", type=int, default=20)
-    parser.add_argument("--image-side", type=int, default=512, help="side of the test image")
+    parser.add_argument(
+        "--image-shape",
+        type=int,
+        nargs=2,
+        default=(384, 512),
+        metavar=("H", "W"),
+        help="shape of the test image (one that needs resizing tests the resize path)",
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -41,10 +52,10 @@ def main() -> None:
     ours.load_state_dict(official.state_dict(), strict=True)
 
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, size=(args.image_side, args.image_side, 3), dtype=np.uint8)
-    side = args.image_side
-    box = np.array([side * 0.2, side * 0.3, side * 0.6, side * 0.7])
-    point = np.array([[side * 0.4, side * 0.5]])
+    height, width = args.image_shape
+    image = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    box = np.array([width * 0.2, height * 0.3, width * 0.6, height * 0.7])
+    point = np.array([[width * 0.4, height * 0.5]])
 
     reference = official_predictor(official)
     predictor = Predictor(ours, cache_size=0)  # no cache: every call embeds
@@ -74,12 +85,33 @@ def main() -> None:
         ]
 
     print(
-        f"# {args.arch}, input {config.image_size}², image {side}×{side}, fp32, "
+        f"# {args.arch}, input {config.image_size}², image {height}×{width}, fp32, "
         f"{machine_description()}"
     )
     print(f"{'step':<28}{'official s':>12}{'samforge s':>12}{'ratio':>8}")
     for name, official_s, ours_s in rows:
         print(f"{name:<28}{official_s:>12.4f}{ours_s:>12.4f}{official_s / ours_s:>8.2f}")
+    print(f"\n{'parity (box prompt)':<28}{'max |diff| / max |ref|':>24}")
+    for name, error in parity(reference, predictor, image, box):
+        print(f"{name:<28}{error:>24.2e}")
+
+
+def parity(reference, predictor: Predictor, image: np.ndarray, box: np.ndarray):
+    """(name, relative error) of the embedding, low-res logits and logits on ``image``."""
+    reference.set_image(image)
+    predictor.set_image(image)
+    logits, _, low_res = reference.predict(box=box, multimask_output=False, return_logits=True)
+    ours = predictor.predict(boxes=box, return_logits=True)
+    pairs = {
+        "embedding": (predictor.image_embedding.embedding, reference.features),
+        "low-res logits": (ours.low_res_logits[0], low_res),
+        "logits": (ours.logits[0], logits),
+    }
+    for name, (ours_value, reference_value) in pairs.items():
+        ours_t = torch.as_tensor(np.asarray(ours_value), dtype=torch.float64)
+        reference_t = torch.as_tensor(np.asarray(reference_value), dtype=torch.float64)
+        scale = reference_t.abs().max().clamp_min(1e-12)
+        yield name, ((ours_t - reference_t).abs().max() / scale).item()
 
 
 if __name__ == "__main__":

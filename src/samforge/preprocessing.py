@@ -2,18 +2,28 @@
 
 Used by the Predictor, the training Dataset and evaluation alike, so every number means
 the same thing everywhere. It sits below ``models/`` and ``data/`` (it knows tensors, not
-files or architectures). Three conventions exist in the wild (``SamConfig.preprocessing``):
+files or architectures). Three conventions exist in the wild (``SamConfig.preprocessing``),
+each reproduced as its reference code runs it, bit for bit on 8-bit input:
 
-- ``"sam"`` (SAM, MedicoSAM, micro-sam): resize the longest side to S (bilinear,
-  antialiased when shrinking), normalise 0–255 RGB with the pixel mean/std, zero-pad bottom
-  and right (after normalisation, as the official code does). Masks come back by
-  upsampling to S², cropping the padding and resizing to the original.
-- ``"medsam"`` (MedSAM): resize straight to S×S (bicubic, antialiased when shrinking; the
-  aspect ratio is not kept), scale min–max to [0, 1]. Masks come back by one resize.
-- ``"sammed2d"`` (SAM-Med2D): resize straight to S×S with nearest neighbour (its predictor's
-  ``cv2.INTER_NEAREST``, which PyTorch's ``"nearest"`` reproduces), normalise with the
-  pixel mean/std, no padding. Masks come back by upsampling to S² and then resizing to the
-  original, as SAM-Med2D's ``postprocess_masks`` does.
+- ``"sam"`` (SAM, MedicoSAM, micro-sam): the official ``SamPredictor`` path. The 8-bit RGB
+  image is resized with its longest side to S through Pillow (bilinear, antialiased,
+  rounded to 8 bits: what ``ResizeLongestSide.apply_image`` does through torchvision's
+  PIL backend), normalised with the pixel mean/std and zero-padded bottom and right.
+  Masks come back by upsampling to S², cropping the padding and resizing to the original.
+- ``"medsam"`` (MedSAM): ``MedSAM_Inference.py``'s path. ``skimage.transform.resize`` to
+  S×S (order 3, antialiased, ``preserve_range``; the aspect ratio is not kept), cast to
+  8 bits, scaled min–max to [0, 1]. Masks: the sigmoid of the low-resolution logits is
+  resized bilinearly to the original and thresholded at 0.5; the logits returned are those
+  of the resized probabilities, so ``logits > 0`` is exactly MedSAM's mask.
+- ``"sammed2d"`` (SAM-Med2D): its ``SammedPredictor``'s path. Normalised with the pixel
+  mean/std, resized straight to S×S with nearest neighbour (``cv2.INTER_NEAREST``, which
+  PyTorch's ``"nearest"`` reproduces), no padding. Masks come back by upsampling to S² and
+  then resizing to the original, as its ``postprocess_masks`` does.
+
+Images that are not 8-bit enter as 0–255 values from the intensity rule
+(:mod:`samforge.data.intensity`); they are rounded to the nearest grey level first and
+then take the same path as 8-bit input (micro-sam, too, converts every image to 8 bits
+before the official predictor sees it).
 """
 
 from __future__ import annotations
@@ -21,12 +31,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)
 PREPROCESSING_CONVENTIONS = ("sam", "medsam", "sammed2d")
+# Changes whenever the image path changes what a model sees, so that embeddings cached on
+# disk by an earlier path are not served (the Predictor puts it in its cache keys).
+IMAGE_PATH_VERSION = 2
+# MedSAM's resized probabilities, turned back into logits, are clipped to this distance
+# from 0 and 1 (logits within about ±16), so that a saturated sigmoid gives no infinities.
+PROBABILITY_EPS = 1e-7
 # Conventions that stretch the image to S×S (aspect ratio not kept, no padding).
 _STRETCHING = ("medsam", "sammed2d")
 
@@ -63,26 +81,46 @@ class ModelInputTransform:
         return resized_shape(*original_size, self.image_size)
 
     def image(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 1 or 3, H, W) images in [0, 255] -> (B, 3, S, S) model input."""
-        size = self.resized_shape((images.shape[-2], images.shape[-1]))
-        images = self._resize(images.float().expand(-1, 3, -1, -1), size)
-        if self.preprocessing == "medsam":
-            low = images.amin(dim=(1, 2, 3), keepdim=True)
-            high = images.amax(dim=(1, 2, 3), keepdim=True)
-            return (images - low) / (high - low).clamp_min(1e-8)
-        images = (images - self.pixel_mean.to(images)) / self.pixel_std.to(images)
-        return F.pad(images, (0, self.image_size - size[1], 0, self.image_size - size[0]))
+        """(B, 1 or 3, H, W) images with values in [0, 255] -> (B, 3, S, S) float32 model
+        input on the images' device.
 
-    def _resize(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        height, width = images.shape[-2:]
-        if size == (height, width):
-            return images
-        if self.preprocessing == "sammed2d":
-            return F.interpolate(images, size=size, mode="nearest")
-        # Antialiasing only matters when shrinking; enlarging it changes < 1e-3 grey levels.
-        shrinking = size[0] < height or size[1] < width
-        mode = "bicubic" if self.preprocessing == "medsam" else "bilinear"
-        return F.interpolate(images, size=size, mode=mode, align_corners=False, antialias=shrinking)
+        Values are clipped to [0, 255] and rounded to the nearest grey level, then each
+        image takes its convention's reference path (module docstring).
+        """
+        pixels = to_uint8_rgb(images)
+        path = {"sam": self._sam_image, "medsam": self._medsam_image}.get(
+            self.preprocessing, self._sammed2d_image
+        )
+        return torch.stack([path(rgb) for rgb in pixels]).to(images.device)
+
+    def _sam_image(self, rgb: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 -> (3, S, S): Pillow resize, mean/std, zero padding."""
+        size = self.resized_shape(rgb.shape[:2])
+        if size != rgb.shape[:2]:
+            resized = Image.fromarray(rgb).resize(size[::-1], Image.Resampling.BILINEAR)
+            rgb = np.array(resized)
+        image = (_channels_first(rgb) - self.pixel_mean) / self.pixel_std
+        return F.pad(image, (0, self.image_size - size[1], 0, self.image_size - size[0]))
+
+    def _medsam_image(self, rgb: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 -> (3, S, S): skimage resize, 8 bits, min–max to [0, 1]."""
+        from skimage.transform import resize  # scikit-image is slow to import
+
+        size = (self.image_size, self.image_size)
+        # Always resized, even at S×S: MedSAM's order-3 resize moves values by ~1e-13,
+        # and the cast to uint8 truncates, so skipping it would change some grey levels.
+        resized = resize(rgb, size, order=3, preserve_range=True, anti_aliasing=True)
+        pixels = resized.astype(np.uint8)
+        low, high = float(pixels.min()), float(pixels.max())
+        return _channels_first((pixels - low) / max(high - low, 1e-8))
+
+    def _sammed2d_image(self, rgb: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 -> (3, S, S): mean/std, then nearest-neighbour resize."""
+        image = (_channels_first(rgb) - self.pixel_mean) / self.pixel_std
+        size = (self.image_size, self.image_size)
+        if size == tuple(image.shape[-2:]):
+            return image
+        return F.interpolate(image[None], size=size, mode="nearest")[0]
 
     def label_masks(self, masks: torch.Tensor) -> torch.Tensor:
         """(B, N, H, W) binary masks -> (B, N, S, S) in the model frame (nearest, padded)."""
@@ -106,9 +144,20 @@ class ModelInputTransform:
     def masks(self, low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
         """(B, M, h, w) low-resolution logits -> (B, M, H, W) logits at the original size.
 
-        The same values as the resizes of the convention's reference code (see the module
-        docstring), within float rounding (~1e-6): both bilinear resizes are linear and act
-        on rows and columns separately, so their composite, crop included, is
+        ``"sam"`` and ``"sammed2d"`` resize the logits; ``"medsam"`` resizes their sigmoid,
+        as MedSAM does, and returns the logits of the result (clipped to about ±16), so that
+        ``> 0`` is MedSAM's ``> 0.5``.
+        """
+        if self.preprocessing == "medsam":
+            probabilities = self._resized_masks(torch.sigmoid(low_res), original_size)
+            return torch.logit(probabilities, eps=PROBABILITY_EPS)
+        return self._resized_masks(low_res, original_size)
+
+    def _resized_masks(self, low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+        """(B, M, h, w) -> (B, M, H, W) by the resizes of the convention's reference code.
+
+        The same values within float rounding (~1e-6): both bilinear resizes are linear and
+        act on rows and columns separately, so their composite, crop included, is
         ``rows @ low_res @ columns.T`` with one small matrix per axis. Two matmuls cost less
         than upsampling to S² and then discarding the padding, as long as the original is
         not much larger than the model frame; beyond that the resizes are cheaper.
@@ -126,7 +175,7 @@ class ModelInputTransform:
         return (rows @ low_res) @ columns.T
 
     def _resize_masks(self, low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
-        """The reference resizes of :meth:`masks`, one ``F.interpolate`` per step."""
+        """The reference resizes of :meth:`_resized_masks`, one ``F.interpolate`` per step."""
         if self.preprocessing == "medsam":
             return F.interpolate(low_res, size=original_size, mode="bilinear", align_corners=False)
         if self.preprocessing == "sammed2d":
@@ -139,6 +188,18 @@ class ModelInputTransform:
         )
         masks = masks[..., :new_h, :new_w]
         return F.interpolate(masks, size=original_size, mode="bilinear", align_corners=False)
+
+
+def to_uint8_rgb(images: torch.Tensor) -> np.ndarray:
+    """(B, 1 or 3, H, W) values in [0, 255] -> (B, H, W, 3) uint8: clipped, rounded to the
+    nearest grey level (halves to even), grey replicated to three channels."""
+    pixels = images.detach().float().clamp(0, 255).round().to(torch.uint8).cpu()
+    return pixels.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _channels_first(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) array -> (3, H, W) float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
 
 
 def _matrices_are_cheaper(low_h: int, low_w: int, height: int, width: int, frame: int) -> bool:

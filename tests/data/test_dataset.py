@@ -132,3 +132,23 @@ def test_images_are_exactly_what_the_predictor_feeds_the_model(cases):
     rgb = torch.from_numpy(normalize_intensity(cases[0].image)).permute(2, 0, 1)[None]
     assert torch.equal(data[0]["image"], predictor.transform.image(rgb)[0])
     assert data[0]["image"][:, 64:, :].eq(0).all()  # 60×90 → 64×96, padded below after norm
+
+
+@pytest.mark.parametrize("shape", [(181, 258, 3), (1200, 900, 3), (300, 420)])
+def test_training_images_are_what_the_official_predictor_feeds_its_encoder(shape):
+    """8-bit images that need resizing, colour and grey: the Dataset's image is the official
+    ``SamPredictor``'s encoder input (``ResizeLongestSide.apply_image``, which resizes
+    through Pillow, then ``Sam.preprocess``), so training sees what inference sees."""
+    from helpers.official import build_official_sam, segment_anything
+
+    rng = np.random.default_rng(shape[0])
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    label = np.zeros(shape[:2], np.uint8)
+    label[40:90, 60:140] = 1
+    data = ObjectSegmentationDataset([Case(image, label, (1.0, 1.0), None, "other", "rgb")])
+    official = build_official_sam(embed_dim=16, depth=1, num_heads=1, global_attn_indexes=(0,))
+    rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
+    resized = segment_anything.utils.transforms.ResizeLongestSide(1024).apply_image(rgb)
+    with torch.no_grad():
+        expected = official.preprocess(torch.from_numpy(resized).permute(2, 0, 1)[None].float())
+    torch.testing.assert_close(data[0]["image"], expected[0], atol=1e-6, rtol=0)

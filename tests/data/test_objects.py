@@ -38,10 +38,19 @@ def test_small_components_are_dropped_and_classes_filtered():
     assert instances_from_labels(np.zeros((5, 5), np.uint8)) == []
 
 
-def test_connectivity_joins_diagonals_only_when_asked():
-    label = np.eye(6, dtype=np.uint8)
-    assert len(instances_from_labels(label, min_size=1)) == 6
-    assert len(instances_from_labels(label, min_size=1, connectivity=2)) == 1
+def test_objects_are_8_connected_unless_asked_for_4():
+    """Two squares that touch at one corner: one object under skimage's (and medico-sam's)
+    default 8-connectivity, two under 4-connectivity."""
+    label = np.zeros((12, 12), np.uint8)
+    label[1:6, 1:6] = 1
+    label[6:11, 6:11] = 1
+    assert measure.label(label).max() == 1  # the reference: skimage's default
+    assert [o.area for o in instances_from_labels(label)] == [50]
+    assert count_objects(label) == {1: [50]}
+    assert [o.area for o in instances_from_labels(label, connectivity=1)] == [25, 25]
+    diagonal = np.eye(6, dtype=np.uint8)
+    assert len(instances_from_labels(diagonal, min_size=1)) == 1
+    assert len(instances_from_labels(diagonal, min_size=1, connectivity=1)) == 6
     with pytest.raises(InputImageError, match="connectivity must be between 1 and 2"):
         instances_from_labels(label, connectivity=3)
 

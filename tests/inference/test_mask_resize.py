@@ -46,13 +46,22 @@ def test_sam_masks_match_official_postprocess_masks(size):
 @pytest.mark.parametrize("convention", ["medsam", "sammed2d"])
 @pytest.mark.parametrize("size", [(512, 512), (300, 700), (3, 5)])
 def test_stretching_conventions_match_their_resizes(convention, size):
+    """SAM-Med2D resizes logits to the frame, then to the original (``postprocess_masks``);
+    MedSAM resizes the sigmoid of the logits straight to the original (its inference
+    script), so the sigmoid of samforge's logits must be those probabilities."""
     transform = ModelInputTransform(256, convention)
-    low_res = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(2))
-    expected = F.interpolate(low_res, size, mode="bilinear", align_corners=False)
-    if convention == "sammed2d":
-        full = F.interpolate(low_res, (256, 256), mode="bilinear", align_corners=False)
-        expected = F.interpolate(full, size, mode="bilinear", align_corners=False)
-    torch.testing.assert_close(transform.masks(low_res, size), expected, atol=1e-5, rtol=0)
+    low_res = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(2)) * 4
+    masks = transform.masks(low_res, size)
+    if convention == "medsam":
+        probabilities = torch.sigmoid(low_res)
+        expected = F.interpolate(probabilities, size, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(torch.sigmoid(masks), expected, atol=1e-5, rtol=0)
+        clear = (expected - 0.5).abs() > 1e-5
+        assert torch.equal((masks > 0)[clear], (expected > 0.5)[clear])
+        return
+    full = F.interpolate(low_res, (256, 256), mode="bilinear", align_corners=False)
+    expected = F.interpolate(full, size, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(masks, expected, atol=1e-5, rtol=0)
 
 
 def test_resize_matrix_rows_are_interpolation_weights():

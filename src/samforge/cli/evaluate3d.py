@@ -2,10 +2,12 @@
 through the volume, report 3D Dice/HD95/NSD; propagation settings are tuned on
 ``--val-data`` only, then applied to ``--data``.
 
-Writes ``results.csv`` (one row per object and setting; ``split`` = val for the grid, test
-for the chosen setting), ``summary.json``, two plots and ``report.html`` into ``--out``.
-Slice embeddings are cached on disk (``--cache``, default ``OUT/embeddings``), so a rerun
-(another grid, another start prompt) does not embed the volumes again.
+Writes ``results.csv`` (one row per object and setting, ``level`` object; on the test data
+also one per class, ``level`` class; ``split`` = val for the grid, test for the chosen
+setting), ``summary.json`` (test means per object, per class and per class id), two plots
+and ``report.html`` into ``--out``. Slice embeddings are cached on disk (``--cache``,
+default ``OUT/embeddings``), so a rerun (another grid, another start prompt) does not embed
+the volumes again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..evaluation.interactive3d import (
     DEFAULT_IOU_THRESHOLDS,
     START_PROMPTS_3D,
     Protocol3D,
+    micro_sam_grid,
     run_interactive3d,
     settings_grid,
     write_interactive3d_report,
@@ -49,7 +52,11 @@ def interactive3d(
         ..., "--val-data", exists=True, help="Validation volumes: the only data tuned on."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    start: str = typer.Option("box", help="Prompt on the central slice: box or point."),
+    start: str = typer.Option(
+        "box",
+        help="Prompt on the central slice: box, points (micro-sam's random positive and "
+        "negative point) or point (the innermost pixel).",
+    ),
     mode: list[str] = typer.Option(
         list(PROMPT_MODES), "--mode", help="Propagation modes to try; repeatable."
     ),
@@ -66,7 +73,18 @@ def interactive3d(
         min=0.0,
         help="Box extensions to try (fraction < 1, pixels ≥ 1); repeatable.",
     ),
+    grid: str = typer.Option(
+        "given",
+        help="given: the --mode × --iou-threshold × --box-extension values; micro-sam: "
+        "micro-sam's grid (5 modes × IoU 0.5–0.9 × extension 0–0.25 by 0.025, 275 settings).",
+    ),
     min_size: int = typer.Option(20, min=0, help="Smallest object (3D component) in voxels."),
+    connectivity: int = typer.Option(
+        3,
+        min=1,
+        max=3,
+        help="Objects' connectivity: 3 (26-connected, medico-sam's), 2 (18) or 1 (6).",
+    ),
     max_objects: int | None = typer.Option(
         None, min=1, help="At most this many objects per volume (the largest)."
     ),
@@ -78,13 +96,22 @@ def interactive3d(
     cache: Path | None = typer.Option(
         None, help="Embedding cache folder, reused by later runs [OUT/embeddings]."
     ),
+    seed: int = typer.Option(0, help="Seed of the random points of --start points."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Interactive 3D: central-slice prompt, propagation, settings tuned on --val-data."""
     if start not in START_PROMPTS_3D:
-        raise ConfigError(f"--start {start!r} not understood; use box or point.")
-    protocol = Protocol3D(start, min_size, max_objects, intensity, nsd_tolerance, window)
-    grid = settings_grid(mode, iou_threshold, box_extension)
+        raise ConfigError(f"--start {start!r} not understood; use box, points or point.")
+    if grid not in ("given", "micro-sam"):
+        raise ConfigError(f"--grid {grid!r} not understood; use given or micro-sam.")
+    protocol = Protocol3D(
+        start, min_size, max_objects, intensity, nsd_tolerance, window, connectivity, seed
+    )
+    settings = (
+        micro_sam_grid()
+        if grid == "micro-sam"
+        else settings_grid(mode, iou_threshold, box_extension)
+    )
     if val_data.resolve() == data.resolve():
         raise ConfigError("--val-data and --data are the same: tune on separate volumes.")
     val_cases, test_cases = open_dataset(val_data), open_dataset(data)
@@ -109,7 +136,7 @@ def interactive3d(
             predictors,
             val_cases,
             test_cases,
-            grid,
+            settings,
             protocol,
             on_case=lambda case: bar.advance(task),
             rows=read_csv(out / RESULTS_CSV),

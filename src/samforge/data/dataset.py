@@ -47,7 +47,7 @@ class ObjectSegmentationDataset(Dataset):
         intensity, window: the intensity mapping (:class:`IntensitySettings`); slices of a
             volume share one mapping computed over the whole volume.
         slice_axis: axis along which volumes are cut into 2D items (0 = z).
-        connectivity: of connected components (1 = faces).
+        connectivity: of the objects (2D components): 2 (8-connected, medico-sam's) or 1.
         transform: the model's input transform (``model.config.input_transform()``);
             by default SAM's pixel statistics with ``image_size`` and ``preprocessing``.
         cache_size: cases kept in memory (volumes are read once for all their slices).
@@ -78,7 +78,7 @@ class ObjectSegmentationDataset(Dataset):
         intensity: str = "auto",
         window: str | tuple[float, float] | None = None,
         slice_axis: int = 0,
-        connectivity: int = 1,
+        connectivity: int = 2,
         transform: ModelInputTransform | None = None,
         cache_size: int = 2,
         degradations: Sequence[str] | None = None,

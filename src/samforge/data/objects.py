@@ -2,9 +2,11 @@
 
 The interactive protocols of MedicoSAM/micro-sam prompt one object at a time: for each class,
 every connected component of at least ``min_size`` pixels (voxels) is an object. Components
-are found with :func:`scipy.ndimage.label`; ``connectivity=1`` (the default) joins pixels that
-share a face (4-neighbourhood in 2D, 6 in 3D), ``connectivity=ndim`` also joins diagonal
-neighbours (8 / 26), as ``skimage.measure.label``'s default does.
+are found with :func:`scipy.ndimage.label`; ``connectivity`` counts as in
+``skimage.measure.label``: 1 joins pixels that share a face (4-neighbourhood in 2D, 6 in 3D),
+``ndim`` also joins diagonal neighbours (8 / 26). The default is ``ndim`` (8-connected in
+2D), as ``skimage.measure.label``'s default, which medico-sam uses to turn semantic labels
+into objects.
 
 Boxes are in (x, y) order with exclusive ends, like the Predictor's box prompts:
 2D ``[min_x, min_y, max_x + 1, max_y + 1]``; 3D ``[min_x, min_y, min_z, max_x + 1,
@@ -44,7 +46,7 @@ def instances_from_labels(
     label: np.ndarray,
     min_size: int = 20,
     classes: Iterable[int] | None = None,
-    connectivity: int = 1,
+    connectivity: int | None = None,
 ) -> list[ObjectInstance]:
     """Connected components of each class with at least ``min_size`` pixels.
 
@@ -52,7 +54,8 @@ def instances_from_labels(
         label: (H, W) or (D, H, W) integer label map, 0 = background.
         min_size: smallest component kept (pixels in 2D, voxels in 3D).
         classes: class ids to use (default: every nonzero value present).
-        connectivity: 1 (faces) up to ``label.ndim`` (faces, edges and corners).
+        connectivity: 1 (faces) up to ``label.ndim`` (faces, edges and corners); None:
+            ``label.ndim`` (8-connected in 2D, 26 in 3D).
 
     Returns:
         Objects ordered by class id, then by component position (scan order).
@@ -76,7 +79,7 @@ def count_objects(
     label: np.ndarray,
     min_size: int = 20,
     classes: Iterable[int] | None = None,
-    connectivity: int = 1,
+    connectivity: int | None = None,
 ) -> dict[int, list[int]]:
     """Sizes of the objects :func:`instances_from_labels` would return, per class, without
     building their masks (fast enough to scan whole datasets)."""
@@ -142,9 +145,13 @@ def _checked_label(label: np.ndarray) -> np.ndarray:
     return label
 
 
-def _structure(ndim: int, connectivity: int) -> np.ndarray:
+def _structure(ndim: int, connectivity: int | None) -> np.ndarray:
+    connectivity = ndim if connectivity is None else connectivity
     if not 1 <= connectivity <= ndim:
-        raise InputImageError(f"connectivity must be between 1 and {ndim}; got {connectivity}.")
+        raise InputImageError(
+            f"connectivity must be between 1 and {ndim} for a {ndim}D label map (1: faces "
+            f"only, {ndim}: diagonals too); got {connectivity}."
+        )
     return ndimage.generate_binary_structure(ndim, connectivity)
 
 

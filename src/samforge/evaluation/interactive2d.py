@@ -1,8 +1,10 @@
 """Interactive 2D evaluation: the MedicoSAM / micro-sam protocol.
 
 For one image: the objects are the connected components of each class with at least
-``min_size`` pixels. All objects are prompted at once, in ONE batched decoder call per round
-on ONE image embedding:
+``min_size`` pixels, 8-connected by default (``skimage.measure.label``'s default, with which
+medico-sam turns semantic labels into objects; ``connectivity=1`` gives 4-connected ones).
+All objects are prompted at once, in ONE batched decoder call per round on ONE image
+embedding:
 
 1. Start with the exact bounding box (single mask), or one positive point at the innermost
    pixel of the object (multimask; the mask with the best predicted IoU is kept).
@@ -42,6 +44,7 @@ class InteractiveSettings:
         rounds: predictions per object in all (the start plus ``rounds − 1`` corrections).
         use_masks: feed the previous low-resolution logits back as a mask prompt.
         min_size: smallest connected component (pixels) that counts as an object.
+        connectivity: 2 (8-connected objects, medico-sam's) or 1 (4-connected).
         seed: correction points are drawn from a generator seeded by this and the image name,
             so an image gets the same points whatever else is evaluated around it.
     """
@@ -51,6 +54,7 @@ class InteractiveSettings:
     use_masks: bool = False
     min_size: int = 20
     seed: int = 0
+    connectivity: int = 2
 
     def __post_init__(self) -> None:
         if self.start not in START_PROMPTS:
@@ -59,6 +63,10 @@ class InteractiveSettings:
             raise ConfigError(f"rounds must be ≥ 1 (the start prompt counts); got {self.rounds}.")
         if self.min_size < 1:
             raise ConfigError(f"min_size must be ≥ 1 pixel; got {self.min_size}.")
+        if self.connectivity not in (1, 2):
+            raise ConfigError(
+                f"connectivity must be 2 (8-connected) or 1 (4-connected); got {self.connectivity}."
+            )
 
     def generator(self, name: str) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(name.encode()))
@@ -87,9 +95,11 @@ class ImageResult:
         return self.dice.mean(axis=0)
 
 
-def object_masks(label: np.ndarray, min_size: int = 20) -> tuple[torch.Tensor, np.ndarray]:
+def object_masks(
+    label: np.ndarray, min_size: int = 20, connectivity: int = 2
+) -> tuple[torch.Tensor, np.ndarray]:
     """Objects of a (H, W) label map: masks (B, H, W) bool and their class ids (B,)."""
-    instances = instances_from_labels(label, min_size=min_size)
+    instances = instances_from_labels(label, min_size=min_size, connectivity=connectivity)
     if not instances:
         return torch.zeros((0, *label.shape), dtype=torch.bool), np.zeros(0, dtype=np.int64)
     masks = torch.from_numpy(np.stack([instance.mask for instance in instances]))
@@ -145,7 +155,7 @@ def evaluate_image(
     ``mapping``/``intensity``/``modality`` go to :meth:`Predictor.set_image`. Returns None
     when the image has no object (it is skipped).
     """
-    masks, class_ids = object_masks(label, settings.min_size)
+    masks, class_ids = object_masks(label, settings.min_size, settings.connectivity)
     if len(masks) == 0:
         return None
     predictor.set_image(image, mapping=mapping, intensity=intensity, modality=modality)

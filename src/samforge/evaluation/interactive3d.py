@@ -1,25 +1,34 @@
 """Interactive 3D protocol: prompt each object on its central slice, propagate, score in 3D.
 
-Objects are the 3D connected components of each class (:func:`instances_from_labels`).
-Each is prompted on its central slice (the middle of its z-extent) with its exact box or
-its centre point (:mod:`samforge.prompts`, the sampler shared with training and the 2D
-protocol), then propagated (:func:`samforge.inference.propagation.propagate`) and scored
-against the object's own 3D mask: Dice, HD95 and NSD with the voxel spacing.
+micro-sam's 3D evaluation (``evaluation/multi_dimensional_segmentation.py``), with the
+differences named below.
+
+Objects are the 3D connected components of each class (:func:`instances_from_labels`),
+26-connected by default (``skimage.measure.label``'s default, as medico-sam; set
+``connectivity`` 1 for 6-connected ones).
+Each is prompted on its central slice, ``floor(mean(first, last))`` of its slices, with its
+exact box, micro-sam's one positive and one negative point, or its innermost point
+(:mod:`.start_prompts3d`), then propagated (:func:`samforge.inference.propagation.propagate`)
+and scored against the object's own 3D mask: Dice, HD95 and NSD with the voxel spacing. On
+the test data each class is scored too: the union of its propagated objects against the
+class's 3D mask (:mod:`.interactive3d_report`; micro-sam scores the instance segmentation
+as a whole, with mSA).
 
 The propagation settings (mode × IoU threshold × box extension) are chosen per model and
 start prompt by grid search on the VALIDATION cases only; the test cases are read after
 the choice is made and only ever with the chosen setting. (The reference tuned them on
-each test volume's own labels, which inflates its numbers.)
+each test volume's own labels, which inflates its numbers.) :func:`micro_sam_grid` is the
+reference's grid: 5 modes × IoU stops 0.5–0.9 × box extensions 0–0.25.
 """
 
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,25 +37,50 @@ from ..data import Case, IntensitySettings, ObjectInstance, instances_from_label
 from ..errors import ConfigError, InputImageError
 from ..inference import Predictor, PropagationSettings, propagate
 from ..inference.volume_prompts import PROMPT_MODES
-from ..prompts import Prompts, box_from_masks, center_points
+from .interactive3d_report import (
+    mean_dice_per_setting,
+    setting_fields,
+    summarize_interactive3d,
+    write_interactive3d_report,
+)
 from .metrics import dice, hd95, normalized_surface_distance
-from .plots import plot_grid_dice, plot_test_dice
-from .report import write_report
+from .start_prompts3d import START_PROMPTS_3D, central_slice, start_prompt
 
-START_PROMPTS_3D: tuple[str, ...] = ("box", "point")
+__all__ = [
+    "START_PROMPTS_3D",
+    "Protocol3D",
+    "central_slice",
+    "evaluate_case",
+    "grid_search",
+    "micro_sam_grid",
+    "run_interactive3d",
+    "settings_grid",
+    "start_prompt",
+    "summarize_interactive3d",
+    "write_interactive3d_report",
+]
+
 DEFAULT_IOU_THRESHOLDS = (0.5, 0.8)
 DEFAULT_BOX_EXTENSIONS = (0.0, 0.1)
+# micro-sam's default grid (default_grid_search_values_multi_dimensional_segmentation).
+MICRO_SAM_IOU_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+MICRO_SAM_BOX_EXTENSIONS = tuple(round(0.025 * step, 3) for step in range(11))
+# The ``object`` column of class rows: they stand for all the class's objects.
+CLASS_ROW_OBJECT = -1
 
 
 @dataclass(frozen=True)
 class Protocol3D:
     """What every object of every case goes through.
 
-    start: "box" (exact box of the object on its central slice) or "point" (its centre).
+    start: "box" (exact box of the object on its central slice), "points" (micro-sam's
+        random positive and negative point there) or "point" (its innermost pixel).
     min_size: smallest object in voxels; max_objects: at most this many objects per case
         (the largest), None for all; intensity, window: how the volume maps to SAM's
         input (:class:`IntensitySettings`, one mapping for all its slices); nsd_tolerance:
-        NSD tolerance in the units of the spacing (mm for NIfTI/DICOM).
+        NSD tolerance in the units of the spacing (mm for NIfTI/DICOM); connectivity: of
+        the 3D components, 3 (26-connected, the default), 2 (18) or 1 (6); seed: of the
+        random "points" start, drawn per case and object (the same whatever else is run).
     """
 
     start: str = "box"
@@ -55,17 +89,28 @@ class Protocol3D:
     intensity: str = "auto"
     nsd_tolerance: float = 2.0
     window: str | tuple[float, float] | None = None
+    connectivity: int = 3
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.start not in START_PROMPTS_3D:
             raise ConfigError(f"start must be one of {START_PROMPTS_3D}; got {self.start!r}.")
         if self.max_objects is not None and self.max_objects < 1:
             raise ConfigError(f"max_objects must be ≥ 1 or None; got {self.max_objects}.")
+        if self.connectivity not in (1, 2, 3):
+            raise ConfigError(
+                f"connectivity must be 3 (26-connected), 2 (18) or 1 (6); got {self.connectivity}."
+            )
         IntensitySettings(self.intensity, self.window)  # a bad mode or window fails here
 
     @property
     def intensity_settings(self) -> IntensitySettings:
         return IntensitySettings(self.intensity, self.window)
+
+    def generator(self, case_name: str, number: int) -> torch.Generator:
+        """The random source of object ``number`` of ``case_name``'s start prompt."""
+        key = zlib.crc32(f"{case_name}/{number}".encode())
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + key)
 
 
 def settings_grid(
@@ -83,23 +128,9 @@ def settings_grid(
     return grid
 
 
-def central_slice(mask: np.ndarray) -> int:
-    """Index of the middle slice of a (D, H, W) object's z-extent (lower middle if even)."""
-    slices = np.flatnonzero(mask.any(axis=(1, 2)))
-    if slices.size == 0:
-        raise InputImageError("the object mask is empty: it has no central slice.")
-    return int(slices[(slices.size - 1) // 2])
-
-
-def start_prompt(mask: np.ndarray, start: str) -> tuple[int, Prompts]:
-    """The protocol's prompt for a (D, H, W) object: its central slice, and there the exact
-    box or the centre point of the object's cross-section (a record of one object)."""
-    index = central_slice(mask)
-    section = torch.from_numpy(np.ascontiguousarray(mask[index]))[None]
-    if start == "box":
-        return index, Prompts(boxes=box_from_masks(section))
-    point = center_points(section)[:, None]  # (1, 1, 2)
-    return index, Prompts(point, torch.ones(1, 1))
+def micro_sam_grid() -> list[PropagationSettings]:
+    """micro-sam's default grid: 5 modes × 5 IoU stops × 11 box extensions (275)."""
+    return settings_grid(PROMPT_MODES, MICRO_SAM_IOU_THRESHOLDS, MICRO_SAM_BOX_EXTENSIONS)
 
 
 def case_objects(case: Case, protocol: Protocol3D) -> list[ObjectInstance]:
@@ -109,7 +140,9 @@ def case_objects(case: Case, protocol: Protocol3D) -> list[ObjectInstance]:
             f"case {case.name!r} must be a labelled volume for the 3D protocol "
             f"(image {case.image.shape}, label {'missing' if case.label is None else 'present'})."
         )
-    objects = instances_from_labels(case.label, min_size=protocol.min_size)
+    objects = instances_from_labels(
+        case.label, min_size=protocol.min_size, connectivity=protocol.connectivity
+    )
     if protocol.max_objects is not None and len(objects) > protocol.max_objects:
         largest = sorted(range(len(objects)), key=lambda i: -objects[i].area)
         objects = [objects[i] for i in sorted(largest[: protocol.max_objects])]
@@ -123,9 +156,13 @@ def evaluate_case(
     protocol: Protocol3D,
     *,
     surface_metrics: bool = True,
+    class_scores: bool = False,
     on_embedded: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
-    """One row per (object, setting): Dice (and HD95/NSD) of the propagated 3D mask.
+    """One row per (object, setting): Dice (and HD95/NSD) of the propagated 3D mask; with
+    ``class_scores``, also one per (class, setting): the union of the class's propagated
+    objects against the class's 3D mask (``level`` "class", ``object`` -1; ``level``
+    "object" otherwise).
 
     Slice embeddings are computed once per case, in batches
     (:meth:`Predictor.embed_volume`: the slices the objects span plus a margin, which
@@ -136,6 +173,7 @@ def evaluate_case(
     mapping = protocol.intensity_settings.volume_mapping(case.image, case.modality)
     objects = case_objects(case, protocol)
     rows = []
+    unions: dict[tuple[int, int], np.ndarray] = {}  # (setting, class) -> predicted voxels
     with _volume_cache(predictor, case.image.shape[0]):
         predictor.embed_volume(
             case.image,
@@ -144,27 +182,53 @@ def evaluate_case(
             progress=on_embedded,
         )
         for number, instance in enumerate(objects):
-            index, prompts = start_prompt(instance.mask, protocol.start)
-            for setting in grid:
+            generator = protocol.generator(case.name, number)
+            index, prompts = start_prompt(instance.mask, protocol.start, generator)
+            for setting_index, setting in enumerate(grid):
                 result = propagate(
                     predictor, case.image, {index: prompts}, setting, mapping=mapping
                 )
                 row = {
                     "case": case.name,
                     "modality": case.modality,
+                    "level": "object",
                     "object": number,
                     "class_id": instance.class_id,
                     "voxels": instance.area,
                     "start": protocol.start,
                     "prompt_slice": index,
-                    **_setting_fields(setting),
+                    **setting_fields(setting),
                     "slices_true": int(instance.mask.any(axis=(1, 2)).sum()),
                     "slices_segmented": int(result.segmented.sum()),
                     "dice": dice(result.mask, instance.mask),
                 }
                 if surface_metrics:
-                    row.update(_surface_fields(result.mask, instance, case, protocol))
+                    row.update(_surface_fields(result.mask, instance.mask, case, protocol))
                 rows.append(row)
+                if class_scores:
+                    union = unions.setdefault(
+                        (setting_index, instance.class_id), np.zeros_like(result.mask)
+                    )
+                    union |= result.mask
+    for (setting_index, class_id), predicted in unions.items():
+        truth = np.asarray(case.label) == class_id
+        row = {
+            "case": case.name,
+            "modality": case.modality,
+            "level": "class",
+            "object": CLASS_ROW_OBJECT,
+            "class_id": class_id,
+            "num_objects": sum(instance.class_id == class_id for instance in objects),
+            "voxels": int(truth.sum()),
+            "start": protocol.start,
+            **setting_fields(grid[setting_index]),
+            "slices_true": int(truth.any(axis=(1, 2)).sum()),
+            "slices_segmented": int(predicted.any(axis=(1, 2)).sum()),
+            "dice": dice(predicted, truth),
+        }
+        if surface_metrics:
+            row.update(_surface_fields(predicted, truth, case, protocol))
+        rows.append(row)
     return rows
 
 
@@ -218,14 +282,6 @@ def finished_rows(
     return rows if rows and {row["setting"] for row in rows} == labels else None
 
 
-def mean_dice_per_setting(rows: Iterable[dict]) -> dict[str, float]:
-    """Setting label -> mean Dice over the rows (objects) of that setting."""
-    values: dict[str, list[float]] = {}
-    for row in rows:
-        values.setdefault(row["setting"], []).append(float(row["dice"]))
-    return {label: float(np.mean(dices)) for label, dices in values.items()}
-
-
 def run_interactive3d(
     predictors: dict[str, Predictor],
     val_cases: Sequence[Case],
@@ -276,7 +332,12 @@ def run_interactive3d(
         for case in test_cases:
             if finished_rows(earlier["test"], case.name, [chosen[name]]) is None:
                 case_rows = evaluate_case(
-                    predictor, case, [chosen[name]], protocol, on_embedded=on_embedded
+                    predictor,
+                    case,
+                    [chosen[name]],
+                    protocol,
+                    class_scores=True,
+                    on_embedded=on_embedded,
                 )
                 keep(name, "test", case_rows)
             if on_case is not None:
@@ -284,78 +345,12 @@ def run_interactive3d(
     return results, summarize_interactive3d(results, chosen, protocol)
 
 
-def summarize_interactive3d(
-    rows: Sequence[dict], chosen: dict[str, PropagationSettings], protocol: Protocol3D
-) -> dict:
-    """Chosen settings, the validation grid table and per-model test means."""
-    grid_table = []
-    for name in chosen:
-        val = [row for row in rows if row["model"] == name and row["split"] == "val"]
-        for label, value in mean_dice_per_setting(val).items():
-            grid_table.append({"model": name, "setting": label, "val_dice": value})
-    test_table = []
-    for name, setting in chosen.items():
-        test = [row for row in rows if row["model"] == name and row["split"] == "test"]
-        test_table.append({"model": name, "setting": setting.label(), **_test_means(test)})
-    return {
-        "protocol": {
-            "start": protocol.start,
-            "min_size": protocol.min_size,
-            "max_objects": protocol.max_objects,
-            "nsd_tolerance": protocol.nsd_tolerance,
-            "tuned_on": "validation data only",
-        },
-        "chosen_settings": {name: _setting_fields(s) for name, s in chosen.items()},
-        "test_results": test_table,
-        "validation_grid": grid_table,
-    }
-
-
-def write_interactive3d_report(
-    out: Path, rows: list[dict], summary: dict, title: str = "Interactive 3D evaluation"
-) -> Path:
-    """results.csv, summary.json, the validation-grid and test-Dice plots and report.html."""
-    out = Path(out)
-    figures = {
-        "validation_Dice_per_setting": plot_grid_dice(summary, out / "validation_grid.png"),
-        "test_Dice_per_object": plot_test_dice(rows, out / "test_dice.png"),
-    }
-    return write_report(out, rows, summary, figures, title)
-
-
-def _test_means(rows: Sequence[dict]) -> dict:
-    if not rows:
-        return {"objects": 0, "dice": float("nan"), "hd95": float("nan"), "nsd": float("nan")}
-    distances = np.array([row["hd95"] for row in rows], dtype=float)
-    finite = distances[np.isfinite(distances)]
-    return {
-        "objects": len(rows),
-        "dice": float(np.mean([row["dice"] for row in rows])),
-        # An empty prediction has no surface (HD95 = inf): averaged over the others,
-        # and counted, so one miss does not turn the mean into inf.
-        "hd95": float(finite.mean()) if finite.size else float("inf"),
-        "empty_predictions": int((~np.isfinite(distances)).sum()),
-        "nsd": float(np.mean([row["nsd"] for row in rows])),
-    }
-
-
-def _setting_fields(setting: PropagationSettings) -> dict:
-    return {
-        "setting": setting.label(),
-        "mode": setting.mode,
-        "iou_threshold": setting.iou_threshold,
-        "box_extension": setting.box_extension,
-    }
-
-
 def _surface_fields(
-    prediction: np.ndarray, instance: ObjectInstance, case: Case, protocol: Protocol3D
+    prediction: np.ndarray, truth: np.ndarray, case: Case, protocol: Protocol3D
 ) -> dict:
     return {
-        "hd95": hd95(prediction, instance.mask, case.spacing),
-        "nsd": normalized_surface_distance(
-            prediction, instance.mask, protocol.nsd_tolerance, case.spacing
-        ),
+        "hd95": hd95(prediction, truth, case.spacing),
+        "nsd": normalized_surface_distance(prediction, truth, protocol.nsd_tolerance, case.spacing),
     }
 
 

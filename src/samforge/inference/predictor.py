@@ -19,6 +19,7 @@ from ..data import IntensityMapping, IntensitySettings
 from ..errors import ConfigError, InputImageError
 from ..models import SamModel
 from ..models.sam.embeddings import Embeddings, to_device
+from ..preprocessing import IMAGE_PATH_VERSION
 from ..prompts import Prompts
 from .disk_cache import DiskEmbeddingCache
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
@@ -39,10 +40,14 @@ class Predictor:
     float dtype and maps them to SAM's 0–255 RGB input with
     :class:`samforge.data.intensity.IntensitySettings` (``intensity="auto"`` by default:
     uint8 passes through, other data is clipped to its 1st–99th percentiles; ``"ct"`` with a
-    ``window`` preset for CT). Embeddings are cached by image content, so returning to an
-    image costs nothing. ``predict`` takes prompts as lists or arrays and returns numpy
-    arrays; ``decode`` takes a :class:`samforge.prompts.Prompts` record and returns tensors
-    (the evaluation protocols and propagation use it).
+    ``window`` preset for CT). The model then sees what its reference predictor would show
+    it (:mod:`samforge.preprocessing`): 8-bit RGB input takes the reference path bit for bit
+    (the official ``SamPredictor`` for SAM-convention models), and any other input is first
+    mapped to 0–255 by the intensity rule and rounded to 8 bits, then takes the same path.
+    Embeddings are cached by image content, so returning to an image costs nothing.
+    ``predict`` takes prompts as lists or arrays and returns numpy arrays; ``decode`` takes
+    a :class:`samforge.prompts.Prompts` record and returns tensors (the evaluation protocols
+    and propagation use it).
 
     ``precision`` sets the image encoder's arithmetic: ``"fp32"`` (exact, the default),
     ``"bf16"`` (autocast) or ``"auto"``: bf16 on CUDA and on CPUs with native bf16
@@ -195,7 +200,9 @@ class Predictor:
     def _keys(self, image: np.ndarray, settings) -> tuple[tuple, str | None]:
         """(memory cache key, disk cache key or None) of an image and its settings."""
         extra = () if self.precision == "fp32" else (self.precision,)
-        content = content_key(image, settings, self.model.config.preprocessing, *extra)
+        content = content_key(
+            image, settings, self.model.config.preprocessing, IMAGE_PATH_VERSION, *extra
+        )
         key = (model_state_key(self.model), content)
         disk_key = None if self.disk_cache is None else self.disk_cache.key(self.model, content)
         return key, disk_key
@@ -229,9 +236,10 @@ class Predictor:
         """(B, H, W, 3) float images in [0, 255] -> the model's float32 embeddings (batch B),
         computed in the predictor's precision."""
         tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
-        tensor = tensor.permute(0, 3, 1, 2).to(self.device)
+        # The reference resizes run on the CPU (Pillow, scikit-image); the model on its device.
+        model_input = self.transform.image(tensor.permute(0, 3, 1, 2)).to(self.device)
         with self._autocast():
-            embeddings = self.model.embed_images(self.transform.image(tensor))
+            embeddings = self.model.embed_images(model_input)
         return tree_map(lambda tensor: tensor.float(), embeddings)
 
     def _autocast(self):

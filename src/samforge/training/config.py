@@ -76,6 +76,7 @@ class DataConfig(_Section):
     val: list[DataSource] = []
     n_obj: int = Field(5, ge=1)
     min_size: int = Field(20, ge=1)
+    connectivity: Literal[1, 2] = 2  # objects: 8-connected (2, medico-sam's) or 4 (1)
     classes: list[int] | None = None
     intensity: str = "auto"
     window: str | tuple[float, float] | None = None

@@ -120,6 +120,7 @@ class SegmentationDataModule(L.LightningDataModule):
             collect_cases(sources),
             n_obj=self.config.n_obj,
             min_size=self.config.min_size,
+            connectivity=self.config.connectivity,
             seed=seed,
             classes=self.config.classes,
             intensity=self.config.intensity,

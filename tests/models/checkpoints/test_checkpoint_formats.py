@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from helpers.official import build_official_sam, official_sam_from_state_dict
-from samforge.errors import CheckpointError, ModelNotFoundError, UnsupportedCheckpointError
+from samforge.errors import CheckpointError, ModelNotFoundError
 from samforge.models import ARCHITECTURES, build_model, export_official, load_model
 from samforge.models.checkpoints.position_tables import resize_pos_embed, resize_rel_pos
 from samforge.models.checkpoints.reading import read_checkpoint
@@ -260,19 +260,45 @@ def test_incomplete_family_checkpoint_is_refused_naming_the_family(
     assert f"{family} architecture" in message and "missing" in message and missing in message
 
 
-def test_unetr_decoder_state_is_kept_aside_and_reported(official_state, tmp_path):
-    path = tmp_path / "medicosam_trainer.pt"
-    decoder_state = {"deconv1.weight": torch.zeros(4, 4), "out_conv.weight": torch.zeros(1)}
-    torch.save(
-        {"model_state": prefixed(official_state, "sam."), "decoder_state": decoder_state}, path
-    )
+def medicosam_joint_checkpoint(sam_state: dict) -> dict:
+    """A micro-sam ``JointSamTrainer`` checkpoint (MedicoSAM's semantic pretraining), in
+    the layout torch_em's trainer saves: ``model_state`` holds the trainable SAM wrapper
+    (keys ``sam.*``), ``decoder_state`` the UNETR's own tensors (its encoder, SAM's image
+    encoder, left out), beside the optimiser state and the trainer's counters."""
+    generator = torch.Generator().manual_seed(0)
+    decoder_shapes = {
+        "base.block.0.weight": (256, 256, 3, 3),
+        "decoder.blocks.0.block.0.weight": (128, 256, 3, 3),
+        "decoder.samplers.0.conv.weight": (256, 128, 2, 2),
+        "deconv1.block.0.weight": (256, 512, 3, 3),
+        "out_conv.weight": (1, 64, 1, 1),
+        "out_conv.bias": (1,),
+    }
+    decoder_state = {k: torch.randn(v, generator=generator) for k, v in decoder_shapes.items()}
+    return {
+        "model_state": prefixed(sam_state, "sam."),
+        "decoder_state": decoder_state,
+        "optimizer_state": {"state": {}, "param_groups": []},
+        "scheduler_state": {},
+        "iteration": 1200,
+        "epoch": 3,
+        "best_epoch": 2,
+        "best_metric": 0.21,
+        "current_metric": 0.23,
+    }
+
+
+def test_medicosam_checkpoint_with_semantic_decoder_loads_its_sam_part(official_state, tmp_path):
+    """The SAM part loads (strictly, as every layout); the decoder is named as ignored."""
+    path = tmp_path / "best.pt"
+    torch.save(medicosam_joint_checkpoint(official_state), path)
     raw = read_checkpoint(path)
-    assert set(raw.extras["decoder_state"]) == set(decoder_state)
-    assert set(raw.state_dict) == set(official_state)
-    with pytest.raises(UnsupportedCheckpointError, match="UNETR"):
-        load_model(raw)
-    with pytest.warns(UserWarning, match="UNETR"):
-        assert_same_tensors(load_model(raw, strict=False), official_state)
+    assert raw.format == "model_state" and set(raw.state_dict) == set(official_state)
+    assert len(raw.extras["decoder_state"]) == 6
+    with pytest.warns(UserWarning, match=r"SAM part only.*UNETR semantic decoder.*ignored"):
+        model = load_model(path)
+    assert_same_tensors(model, official_state)
+    assert model.provenance["ignored"] == "decoder_state (6 tensors)"
 
 
 # --- Input size ----------------------------------------------------------------------------

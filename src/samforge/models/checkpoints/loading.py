@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ...errors import CheckpointError, ConfigError, UnsupportedCheckpointError
+from ...errors import CheckpointError, ConfigError
 from ..config import ARCHITECTURES, Preprocessing, SamConfig
 from ..families import SamModel, build_model, family_of
 from ..messages import MAX_LISTED, preview_names
@@ -52,8 +52,9 @@ def load_model(
         image_size: input size to run at; position tables trained at another size are
             interpolated (``pos_embed`` bicubic, global relative tables linear).
         strict: every model tensor must be in the checkpoint and every checkpoint tensor
-            must be used. ``strict=False`` loads what matches and warns about the rest,
-            including the SAM part of checkpoints of unsupported families.
+            must be used. ``strict=False`` loads what matches and warns about the rest.
+            A micro-sam / MedicoSAM ``decoder_state`` (UNETR semantic decoder) is never
+            part of this: the SAM part loads and a warning says the decoder is ignored.
         preprocessing: ``"sam"``, ``"medsam"`` or ``"sammed2d"``; by default the
             registry's, the stored config's, or the family's (``"sam"`` but for SAM-Med2D).
 
@@ -64,8 +65,6 @@ def load_model(
     Raises:
         ModelNotFoundError: neither a registered name nor an existing file.
         DownloadError: a registered checkpoint cannot be fetched or fails its checksum.
-        UnsupportedCheckpointError: the checkpoint belongs to an architecture samforge does
-            not build yet (with ``strict=True``).
         CheckpointError: unreadable file, shape mismatches, missing or unexpected tensors.
     """
     spec, registered = None, False
@@ -80,8 +79,8 @@ def load_model(
             return _random_model(spec, config, image_size, preprocessing)
         raw = resolved
 
-    # Foreign families first: their wrapped layouts may not even look like SAM.
-    state = _drop_unsupported(raw, strict=strict)
+    state = raw.state_dict
+    ignored = _ignore_semantic_decoder(raw)
     # A registered name brings its config; a file recognised by its published name only
     # its preprocessing convention (the shapes decide the architecture).
     registered_config = spec.config if spec is not None and registered else None
@@ -110,6 +109,7 @@ def load_model(
         "format": raw.format,
         "checkpoint_image_size": grid * target.patch_size if grid else None,
         "interpolated": resized,
+        **({"ignored": f"decoder_state ({len(ignored)} tensors)"} if ignored else {}),
         **({"stored": raw.extras["provenance"]} if "provenance" in raw.extras else {}),
     }
     return model.eval()
@@ -170,49 +170,23 @@ def _random_model(
     return model
 
 
-def detect_unsupported(raw: RawCheckpoint) -> list[tuple[str, str, list[str]]]:
-    """Modules of architectures samforge does not build, found in a checkpoint: reported,
-    never dropped silently, as loading them as plain SAM changes what the model computes.
+def _ignore_semantic_decoder(raw: RawCheckpoint) -> list[str]:
+    """Warn that a micro-sam / MedicoSAM ``decoder_state`` (the UNETR semantic decoder
+    trained beside SAM) is not loaded; returns its keys (empty when there is none).
 
-    Returns:
-        ``(family, description, keys)`` for each one present.
+    The SAM part is the whole interactive model, so it loads as usual; the semantic
+    decoder is a separate head that samforge does not build yet.
     """
-    found = []
-    decoder_state = raw.extras.get("decoder_state")
-    if decoder_state:
-        found.append(
-            (
-                "UNETR semantic decoder (micro-sam / MedicoSAM)",
-                "a `decoder_state` beside the SAM weights",
-                [f"decoder_state.{key}" for key in decoder_state],
-            )
+    keys = list(raw.extras.get("decoder_state") or ())
+    if keys:
+        warnings.warn(
+            f"{raw.source}: loading the SAM part only; its UNETR semantic decoder "
+            f"(`decoder_state`, {_count(keys, 'tensor')}, e.g. {preview_names(keys, 3)}) is "
+            "ignored, as samforge does not build that decoder yet. Interactive "
+            "segmentation is unaffected; semantic segmentation with it is not available.",
+            stacklevel=3,
         )
-    return found
-
-
-def _drop_unsupported(raw: RawCheckpoint, *, strict: bool) -> dict[str, torch.Tensor]:
-    """The state dict without tensors of unsupported families (which raise when strict)."""
-    state = raw.state_dict
-    families = detect_unsupported(raw)
-    if not families:
-        return state
-    described = "; ".join(
-        f"{family}: {description}, {_count(keys, 'tensor')} (e.g. {preview_names(keys, 3)})"
-        for family, description, keys in families
-    )
-    names = " and ".join(family for family, _, _ in families)
-    if strict:
-        raise UnsupportedCheckpointError(
-            f"{raw.source} is a {names} checkpoint, which samforge does not support yet: "
-            f"{described}. Loading it as plain SAM would drop these modules and change what "
-            f"the model computes. Pass strict=False to load only the SAM part anyway."
-        )
-    warnings.warn(
-        f"{raw.source}: ignoring the {names} tensors ({described}); the model is plain SAM.",
-        stacklevel=3,
-    )
-    dropped = {key for _, _, keys in families for key in keys}
-    return {key: value for key, value in state.items() if key not in dropped}
+    return keys
 
 
 def _load_state(

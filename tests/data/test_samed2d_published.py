@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
+from typer.testing import CliRunner
 
 from helpers.fake_models import BoxSam
+from samforge.cli import app
 from samforge.data import ObjectSegmentationDataset, detect_layout, open_dataset
 from samforge.evaluation import InteractiveSettings, evaluate_image
 from samforge.inference import Predictor
@@ -116,6 +118,13 @@ def test_each_mask_is_its_own_object_with_its_structure_as_class(sam_med2d_repo)
     assert len(hips) == 2 and hips[0].class_id == hips[1].class_id  # two instances, one class
     assert case.meta["overlap_pixels"] > 0  # the merged label map would have lost pixels
     assert set(names.values()) >= {"liver", "aorta", "inferior_vena_cava", "colon", "hip_left"}
+
+
+def test_data_inspect_counts_the_published_masks(sam_med2d_repo):
+    root, _ = sam_med2d_repo
+    result = CliRunner().invoke(app, ["data", "inspect", str(root)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "3 cases of 3" in result.output and "15 objects" in result.output  # 4 + 3 + 8 masks
 
 
 def test_training_items_are_the_published_masks_not_label_map_components(sam_med2d_repo):

@@ -5,7 +5,7 @@ Code outside ``samforge.data`` imports the names below from here; the corruption
 phantoms are imported from their own packages (:mod:`.corruptions`, :mod:`.phantoms`).
 """
 
-from .case_objects import largest_component_boxes, plane_instances
+from .case_objects import largest_component_boxes, object_sizes, plane_instances
 from .dataset import OBJECT_SAMPLING, ObjectSegmentationDataset, collate_objects
 from .intensity import (
     WINDOWS,
@@ -51,6 +51,7 @@ __all__ = [
     "medsegbench_url",
     "normalize_intensity",
     "normalize_modality",
+    "object_sizes",
     "open_dataset",
     "overlapping_cases",
     "plane_instances",

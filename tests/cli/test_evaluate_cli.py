@@ -184,6 +184,17 @@ def test_robustness_writes_heatmap_and_summary(phantom_folder, tmp_path):
     assert "base64" in (out / "report.html").read_text()
 
 
+def test_robustness_takes_robustmedsams_random_point_start(phantom_folder, tmp_path):
+    out = tmp_path / "random_points"
+    invoke(
+        "robustness", "--model", MODEL, "--data", phantom_folder, "--out", out,
+        "--types", "gaussian_noise", "--start", "random_points", "--rounds", "1",
+        "--limit", "1",
+    )  # fmt: skip
+    rows = read_csv(out / "results.csv")
+    assert rows and {row["start"] for row in rows} == {"random_points"}
+
+
 def test_bad_options_are_refused(phantom_folder, tmp_path):
     from samforge.errors import ConfigError
 

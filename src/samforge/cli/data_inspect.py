@@ -10,7 +10,7 @@ from rich.console import Console, JustifyMethod
 from rich.progress import track
 from rich.table import Table
 
-from ..data import LAYOUTS, Case, count_objects, open_dataset
+from ..data import LAYOUTS, Case, object_sizes, open_dataset
 
 console = Console()
 
@@ -68,7 +68,7 @@ def _row(case: Case, min_size: int) -> tuple[list[str], list[int]]:
     spacing = "×".join(f"{s:.3g}" for s in case.spacing)
     if case.label is None:
         return [case.name, case.subject, case.modality, size, spacing, "—", "—", "—"], []
-    counts = count_objects(case.label, min_size)
+    counts = object_sizes(case.label, case.objects, min_size)
     sizes = sorted(s for per_class in counts.values() for s in per_class)
     classes = ", ".join(str(c) for c in counts) or "none"
     if len(classes) > 40:

@@ -1,7 +1,10 @@
 """``samforge evaluate``: interactive 2D and robustness evaluations with reports.
 
 Runs write ``results.csv`` (long format), ``summary.json``, PNG plots and ``report.html``
-into ``--out``. A run into an existing folder resumes: the (model, case, start[, corruption,
+into ``--out``. A dataset with named splits (MedSegBench, SA-Med2D-20M, nnU-Net) is evaluated
+on its ``test`` split unless ``--split`` says otherwise; a model from a training run folder is
+refused on the cases it was trained on (``--allow-overlap`` to insist). A run into an
+existing folder resumes: the (model, case, start[, corruption,
 severity]) combinations already in ``results.csv`` are skipped, and image embeddings are
 cached on disk (``--cache``, default ``OUT/embeddings``), shared by later runs. A run
 holds its ``--out`` folder: a second run into it at the same time is refused, naming the
@@ -16,7 +19,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..data import open_dataset
+from ..data import CaseList, choose_split, open_dataset
 from ..data.corruptions import PAPER_SEVERITY, resolve_corruption_names
 from ..errors import ConfigError
 from ..evaluation import (
@@ -34,6 +37,7 @@ from ..evaluation import (
 )
 from ..evaluation.report import RESULTS_CSV, write_csv
 from ..files import locked_folder
+from ..workflows.leakage import check_evaluation_overlap
 from ..workflows.predictors import load_predictors
 from .options import intensity_option, window_option
 
@@ -44,14 +48,27 @@ app = typer.Typer(
 
 MODEL_HELP = "Registered model name or checkpoint file; repeat to compare models."
 DATA_HELP = "Dataset folder (any layout samforge reads); repeat for several datasets."
+SPLIT_HELP = "Split of datasets that have them (MedSegBench, SA-Med2D-20M, nnU-Net) [test]."
+OVERLAP_HELP = "Evaluate a trained model even on cases its run folder says it trained on."
+
+
+def _datasets(
+    data: list[Path], split: str | None, models: list[str], allow_overlap: bool
+) -> list[tuple[str, CaseList]]:
+    """(name, cases) of each --data value, its split chosen, checked against training data."""
+    datasets = [
+        (folder.name, open_dataset(folder, split=choose_split(folder, "auto", split, "test")))
+        for folder in data
+    ]
+    check_evaluation_overlap(models, datasets, allow_overlap)
+    return datasets
 
 
 def _images(
-    data: list[Path], intensity: str, window: str | None, limit: int | None
+    datasets: list[tuple[str, CaseList]], intensity: str, window: str | None, limit: int | None
 ) -> Iterator[EvalImage]:
-    for folder in data:
-        cases = open_dataset(folder)
-        yield from iter_images(cases, folder.name, intensity=intensity, window=window, limit=limit)
+    for name, cases in datasets:
+        yield from iter_images(cases, name, intensity=intensity, window=window, limit=limit)
 
 
 def _starts(values: list[str]) -> list[str]:
@@ -76,6 +93,8 @@ def interactive2d(
     model: list[str] = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     data: list[Path] = typer.Option(..., "--data", "-d", help=DATA_HELP, exists=True),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumed if it exists)."),
+    split: str | None = typer.Option(None, "--split", help=SPLIT_HELP),
+    allow_overlap: bool = typer.Option(False, "--allow-overlap", help=OVERLAP_HELP),
     start: list[str] = typer.Option(
         ["box"], "--start", help="Start prompt: box, point or both; repeatable."
     ),
@@ -95,10 +114,11 @@ def interactive2d(
     starts = _starts(start)
     settings = InteractiveSettings(rounds=rounds, use_masks=use_masks, min_size=min_size, seed=seed)
     ctx.with_resource(locked_folder(out))  # one run per folder: none drops another's rows
+    datasets = _datasets(data, split, model, allow_overlap)
     predictors = load_predictors(model, cache or out / "embeddings")
     rows, overlays = run_interactive2d(
         predictors,
-        _images(data, intensity, window, limit),
+        _images(datasets, intensity, window, limit),
         starts,
         settings,
         rows=read_csv(out / RESULTS_CSV),
@@ -116,13 +136,20 @@ def robustness(
     model: list[str] = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     data: list[Path] = typer.Option(..., "--data", "-d", help=DATA_HELP, exists=True),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumed if it exists)."),
+    split: str | None = typer.Option(None, "--split", help=SPLIT_HELP),
+    allow_overlap: bool = typer.Option(False, "--allow-overlap", help=OVERLAP_HELP),
     types: list[str] | None = typer.Option(
         None, "--types", help="Corruption names or groups (mri, ultrasound, ..., all) [all]."
     ),
     severities: list[int] = typer.Option(
         [PAPER_SEVERITY], "--severities", help="Severities 1–5 (3 = paper); repeatable."
     ),
-    start: str = typer.Option("box", help="Start prompt: box or point."),
+    start: str = typer.Option(
+        "box",
+        help="Start prompt: box, point, or random_points (RobustMedSAM's evaluation: "
+        "--num-points random positive points per object).",
+    ),
+    num_points: int = typer.Option(3, min=1, help="Points of the random_points start."),
     rounds: int = typer.Option(8, min=1, help="Predictions per object: the start + corrections."),
     min_size: int = typer.Option(
         20, min=0, help="Smallest object (connected component) in pixels."
@@ -138,12 +165,15 @@ def robustness(
     bad = sorted(s for s in severities if not 1 <= s <= 5)
     if bad:
         raise ConfigError(f"--severities {bad} out of range; use 1–5 (3 = the paper's setting).")
-    settings = InteractiveSettings(start=start, rounds=rounds, min_size=min_size)
+    settings = InteractiveSettings(
+        start=start, rounds=rounds, min_size=min_size, num_points=num_points
+    )
+    datasets = _datasets(data, split, model, allow_overlap)
     ctx.with_resource(locked_folder(out))  # one run per folder: none drops another's rows
     predictors = load_predictors(model, cache or out / "embeddings")
     rows = run_robustness(
         predictors,
-        _images(data, intensity, window, limit),
+        _images(datasets, intensity, window, limit),
         corruptions,
         sorted(set(severities)),
         settings,

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..data import open_dataset
+from ..data import choose_split, open_dataset
 from ..errors import ConfigError
 from ..evaluation import read_csv
 from ..evaluation.interactive3d import (
@@ -34,6 +34,7 @@ from ..evaluation.interactive3d import (
 from ..evaluation.report import RESULTS_CSV, write_csv
 from ..files import locked_folder
 from ..inference.volume_prompts import PROMPT_MODES
+from ..workflows.leakage import check_evaluation_overlap
 from ..workflows.predictors import load_predictors
 from .options import intensity_option, window_option
 
@@ -52,6 +53,12 @@ def interactive3d(
         ..., "--val-data", exists=True, help="Validation volumes: the only data tuned on."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    split: str | None = typer.Option(
+        None, "--split", help="Split of --data where it has named splits (nnU-Net) [test]."
+    ),
+    allow_overlap: bool = typer.Option(
+        False, "--allow-overlap", help="Evaluate a trained model even on its training cases."
+    ),
     start: str = typer.Option(
         "box",
         help="Prompt on the central slice: box, points (micro-sam's random positive and "
@@ -114,7 +121,9 @@ def interactive3d(
     )
     if val_data.resolve() == data.resolve():
         raise ConfigError("--val-data and --data are the same: tune on separate volumes.")
-    val_cases, test_cases = open_dataset(val_data), open_dataset(data)
+    val_cases = open_dataset(val_data)
+    test_cases = open_dataset(data, split=choose_split(data, "auto", split, "test"))
+    check_evaluation_overlap(model, [(data.name, test_cases)], allow_overlap)
     ctx.with_resource(locked_folder(out))  # one run per folder: none drops another's rows
     predictors = load_predictors(model, cache or out / "embeddings")
     total = len(predictors) * (len(val_cases) + len(test_cases))

@@ -1,10 +1,18 @@
 """A PyTorch Dataset for SAM training: model-ready images, each with ``n_obj`` object masks.
 
-Each item is one 2D image (or one slice of a volume) that holds at least one object (a
-connected component of a class with ≥ ``min_size`` pixels, see :mod:`samforge.data.objects`).
-Up to ``n_obj`` of its objects are drawn without replacement, with a generator seeded by
-(``seed``, epoch, index): the same item gives the same objects in any worker, and
+Each item is one 2D image (or one slice of a volume) that holds at least one object of
+≥ ``min_size`` pixels: a connected component of a class (:mod:`samforge.data.objects`), or
+one of the masks the case was published with (``Case.objects``, SA-Med2D-20M). The objects
+of an item are drawn by ``object_sampling``, with a generator seeded by (``seed``, epoch,
+index): the same item gives the same objects in any worker, and
 :meth:`ObjectSegmentationDataset.set_epoch` draws new ones each epoch.
+
+==========================  =============================================================
+``without_replacement``     up to ``n_obj`` different objects (MedicoSAM)
+``with_replacement``        exactly ``n_obj`` draws, repeats allowed (SAM-Med2D, SAM-UNet:
+                            ``random.choices(masks, k=5)``)
+``largest``                 the one largest object (RobustMedSAM's ``get_largest_mask``)
+==========================  =============================================================
 
 Images and masks enter the model frame through :class:`samforge.preprocessing.ModelInputTransform`,
 the same code the Predictor uses: ``"sam"`` resizes the longest side to S, normalises with
@@ -25,10 +33,15 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
 from ..preprocessing import PREPROCESSING_CONVENTIONS, ModelInputTransform
+from .case_objects import plane_instances
 from .corruptions import PAPER_SEVERITY, corrupt, get_corruption, resolve_corruption_names
 from .intensity import IntensityMapping, IntensitySettings, validate_image
-from .objects import count_objects, instances_from_labels
-from .record import Case
+from .objects import ObjectInstance, count_objects
+from .record import Case, MaskObject
+
+OBJECT_SAMPLING = ("without_replacement", "with_replacement", "largest")
+CLEAR = "clear"
+"""The degradation that leaves the image as it is: RobustMedSAM draws it as one of 13."""
 
 
 class ObjectSegmentationDataset(Dataset):
@@ -54,8 +67,11 @@ class ObjectSegmentationDataset(Dataset):
         degradations: corruption names (:mod:`samforge.data.corruptions`); when given, each
             item also carries a degraded view of its image, made by one of them (drawn per
             item and epoch) at ``severity`` on the normalised 0–255 image, for RobustMedSAM's
-            clean/degraded training. Objects and masks are shared by both views.
+            clean/degraded training. ``"clear"`` is one more choice that leaves the view
+            clean (RobustMedSAM's pool: clear + the 12). Objects and masks are shared by
+            both views.
         severity: 1–5 (3 = the paper's setting).
+        object_sampling: how an item's objects are drawn (see the module docstring).
 
     Items are dicts:
         ``image`` (3, S, S) float32 model input (normalised as the Predictor does);
@@ -83,6 +99,7 @@ class ObjectSegmentationDataset(Dataset):
         cache_size: int = 2,
         degradations: Sequence[str] | None = None,
         severity: int = PAPER_SEVERITY,
+        object_sampling: str = "without_replacement",
     ) -> None:
         if preprocessing not in PREPROCESSING_CONVENTIONS:
             raise ConfigError(f"preprocessing must be 'sam' or 'medsam'; got {preprocessing!r}.")
@@ -97,9 +114,15 @@ class ObjectSegmentationDataset(Dataset):
         self.intensity_settings = IntensitySettings(intensity, window)
         self.slice_axis = slice_axis
         self.cache_size = cache_size
-        self.degradations = None if degradations is None else resolve_corruption_names(degradations)
-        if self.degradations is not None:
-            get_corruption(self.degradations[0]).level(severity)  # fail early on a bad severity
+        if object_sampling not in OBJECT_SAMPLING:
+            raise ConfigError(
+                f"object_sampling must be one of {', '.join(OBJECT_SAMPLING)}; got "
+                f"{object_sampling!r}."
+            )
+        self.object_sampling = object_sampling
+        self.degradations = None if degradations is None else degradation_pool(degradations)
+        if self.degradations is not None and self.degradations != (CLEAR,):
+            get_corruption(self.degradations[-1]).level(severity)  # fail early on a bad severity
         self.severity = severity
         self.epoch = 0
         self._cache: OrderedDict[int, tuple[Case, IntensityMapping]] = OrderedDict()
@@ -116,7 +139,7 @@ class ObjectSegmentationDataset(Dataset):
         case_index, slice_index = self.index[index]
         case, mapping = self._case(case_index)
         image, label = self._plane(case, slice_index)
-        masks, class_ids = self._sample_objects(label, index)
+        masks, class_ids = self._sample_objects(self._instances(case, slice_index), index)
         normalised = self._normalised(image, mapping)
         image_t = self.transform.image(normalised)
         masks_t = self.transform.label_masks(torch.from_numpy(masks)[None])
@@ -145,19 +168,38 @@ class ObjectSegmentationDataset(Dataset):
         0–255 image."""
         rng = np.random.default_rng([self.seed, self.epoch, index, 1])
         kind = kinds[int(rng.integers(len(kinds)))]
+        if kind == CLEAR:
+            return kind, normalised.clone()
         image = normalised[0].permute(1, 2, 0).numpy()
         image = image[..., 0] if image.shape[-1] == 1 else image
         degraded = corrupt(image, kind, self.severity, seed=rng)
         values = torch.from_numpy(np.ascontiguousarray(degraded, dtype=np.float32))
         return kind, values[None, None] if values.ndim == 2 else values.permute(2, 0, 1)[None]
 
-    def _sample_objects(self, label: np.ndarray, index: int) -> tuple[np.ndarray, list[int]]:
-        """(n, H, W) uint8 masks of up to ``n_obj`` objects drawn without replacement."""
-        instances = instances_from_labels(label, self.min_size, self.classes, self.connectivity)
+    def _sample_objects(
+        self, instances: list[ObjectInstance], index: int
+    ) -> tuple[np.ndarray, list[int]]:
+        """(n, H, W) uint8 masks of the objects drawn by ``object_sampling``."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        chosen = rng.choice(len(instances), size=min(self.n_obj, len(instances)), replace=False)
+        if self.object_sampling == "largest":
+            # the first of equal areas, as RobustMedSAM's get_largest_mask keeps
+            chosen = np.array([int(np.argmax([item.area for item in instances]))])
+        elif self.object_sampling == "with_replacement":
+            chosen = rng.choice(len(instances), size=self.n_obj, replace=True)
+        else:
+            chosen = rng.choice(len(instances), size=min(self.n_obj, len(instances)), replace=False)
         masks = np.stack([instances[i].mask for i in chosen]).view(np.uint8)
         return masks, [instances[i].class_id for i in chosen]
+
+    def _instances(self, case: Case, slice_index: int | None) -> list[ObjectInstance]:
+        """The objects of a 2D case or of one slice of a volume."""
+        return plane_instances(
+            self._label_plane(case, slice_index),
+            self._objects_plane(case, slice_index),
+            self.min_size,
+            self.classes,
+            self.connectivity,
+        )
 
     def _normalised(self, image: np.ndarray, mapping: IntensityMapping) -> torch.Tensor:
         """(1, C, H, W) float image in [0, 255]; C = 1 for grey images (expanded later)."""
@@ -175,8 +217,7 @@ class ObjectSegmentationDataset(Dataset):
                 continue
             planes = range(case.label.shape[self.slice_axis]) if case.is_volume else [None]
             for slice_index in planes:
-                label = self._label_plane(case, slice_index)
-                if label.any() and any(self._count(label).values()):
+                if self._has_objects(case, slice_index):
                     index.append((case_index, slice_index))
         if not index:
             shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
@@ -186,9 +227,6 @@ class ObjectSegmentationDataset(Dataset):
                 "min_size, check the class ids, or check that the labels are not empty."
             )
         return index
-
-    def _count(self, label: np.ndarray) -> dict[int, list[int]]:
-        return count_objects(label, self.min_size, self.classes, self.connectivity)
 
     def _plane(self, case: Case, slice_index: int | None) -> tuple[np.ndarray, np.ndarray]:
         """(image, label) of a 2D case, or of one slice of a volume."""
@@ -201,6 +239,21 @@ class ObjectSegmentationDataset(Dataset):
         if case.label is None:
             raise DataError(f"case {case.name!r} has no label map to draw objects from.")
         return case.label if slice_index is None else case.label[self._where(slice_index)]
+
+    def _has_objects(self, case: Case, slice_index: int | None) -> bool:
+        """Whether a plane holds an object (without building the masks of components)."""
+        if case.objects is not None:
+            return bool(self._instances(case, slice_index))
+        label = self._label_plane(case, slice_index)
+        counts = count_objects(label, self.min_size, self.classes, self.connectivity)
+        return bool(label.any() and any(counts.values()))
+
+    def _objects_plane(self, case: Case, slice_index: int | None) -> list[MaskObject] | None:
+        """The published masks of a 2D case or of one slice of a volume (None: none)."""
+        if case.objects is None or slice_index is None:
+            return None if case.objects is None else list(case.objects)
+        where = self._where(slice_index)
+        return [MaskObject(o.mask[where], o.class_id, o.name) for o in case.objects]
 
     def _where(self, slice_index: int) -> tuple[slice | int, ...]:
         return (slice(None),) * self.slice_axis + (slice_index,)
@@ -245,3 +298,12 @@ def collate_objects(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         batch["degraded_image"] = torch.stack([s["degraded_image"] for s in samples])
         batch["degradation"] = [s["degradation"] for s in samples]
     return batch
+
+
+def degradation_pool(names: Sequence[str]) -> tuple[str, ...]:
+    """The views a degraded item is drawn from: ``"clear"`` (if named) and the corruptions
+    the other names resolve to (:func:`resolve_corruption_names`)."""
+    tokens = [t.strip() for name in names for t in str(name).split(",") if t.strip()]
+    rest = [t for t in tokens if t.lower() != CLEAR]
+    clear = (CLEAR,) if len(rest) < len(tokens) else ()
+    return clear + (resolve_corruption_names(rest) if rest or not clear else ())

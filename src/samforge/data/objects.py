@@ -123,10 +123,14 @@ def slice_volume(case: Case, axis: int = 0, foreground_only: bool = False) -> It
         meta.update(
             slice_index=index, slice_axis=axis, volume_name=case.name, volume_affine=case.affine
         )
+        objects = case.objects
+        if objects is not None:  # an object's slice may be empty: it is then no object
+            objects = tuple(replace(o, mask=o.mask[where]) for o in objects)
         yield replace(
             case,
             image=case.image[where],
             label=label,
+            objects=objects,
             spacing=spacing,
             affine=None,
             name=f"{case.name}_{letter}{index:03d}",

@@ -10,6 +10,13 @@ splits, the training Dataset, the CLI) consumes. Axis conventions:
 
 Whether a case is a volume is decided by the length of ``spacing`` (3 for volumes), not by the
 array's rank: a (H, W, 3) RGB image and a (D, H, W) volume with W = 3 have the same rank.
+
+Objects: by default the objects of a case are the connected components of each class of its
+label map (:mod:`samforge.data.objects`). Datasets that ship one binary mask per object
+(SA-Med2D-20M, and SAM-Med2D and SAM-UNet, which train and score per mask) fill
+``Case.objects`` instead: each :class:`MaskObject` is one object as published, however many
+components it has and whatever other masks it overlaps. The label map of such a case is for
+display only (a later mask wins an overlap); training and evaluation use ``objects``.
 """
 
 from __future__ import annotations
@@ -58,6 +65,25 @@ def normalize_modality(modality: str | None) -> str:
     return _MODALITY_ALIASES[key]
 
 
+@dataclass(frozen=True, repr=False)
+class MaskObject:
+    """One object given as its own binary mask.
+
+    Attributes:
+        mask: bool array of the case's spatial shape, (H, W) or (D, H, W).
+        class_id: the class it belongs to (SA-Med2D-20M: the structure in its file name,
+            numbered over the dataset; ``meta["label_names"]`` names the numbers).
+        name: where it came from (the mask file's stem).
+    """
+
+    mask: np.ndarray
+    class_id: int
+    name: str = ""
+
+    def __repr__(self) -> str:
+        return f"MaskObject({self.name!r}, class {self.class_id}, {int(self.mask.sum())} px)"
+
+
 @dataclass(repr=False)
 class Case:
     """A 2D image or 3D volume with its label map and geometry.
@@ -72,6 +98,8 @@ class Case:
         name: case id.
         subject: subject id; splits never separate one subject's cases. Defaults to ``name``.
         meta: anything else (``source`` path, ``label_names``, NIfTI header, ...).
+        objects: the objects as published, one binary mask each (see the module docstring);
+            ``None`` when the objects are the connected components of ``label``.
     """
 
     image: np.ndarray
@@ -82,6 +110,7 @@ class Case:
     name: str
     subject: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    objects: tuple[MaskObject, ...] | None = None
 
     def __post_init__(self) -> None:
         self.spacing = tuple(float(s) for s in self.spacing)
@@ -94,6 +123,7 @@ class Case:
             )
         self._check_image()
         self._check_label()
+        self._check_objects()
         if self.affine is not None and np.shape(self.affine) != (4, 4):
             raise InputImageError(f"case {self.name!r}: affine must be 4×4 or None.")
 
@@ -121,6 +151,18 @@ class Case:
             raise InputImageError(
                 f"case {self.name!r}: label must be an integer label map; got {self.label.dtype}."
             )
+
+    def _check_objects(self) -> None:
+        if self.objects is None:
+            return
+        self.objects = tuple(self.objects)
+        for item in self.objects:
+            if item.mask.shape != self.spatial_shape or item.mask.dtype != bool:
+                raise InputImageError(
+                    f"case {self.name!r}: object {item.name!r} must be a bool mask of the "
+                    f"image's spatial shape {self.spatial_shape}; got {item.mask.dtype} "
+                    f"{item.mask.shape}."
+                )
 
     @property
     def is_volume(self) -> bool:

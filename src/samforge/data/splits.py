@@ -10,6 +10,7 @@ only on the set of subjects and the seed, not on the order the cases come in.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,3 +96,20 @@ def _counts(total: int, fractions: list[float]) -> list[int]:
                 counts[donor] -= 1
                 counts[index] += 1
     return counts.tolist()
+
+
+def overlapping_cases(first: CaseList, second: CaseList) -> list[str]:
+    """Names of the cases both lists read from the same file under the same name (the same
+    image, or the same array entry of a MedSegBench file), in ``first``'s order.
+
+    Cases held in memory (phantoms: no source file) never count: their names repeat across
+    seeds for different images.
+    """
+    seen = {(_real(ref.source), ref.name) for ref in second.refs if ref.source}
+    return [ref.name for ref in first.refs if ref.source and (_real(ref.source), ref.name) in seen]
+
+
+def _real(source: str) -> str:
+    """A source path with symbolic links and relative parts resolved, so that two spellings
+    of one file compare equal."""
+    return str(Path(source).resolve())

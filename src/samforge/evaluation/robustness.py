@@ -79,6 +79,7 @@ def run_robustness(
                         settings,
                         name=image.name,
                         intensity="none",
+                        objects=image.objects,
                     )
                     if result is None:
                         continue

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..data import Case, IntensitySettings, slice_volume
+from ..data import Case, IntensitySettings, MaskObject, slice_volume
 from ..errors import DataError
 from ..inference import Predictor
 from .interactive2d import InteractiveSettings, evaluate_image, result_rows
@@ -33,6 +33,8 @@ class EvalImage:
         rgb: (H, W, 3) float32 on 0–255, SAM's input.
         label: (H, W) integer label map.
         dataset, modality: for grouping the results.
+        objects: the case's published masks (``Case.objects``), scored one by one; None
+            when the objects are the label map's connected components.
     """
 
     name: str
@@ -40,6 +42,7 @@ class EvalImage:
     label: np.ndarray
     dataset: str
     modality: str
+    objects: tuple[MaskObject, ...] | None = None
 
 
 def iter_images(
@@ -66,19 +69,23 @@ def iter_images(
             continue
         labelled += 1
         mapping = settings.case_mapping(case)
-        planes: Iterator[tuple[str, np.ndarray, np.ndarray]]
+        planes: Iterator[Case]
         if case.is_volume:  # the slices of a labelled volume have labels
-            planes = (
-                (s.name, mapping(s.image), s.label)
-                for s in slice_volume(case, 0, True)
-                if s.label is not None
-            )
+            planes = (s for s in slice_volume(case, 0, True) if s.label is not None)
         else:
-            planes = iter([(case.name, mapping(case.image), case.label)])
-        for name, rgb, label in planes:
+            planes = iter([case])
+        for plane in planes:
             if limit is not None and count >= limit:
                 return
-            yield EvalImage(name, rgb, label, dataset, case.modality)
+            assert plane.label is not None  # labelled cases only, see above
+            yield EvalImage(
+                plane.name,
+                mapping(plane.image),
+                plane.label,
+                dataset,
+                case.modality,
+                plane.objects,
+            )
             count += 1
     if labelled == 0:
         raise DataError(
@@ -141,6 +148,7 @@ def run_interactive2d(
                         replace(settings, start=start),
                         name=image.name,
                         intensity="none",
+                        objects=image.objects,
                     )
                     if result is None:
                         continue
@@ -176,7 +184,10 @@ def summarize_interactive(rows: Sequence[dict], settings: InteractiveSettings) -
     final = [row for row in per_image if int(row["round"]) == last]
     by_dataset = mean_by(final, ("dataset", "model", "start"))
     by_modality = mean_by(final, ("modality", "model", "start"))
-    return {
+    # Datasets scored per mask (SA-Med2D-20M): their papers' figure, the mean over masks.
+    masks = [r for r in rows if int(r["round"]) == last and r.get("mask") not in (None, "")]
+    by_mask = mean_by(masks, ("dataset", "model", "start"))
+    summary = {
         "protocol": "interactive2d",
         "settings": {
             "rounds": settings.rounds,
@@ -197,6 +208,12 @@ def summarize_interactive(rows: Sequence[dict], settings: InteractiveSettings) -
             for (mo, m, s), d in sorted(by_modality.items())
         ],
     }
+    if by_mask:
+        summary["final_dice_per_mask"] = [
+            {"dataset": ds, "model": m, "start": s, "round": last, "dice": d}
+            for (ds, m, s), d in sorted(by_mask.items())
+        ]
+    return summary
 
 
 def write_interactive_report(

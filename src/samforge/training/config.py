@@ -35,6 +35,7 @@ from pydantic import (
 
 from ..errors import ConfigError
 from .freeze import POLICIES
+from .imagenet import resnet_weights_hint
 from .objectives import OBJECTIVES, ObjectiveSettings, objective_class
 
 PRESETS = ("medsam", "simpleft", "medicosam", "robust", "samunet")
@@ -47,12 +48,18 @@ class _Section(BaseModel):
 class DataSource(_Section):
     """A dataset on disk (any layout ``samforge.data.open_dataset`` reads), one image with
     its label file (``image`` + ``label``: a NIfTI volume, a DICOM series folder, a PNG...),
-    or generated phantoms."""
+    or generated phantoms.
+
+    ``split`` picks a named split of a dataset that has them (MedSegBench: train/val/test,
+    SA-Med2D-20M: its index files' splits, nnU-Net: train/test); by default a training
+    source reads ``train`` and a validation source ``val`` where the dataset has it (never
+    a MedSegBench file's test arrays)."""
 
     path: Path | None = None
     image: Path | None = None
     label: Path | None = None
     layout: str = "auto"
+    split: str | None = None
     modality: str | None = None
     subjects: list[str] | None = None  # keep only these subject ids
     phantoms: list[str] | None = None  # modalities of generated phantoms instead of files
@@ -82,8 +89,14 @@ class DataConfig(_Section):
     window: str | tuple[float, float] | None = None
     batch_size: int = Field(1, ge=1)
     num_workers: int = Field(0, ge=0)
-    degradations: list[str] | None = None  # corruption names or groups; robust training
+    degradations: list[str] | None = None  # corruption names or groups (and "clear"); robust
     severity: int = Field(3, ge=1, le=5)
+    # without_replacement (MedicoSAM), with_replacement (SAM-Med2D, SAM-UNet: always n_obj
+    # draws), largest (RobustMedSAM: the largest object only)
+    object_sampling: Literal["without_replacement", "with_replacement", "largest"] = (
+        "without_replacement"
+    )
+    allow_overlap: bool = False  # let val sources share cases with train sources
 
 
 DEFAULT_OBJECTIVE = "iterative"
@@ -136,8 +149,19 @@ class OptimizerConfig(_Section):
     name: Literal["adamw", "adam"] = "adamw"
     lr: float = Field(1e-5, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
-    lr_decay: float = Field(0.9, gt=0.0, le=1.0)  # multiplied into the LR after every epoch
+    # multiplied into the LR after every epoch, or only at the epochs of lr_milestones
+    lr_decay: float = Field(0.9, gt=0.0, le=1.0)
+    lr_milestones: list[int] | None = None  # e.g. [5, 10]: SAM-UNet's MultiStepLR
     grad_clip: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _increasing_milestones(self) -> OptimizerConfig:
+        milestones = self.lr_milestones
+        if milestones is not None and (
+            not milestones or min(milestones) < 1 or sorted(set(milestones)) != milestones
+        ):
+            raise ValueError("lr_milestones must be increasing epoch numbers ≥ 1, e.g. [5, 10]")
+        return self
 
 
 class TrainerConfig(_Section):
@@ -173,7 +197,9 @@ class TrainConfig(_Section):
     # encoder_frozen to keep the ViT frozen as the paper does).
     convert_to: Literal["sam_unet"] | None = None
     resnet: Literal["resnet50", "resnet34"] = "resnet50"
-    resnet_weights: Path | None = None  # a torchvision ResNet state dict, e.g. ImageNet
+    # a torchvision ResNet state dict: ImageNet weights as SAM-UNet starts from (see
+    # training/imagenet.py for where to get them); without one the ResNet starts random
+    resnet_weights: Path | None = None
     image_size: int | None = Field(None, ge=16)
     preprocessing: Literal["sam", "medsam"] | None = None
     output_dir: Path = Path("runs")
@@ -355,7 +381,10 @@ def _section_of(location: tuple[Any, ...], values: dict[str, Any]) -> type[BaseM
 
 def _check_paths(config: TrainConfig) -> None:
     if config.resnet_weights is not None and not config.resnet_weights.is_file():
-        raise ConfigError(f"resnet_weights: {config.resnet_weights} is not a file.")
+        raise ConfigError(
+            f"resnet_weights: {config.resnet_weights} is not a file. "
+            + resnet_weights_hint(config.resnet)
+        )
     for split in ("train", "val"):
         for index, source in enumerate(getattr(config.data, split)):
             for key in ("path", "image", "label"):

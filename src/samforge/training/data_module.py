@@ -9,9 +9,7 @@ uninterrupted one. The sampler shards the order across ranks itself (Lightning's
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -19,21 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ..data import (
-    Case,
-    CaseList,
-    CaseRef,
-    ObjectSegmentationDataset,
-    collate_objects,
-    open_dataset,
-    read_case,
-)
-from ..data.phantoms import as_case, phantom_cases
-from ..errors import ConfigError
+from ..data import ObjectSegmentationDataset, collate_objects
 from ..preprocessing import ModelInputTransform
 from .config import DataConfig, DataSource
-
-_RANGE = re.compile(r"^(\d+)-(\d+)$")
+from .sources import Role, collect_cases
 
 
 class ResumableSampler(Sampler[int]):
@@ -111,13 +98,15 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = self._dataset(self.config.train, self.seed)
+            self.train_set = self._dataset(self.config.train, "train", self.seed)
             if self.config.val:
-                self.val_set = self._dataset(self.config.val, self.seed + 1)
+                self.val_set = self._dataset(self.config.val, "val", self.seed + 1)
 
-    def _dataset(self, sources: Sequence[DataSource], seed: int) -> ObjectSegmentationDataset:
+    def _dataset(
+        self, sources: Sequence[DataSource], role: Role, seed: int
+    ) -> ObjectSegmentationDataset:
         return ObjectSegmentationDataset(
-            collect_cases(sources),
+            collect_cases(sources, role),
             n_obj=self.config.n_obj,
             min_size=self.config.min_size,
             connectivity=self.config.connectivity,
@@ -128,6 +117,7 @@ class SegmentationDataModule(L.LightningDataModule):
             transform=self.transform,
             degradations=self.config.degradations,
             severity=self.config.severity,
+            object_sampling=self.config.object_sampling,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -192,60 +182,3 @@ class SegmentationDataModule(L.LightningDataModule):
                 "epoch": int(state["epoch"]),
                 "batches_done": int(state["batches_done"]),
             }
-
-
-def collect_cases(sources: Sequence[DataSource]) -> CaseList:
-    """All cases of the configured sources, files read lazily, phantoms generated."""
-    cases: list[Case] = []
-    lists: list[CaseList] = []
-    for source in sources:
-        if source.phantoms is not None:
-            cases.extend(_phantoms(source, source.phantoms))
-        elif source.image is not None:
-            lists.append(_single_case(source, source.image))
-        elif source.path is not None:  # DataSource holds exactly one of the three kinds
-            found = open_dataset(source.path, layout=source.layout, modality=source.modality)
-            lists.append(_select_subjects(found, source.subjects) if source.subjects else found)
-    refs = [ref for found in lists for ref in found.refs]
-    refs += CaseList.from_cases(cases).refs
-    return CaseList(refs, description="training data")
-
-
-def _single_case(source: DataSource, image: Path) -> CaseList:
-    """One image/label pair (``image`` is the source's), read when first indexed."""
-    name = image.name.split(".")[0]
-
-    def load() -> Case:
-        return read_case(image, source.label, source.modality, name=name)
-
-    return CaseList([CaseRef(name, name, load, str(image))], description=name)
-
-
-def _phantoms(source: DataSource, modalities: list[str]) -> list[Case]:
-    """The phantoms of ``modalities`` (the source's) as cases."""
-    return [
-        as_case(phantom, name=f"{modality}_{index:03d}")
-        for modality in modalities
-        for index, phantom in enumerate(
-            phantom_cases(modality, source.count, source.shape, source.seed)
-        )
-    ]
-
-
-def _select_subjects(found: CaseList, wanted: Sequence[str]) -> CaseList:
-    """Cases whose subject id is listed; ``"000-249"`` stands for a range of numbered ids."""
-    chosen: set[str] = set()
-    for item in wanted:
-        match = _RANGE.match(str(item))
-        if match:
-            first, last = (int(g) for g in match.groups())
-            chosen.update(s for s in found.subjects if s.isdigit() and first <= int(s) <= last)
-        else:
-            chosen.add(str(item))
-    indices = [i for i, subject in enumerate(found.subjects) if subject in chosen]
-    if not indices:
-        raise ConfigError(
-            f"no case of {found.description or 'the dataset'} belongs to subjects {list(wanted)}; "
-            f"its subjects look like {found.subjects[:3]}."
-        )
-    return found.select(indices)

@@ -31,6 +31,7 @@ from .run_folder import (
     step_of,
     write_summary,
 )
+from .sources import check_no_overlap
 from .trainer import build_trainer
 
 
@@ -48,9 +49,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
 
     Raises:
         ConfigError: a run of that name exists and ``resume`` is off, ``resume`` without a
-            checkpoint, a resumed run whose config differs from the saved one, or a model
-            the objective cannot train.
+            checkpoint, a resumed run whose config differs from the saved one, validation
+            cases that are training cases (unless ``data.allow_overlap``), or a model the
+            objective cannot train.
     """
+    check_no_overlap(config.data)
     run_dir = config.run_dir
     checkpoint = resume_checkpoint(config, run_dir) if resume else None
     if checkpoint is None:

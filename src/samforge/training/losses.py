@@ -21,6 +21,19 @@ def dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return 1.0 - (2.0 * intersection + DICE_EPS) / (total + DICE_EPS)
 
 
+def batch_dice_loss(
+    logits: torch.Tensor, targets: torch.Tensor, smooth: float = 1.0
+) -> torch.Tensor:
+    """One soft Dice loss over every object and pixel of the batch, per mask slot:
+    (N, M, S, S), (N, S, S) -> (M,). SAM-UNet's (and SAM-Med2D's) ``DiceLoss`` sums over
+    the whole batch with ``smooth`` 1, so large objects weigh more than in :func:`dice_loss`."""
+    probs = torch.sigmoid(logits).transpose(0, 1).flatten(1)  # (M, N·S·S)
+    truth = targets.flatten()[None].to(probs.dtype)
+    intersection = (probs * truth).sum(-1)
+    total = probs.sum(-1) + truth.sum(-1)
+    return 1.0 - (2.0 * intersection + smooth) / (total + smooth)
+
+
 def mask_iou(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """IoU of the binarised masks (logit > 0) with the targets: (N, M), no gradient."""
     with torch.no_grad():
@@ -32,14 +45,23 @@ def mask_iou(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def focal_loss(
-    logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0, alpha: float = 0.25
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    gamma: float = 2.0,
+    alpha: float = 0.25,
+    balanced: bool = True,
 ) -> torch.Tensor:
-    """Sigmoid focal loss (Lin et al. 2017) averaged over pixels: (N, M, S, S) -> (N, M)."""
+    """Sigmoid focal loss (Lin et al. 2017) averaged over pixels: (N, M, S, S) -> (N, M).
+
+    ``balanced``: foreground pixels weigh ``alpha`` and background ``1 − alpha`` (Lin et
+    al., torchvision, SAM-Med2D, SAM-UNet); otherwise every pixel weighs ``alpha``, as
+    RobustSAM's ``FocalLoss(alpha=0.25)`` (and so RobustMedSAM) multiplies it in.
+    """
     truth = targets[:, None].to(logits.dtype).expand_as(logits)
     cross_entropy = F.binary_cross_entropy_with_logits(logits, truth, reduction="none")
     probs = torch.sigmoid(logits)
     p_true = probs * truth + (1 - probs) * (1 - truth)
-    weight = alpha * truth + (1 - alpha) * (1 - truth)
+    weight = alpha * truth + (1 - alpha) * (1 - truth) if balanced else alpha
     return (weight * (1 - p_true) ** gamma * cross_entropy).flatten(2).mean(-1)
 
 

@@ -3,6 +3,7 @@ PEFT layers added, the freeze policy applied."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from ..models import PromptableModel, SamModel, SamUNet, build_model, get_config
 from ..models.peft import apply_lora, apply_svd
 from .config import TrainConfig
 from .freeze import FreezeReport, apply_freeze_policy
+from .imagenet import resnet_weights_hint
 
 # ResNet branch of SAM-UNet: (block, blocks per stage) of each ``resnet`` choice.
 _RESNETS = {"resnet50": ("bottleneck", (3, 4, 6, 3)), "resnet34": ("basic", (3, 4, 6, 3))}
@@ -74,22 +76,30 @@ def _sam_unet_from(sam: PromptableModel, config: TrainConfig) -> SamUNet:
     assert isinstance(model, SamUNet)  # the family of the target config
     model.load_sam_weights(sam.state_dict())
     if config.resnet_weights is not None:
-        model.load_resnet_weights(_resnet_state(config.resnet_weights))
+        model.load_resnet_weights(_resnet_state(config.resnet_weights, config.resnet))
+    else:
+        warnings.warn(
+            f"resnet_weights is not set, so the {config.resnet} branch starts from random "
+            "weights. " + resnet_weights_hint(config.resnet),
+            stacklevel=2,
+        )
     model.provenance = {"source": f"SAM-UNet built around {config.model}"}
     return model
 
 
-def _resnet_state(path: Path) -> dict[str, torch.Tensor]:
+def _resnet_state(path: Path, resnet: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpicklable, truncated, not a torch file
-        raise CheckpointError(f"resnet_weights: cannot read {path} ({error}).") from None
+        raise CheckpointError(
+            f"resnet_weights: cannot read {path} ({error}). " + resnet_weights_hint(resnet)
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(
             f"resnet_weights: {path} is not a state dict of tensors; save a torchvision ResNet's "
-            "model.state_dict() with torch.save."
+            "model.state_dict() with torch.save. " + resnet_weights_hint(resnet)
         )
     return state

@@ -82,7 +82,13 @@ class SamTrainingModule(L.LightningModule):
         config = self.optimizer_config
         optimizer_class = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam
         optimizer = optimizer_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
-        schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+        schedule: torch.optim.lr_scheduler.LRScheduler
+        if config.lr_milestones is not None:  # SAM-UNet: ×0.5 after epochs 5 and 10
+            schedule = torch.optim.lr_scheduler.MultiStepLR(
+                optimizer, milestones=config.lr_milestones, gamma=config.lr_decay
+            )
+        else:
+            schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": schedule, "interval": "epoch"},

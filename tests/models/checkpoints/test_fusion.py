@@ -2,9 +2,10 @@
 
 The sources are files in the published formats: a MedSAM-style bare SAM state dict drawn by
 the official ``segment_anything`` code, and a RobustSAM state dict drawn by the
-``robust_segment_anything`` package. The fused model must hold exactly their tensors, keep
-the encoder's input convention, survive export and reload with identical outputs, and say
-where every module came from (file SHA-256s computed here with hashlib).
+``robust_segment_anything`` package. The fused model must hold exactly their tensors, take
+the input convention RobustMedSAM's predictor uses (or the encoder's when asked), survive
+export and reload with identical outputs, and say where every module came from (file
+SHA-256s computed here with hashlib).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def outputs(model, clean: bool):
 def test_fusion_takes_each_module_from_its_source(sources):
     encoder_path, decoder_path, medsam, robust = sources
     model = fuse_modules(image_encoder=encoder_path, mask_decoder=decoder_path)
-    assert family_of(model.config).name == "RobustSAM" and model.config.preprocessing == "medsam"
+    assert family_of(model.config).name == "RobustSAM"
     state = model.state_dict()
     assert set(state) == set(robust)
     for key, value in state.items():
@@ -70,7 +71,7 @@ def test_fusion_takes_each_module_from_its_source(sources):
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_fused_model_round_trips_through_export_and_load(sources, tmp_path, suffix):
     encoder_path, decoder_path, _, _ = sources
-    model = fuse_modules(encoder_path, mask_decoder=decoder_path)
+    model = fuse_modules(encoder_path, mask_decoder=decoder_path, preprocessing="image_encoder")
     path = export_model(model, tmp_path / f"fused{suffix}", provenance=model.provenance)
     reloaded = load_model(path)
     assert reloaded.config == model.config  # the MedSAM convention comes back too
@@ -123,6 +124,7 @@ def test_cli_writes_the_fused_model_and_its_provenance(sources, tmp_path):
     assert result.exit_code == 0, result.output
     assert "RobustSAM" in result.output and sha256(encoder_path)[:12] in result.output
     assert load_model(output).provenance["stored"]["fused"] is True
+    assert load_model(output).config.preprocessing == "sam"  # RobustMedSAM's predictor
     assert (tmp_path / "fused.provenance.json").is_file()
 
 
@@ -137,3 +139,20 @@ def test_cli_error_is_one_line_with_exit_status_2(sources, tmp_path, monkeypatch
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and "missing.pth" in error and "not found" in error
     assert not (tmp_path / "out.pth").exists()
+
+
+def test_fusion_defaults_to_the_input_convention_of_robustmedsams_predictor(sources):
+    # RobustMedSAM's robust_med_segment_anything/predictor.py (jli2556/RobustMedSAM) feeds
+    # the fused model through ResizeLongestSide and Sam.preprocess: longest side resized,
+    # SAM's pixel mean/std, padded; not MedSAM's straight resize and min-max.
+    encoder_path, decoder_path, _, _ = sources
+    model = fuse_modules(image_encoder=encoder_path, mask_decoder=decoder_path)
+    assert model.config.preprocessing == "sam"
+    assert model.config.pixel_mean == (123.675, 116.28, 103.53)
+    assert model.config.pixel_std == (58.395, 57.12, 57.375)
+    asked = fuse_modules(encoder_path, mask_decoder=decoder_path, preprocessing="image_encoder")
+    assert asked.config.preprocessing == "medsam"  # the encoder's convention, on request
+    assert torch.equal(
+        asked.state_dict()["mask_decoder.iou_token.weight"],
+        model.state_dict()["mask_decoder.iou_token.weight"],
+    )

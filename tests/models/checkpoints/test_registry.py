@@ -23,6 +23,7 @@ REQUIRED = [
     "robustsam_vit_b",
     "robustsam_vit_l",
     "robustsam_vit_h",
+    "robustmedsam_vit_b",
     "sammed2d_vit_b",
     "samforge_random_tiny",
     "samforge_nano",
@@ -72,6 +73,18 @@ def test_medical_entries():
     medico = get_model_spec("medicosam_vit_b")
     assert medico.preprocessing == "sam" and medico.checksum_algorithm == "xxh128"
     assert get_model_spec("vit_b_medical_imaging") is medico  # micro-sam's name
+
+
+def test_robustmedsam_entry_is_its_release():
+    spec = get_model_spec("robustmedsam_vit_b")
+    # The release link of RobustMedSAM's README (v1.0.0); it publishes no checksum.
+    assert spec.url == (
+        "https://github.com/jli2556/RobustMedSAM/releases/download/v1.0.0/robustmedsam_best.pth"
+    )
+    assert spec.checksum is None and "none published" in spec.checksum_source
+    # A RobustSAM ViT-B (its decoder extras) fed SAM's way, as its predictor does.
+    assert spec.architecture == "robustsam_vit_b" and spec.preprocessing == "sam"
+    assert family_of(spec.config).name == "RobustSAM"
 
 
 @pytest.mark.parametrize("size", ["b", "l", "h"])

@@ -4,7 +4,8 @@ Layouts (``layout="auto"`` picks the first that fits, in this order):
 
 ==============  ==========================================================================
 ``medsegbench`` a ``{name}_{size}.npz`` file (keys ``{split}_images``, ``{split}_label``)
-``samed2d``     an ``image2label_*.json`` file, or a folder holding one
+``samed2d``     an ``image2label_*.json`` / ``label2image_*.json`` file, or a folder holding
+                one (or one folder down)
 ``nnunet``      a folder with ``dataset.json`` and ``imagesTr/`` (nnU-Net v2 raw)
 ``hc18``        a folder (or its ``images/``) of ``NNN_HC.png`` with ``*_HC_Annotation.png``
 ``folders``     a folder with ``images/`` and ``masks/`` (or ``labels/``, ``annotations/``)
@@ -12,6 +13,13 @@ Layouts (``layout="auto"`` picks the first that fits, in this order):
 ``nifti``       a folder of ``.nii``/``.nii.gz`` volumes (``*_seg`` etc. are their labels)
 ``file``        one image file (any format ``read_case`` reads)
 ==============  ==========================================================================
+
+Splits: MedSegBench files hold ``train``/``val``/``test`` arrays, nnU-Net folders
+``imagesTr`` (``train``) and, with ``labelsTs``, ``imagesTs`` (``test``), SA-Med2D-20M
+folders one index per split (``image2label_train.json``, ``label2image_test.json``).
+:func:`dataset_splits` lists them and :func:`choose_split` picks the one a role asks for
+(training sources ``train``, validation ``val``, evaluation ``test``) where it exists. The
+other layouts have no splits: select their cases by subject.
 """
 
 from __future__ import annotations
@@ -28,9 +36,9 @@ from ._common import is_dicom_file
 from .case import read_case
 from .folders import open_image_mask_folders, open_nifti_folder, subject_from
 from .hc18 import open_hc18
-from .medsegbench import open_medsegbench
+from .medsegbench import medsegbench_splits, open_medsegbench
 from .nnunet import open_nnunet
-from .samed2d import open_samed2d
+from .samed2d import is_samed2d_index, open_samed2d, samed2d_splits
 
 LAYOUTS = ("auto", "medsegbench", "samed2d", "nnunet", "hc18", "folders", "dicom", "nifti", "file")
 
@@ -52,7 +60,9 @@ def open_dataset(
         path: the dataset folder or file (see the module table).
         layout: one of :data:`LAYOUTS`; "auto" detects it.
         modality: force the modality of every case (default: from the data, see ``read_case``).
-        split: "train"/"test" for nnU-Net, "train"/"val"/"test" for MedSegBench.
+        split: "train"/"test" for nnU-Net, "train"/"val"/"test" for MedSegBench, the split
+            of the index files for SA-Med2D-20M (see :func:`dataset_splits`); default: all
+            (nnU-Net: train).
         subject_pattern: regular expression whose group 1 (or whole match) in a case name is
             its subject id, for layouts whose file names hold it (folders, nnU-Net, NIfTI).
 
@@ -70,7 +80,7 @@ def open_dataset(
         layout = detect_layout(root)
     openers: dict[str, Callable[[], CaseList]] = {
         "medsegbench": partial(open_medsegbench, root, split, modality),
-        "samed2d": partial(open_samed2d, root, modality),
+        "samed2d": partial(open_samed2d, root, modality, split),
         "nnunet": partial(open_nnunet, root, split, modality, 0, subject_pattern),
         "hc18": partial(open_hc18, root),
         "folders": partial(open_image_mask_folders, root, modality, subject_pattern),
@@ -86,10 +96,10 @@ def detect_layout(root: Path) -> str:
     if root.is_file():
         if suffix_of(root) == ".npz":
             return "medsegbench"
-        if root.name.startswith("image2label_") and root.suffix == ".json":
+        if is_samed2d_index(root):
             return "samed2d"
         return "file"
-    if any(root.glob("image2label_*.json")):
+    if any(is_samed2d_index(p) for pattern in ("*.json", "*/*.json") for p in root.glob(pattern)):
         return "samed2d"
     if (root / "dataset.json").is_file() and (root / "imagesTr").is_dir():
         return "nnunet"
@@ -113,6 +123,43 @@ def detect_layout(root: Path) -> str:
         "folders of NIfTI volumes, DICOM series folders, MedSegBench .npz files, SA-Med2D-20M "
         "image2label_*.json indexes and HC18 folders. Pass layout=... to choose one."
     )
+
+
+def dataset_splits(path: str | Path, layout: str = "auto") -> tuple[str, ...]:
+    """The named splits of a dataset (see the module docstring); () for layouts without."""
+    root = Path(path).expanduser()
+    if root.name == "dataset.json" and root.is_file():
+        root = root.parent
+    if layout == "auto":
+        layout = detect_layout(root)
+    if layout == "medsegbench":
+        return medsegbench_splits(root)
+    if layout == "samed2d":
+        return samed2d_splits(root)
+    if layout == "nnunet":
+        return ("train", "test") if (root / "labelsTs").is_dir() else ("train",)
+    return ()
+
+
+def choose_split(
+    path: str | Path, layout: str, split: str | None, default: str | None
+) -> str | None:
+    """The split to open: ``split`` when given (it must exist), else ``default`` where the
+    dataset has it, else None (the whole dataset; nnU-Net: imagesTr).
+
+    Raises:
+        DataError: ``split`` is given but the dataset has no such split (or no splits).
+    """
+    splits = dataset_splits(path, layout)
+    if split is not None:
+        if split not in splits:
+            have = f"its splits are {', '.join(splits)}" if splits else "it has no named splits"
+            raise DataError(
+                f"{path} has no split {split!r}: {have}. Without named splits, choose cases "
+                "by subject (a training source's `subjects`)."
+            )
+        return split
+    return default if default in splits else None
 
 
 def open_dicom_folder(root: Path, modality: str | None = None) -> CaseList:

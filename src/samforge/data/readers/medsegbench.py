@@ -168,6 +168,7 @@ def open_medsegbench(path: Path, split: str | None = None, modality: str | None 
                 raise DataError(f"{path} has no arrays {part}_images and {part}_label.")
             continue
         count = _npz_shape(path, images)[0]
+        _npz_shape(path, labels)  # refuses object arrays before anything is loaded
         for index in range(count):
             case_name = f"{name}_{part}_{index:05d}"
             loader = partial(_load, path, part, index, modality, case_name)
@@ -221,14 +222,32 @@ def _member(path: Path, member: str) -> np.ndarray:
         mapped = _memmap_member(path, member)
         if mapped is not None:
             return mapped
-        with np.load(path) as archive:
+        with np.load(path, allow_pickle=False) as archive:
             return archive[member.removesuffix(".npy")]
 
 
+def medsegbench_splits(path: Path) -> tuple[str, ...]:
+    """The splits whose image and label arrays ``path`` holds, in MedSegBench's order."""
+    with reading(path, "a MedSegBench npz"), zipfile.ZipFile(path) as archive:
+        members = set(archive.namelist())
+    return tuple(s for s in SPLITS if {f"{s}_images.npy", f"{s}_label.npy"} <= members)
+
+
 def _npz_shape(path: Path, member: str) -> tuple[int, ...]:
+    """The shape of one member, from its header alone.
+
+    Raises:
+        DataError: the member holds Python objects (pickles), which samforge never loads.
+    """
     with reading(path, "a MedSegBench npz"), zipfile.ZipFile(path) as archive:
         with archive.open(member) as handle:
-            shape, _, _ = _read_npy_header(handle)
+            shape, _, dtype = _read_npy_header(handle)
+    if dtype.hasobject:
+        raise DataError(
+            f"{path}: array {member.removesuffix('.npy')!r} holds Python objects (dtype "
+            f"{dtype}), which can carry code; samforge loads only numeric arrays "
+            "(allow_pickle=False). Re-save it with numeric arrays, e.g. np.stack(list_of_images)."
+        )
     return shape
 
 
@@ -248,6 +267,10 @@ def _memmap_member(path: Path, member: str) -> np.ndarray | None:
         with archive.open(info) as handle:
             shape, fortran, dtype = _read_npy_header(handle)
             header_size = handle.tell()
+    if dtype.hasobject:  # np.load refuses these itself (allow_pickle=False)
+        raise DataError(
+            f"{path}: array {member!r} holds Python objects; samforge never loads them."
+        )
     with open(path, "rb") as raw:
         raw.seek(info.header_offset)
         local = raw.read(30)

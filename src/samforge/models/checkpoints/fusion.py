@@ -5,8 +5,11 @@ RobustMedSAM's initialisation (MedSAM's encoders, RobustSAM's decoder) is
 state starts from C's full state (so RobustSAM's decoder extras are kept) and overwrites
 ``image_encoder.*`` and ``prompt_encoder.*``; key by key, every replacing tensor must have
 the name and shape of the one it replaces, so the fused model has C's architecture. Its
-input convention (preprocessing, pixel statistics) is the image encoder's, which defines
-what the encoder expects. Each module's origin (source, file SHA-256, SHA-256 of the
+input convention is SAM's by default (resize the longest side, pixel mean/std, pad), because
+RobustMedSAM's predictor feeds its fused model that way (``ResizeLongestSide`` and
+``Sam.preprocess``, although the encoder is MedSAM's); ``preprocessing="image_encoder"``
+takes the image encoder's convention instead (MedSAM's: straight resize, min–max). Each
+module's origin (source, file SHA-256, SHA-256 of the
 tensors taken) is recorded in ``model.provenance["modules"]`` and travels with exports.
 """
 
@@ -22,7 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import CheckpointError
+from ...errors import CheckpointError, ConfigError
+from ...preprocessing import SAM_PIXEL_MEAN, SAM_PIXEL_STD
 from ..families import SamModel, build_model, family_of
 from ..sam.model import PromptableModel
 from . import hub, registry
@@ -30,6 +34,7 @@ from .loading import load_model
 
 Source = str | os.PathLike | PromptableModel
 FUSED_MODULES = ("image_encoder", "prompt_encoder")
+FUSED_PREPROCESSING = ("sam", "image_encoder")
 
 
 @dataclass
@@ -45,6 +50,7 @@ def fuse_modules(
     image_encoder: Source,
     prompt_encoder: Source | None = None,
     mask_decoder: Source | None = None,
+    preprocessing: str = "sam",
 ) -> SamModel:
     """A model whose modules come from different checkpoints.
 
@@ -54,6 +60,8 @@ def fuse_modules(
         prompt_encoder: supplies ``prompt_encoder.*``; by default the image encoder's source.
         mask_decoder: supplies ``mask_decoder.*`` and every other tensor, and the
             architecture (a RobustSAM decoder stays RobustSAM).
+        preprocessing: the fused model's input convention: ``"sam"`` (RobustMedSAM's
+            predictor) or ``"image_encoder"`` (the image encoder source's).
 
     Returns:
         The fused model in eval mode on the CPU; ``model.provenance["modules"]`` maps each
@@ -66,6 +74,10 @@ def fuse_modules(
     """
     if mask_decoder is None:
         raise CheckpointError("fusion needs a mask decoder source (mask_decoder=...).")
+    if preprocessing not in FUSED_PREPROCESSING:
+        raise ConfigError(
+            f"preprocessing must be one of {', '.join(FUSED_PREPROCESSING)}; got {preprocessing!r}."
+        )
     sources = {
         "image_encoder": _resolve(image_encoder),
         "prompt_encoder": _resolve(prompt_encoder if prompt_encoder is not None else image_encoder),
@@ -80,11 +92,19 @@ def fuse_modules(
         state.update(replacing)
 
     encoder_config = sources["image_encoder"].model.config
-    config = base.model.config.with_changes(
-        preprocessing=encoder_config.preprocessing,
-        pixel_mean=encoder_config.pixel_mean,
-        pixel_std=encoder_config.pixel_std,
-    )
+    if preprocessing == "sam":
+        convention = {
+            "preprocessing": "sam",
+            "pixel_mean": SAM_PIXEL_MEAN,
+            "pixel_std": SAM_PIXEL_STD,
+        }
+    else:
+        convention = {
+            "preprocessing": encoder_config.preprocessing,
+            "pixel_mean": encoder_config.pixel_mean,
+            "pixel_std": encoder_config.pixel_std,
+        }
+    config = base.model.config.with_changes(**convention)
     model = build_model(config)
     model.load_state_dict(state, strict=True)
     model.provenance = {

@@ -274,6 +274,28 @@ def _robustsam_spec(size: str, label: str) -> ModelSpec:
 register_model(_robustsam_spec("b", "ViT-B"))
 register_model(_robustsam_spec("l", "ViT-L"))
 register_model(_robustsam_spec("h", "ViT-H"))
+# RobustMedSAM's release: its train_ddp.py saves the DistributedDataParallel model's
+# state_dict, so the file is a bare RobustSAM ViT-B state dict whose keys start with
+# "module." (read_checkpoint strips the prefix). Its predictor feeds the model SAM's way.
+register_model(
+    ModelSpec(
+        name="robustmedsam_vit_b",
+        architecture="robustsam_vit_b",
+        input_size=1024,
+        preprocessing="sam",
+        url="https://github.com/jli2556/RobustMedSAM/releases/download/v1.0.0/"
+        "robustmedsam_best.pth",
+        checksum=None,
+        checksum_source=_unpublished_checksum("RobustMedSAM"),
+        filename="robustmedsam_best.pth",
+        format="bare",
+        family="RobustSAM",
+        description="RobustMedSAM (Li et al., CVPRW 2026): MedSAM's encoders with "
+        "RobustSAM's decoder, the decoder fine-tuned on clean/degraded MedSegBench pairs.",
+        licence="MIT",
+        homepage="https://github.com/jli2556/RobustMedSAM",
+    )
+)
 register_model(
     ModelSpec(
         name="sammed2d_vit_b",

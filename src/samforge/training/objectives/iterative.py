@@ -3,8 +3,11 @@
 One training step on a batch of B images with n objects each:
 
 1. Encode every image once.
-2. First prompt for all objects, chosen once per step: a box (probability ``p_box``,
-   grown outward by up to 2.5% per side) or one random positive point. A single point is
+2. First prompt for all objects, chosen once per step: a box (probability ``p_box``) or one
+   random positive point. ``box_style`` "medicosam": the object's box grown outward by up
+   to ``box_jitter`` (2.5%) per side; "sammed2d": the box of the object's largest
+   component shifted by up to ``box_shift`` px in x and y (SAM-Med2D's
+   ``get_boxes_from_mask``, which SAM-UNet trains with). A single point is
    ambiguous, so it is decoded with three masks; the loss takes the best of them and
    corrections continue from the mask with the highest predicted IoU.
 3. ``n_steps`` predictions in all (the reference's ``n_sub_iteration``; 8 = the first
@@ -15,8 +18,10 @@ One training step on a batch of B images with n objects each:
    logits are fed back as mask prompt.
 4. Loss per prediction: Dice loss of the mask (minimum over the masks of a multimask
    output; optionally weighted and with a focal term, as SAM-UNet trains) + MSE between
-   predicted and true IoU of every mask; averaged over predictions. An optional semantic
-   loss (``e_sem``) is added once per step.
+   predicted and true IoU of every mask; averaged over predictions. ``dice_reduction``
+   "object" averages one Dice per object (MedicoSAM); "batch" takes one Dice over all
+   objects and pixels of the batch (SAM-UNet's ``DiceLoss``). An optional semantic loss
+   (``e_sem``) is added once per step.
 
 The presets of the paper: MedSAM (``n_steps=0, p_box=1, p_mask=0``), SimpleFT
 (``0, 0.5, 0``), MedicoSAM (``8, 0.5, 0.5``). Randomness comes only from the generator
@@ -31,10 +36,11 @@ from typing import Any, Literal, NamedTuple
 import torch
 from pydantic import Field
 
+from ...data import largest_component_boxes
 from ...models import PromptableModel
 from ...prompts import BOX_JITTER_FRACTION, Prompts, best_mask, box_from_masks, jitter_boxes
 from ...prompts import positive_points as sample_positive_points
-from ..losses import dice_loss, focal_loss, mask_iou, upscale_logits
+from ..losses import batch_dice_loss, dice_loss, focal_loss, mask_iou, upscale_logits
 from .base import Objective, ObjectiveSettings, register_objective, repeat_per_object
 
 # (image embeddings as returned by ``embed_images``, union of the objects (B, S, S) bool)
@@ -50,10 +56,13 @@ class PromptingSettings(ObjectiveSettings):
     n_steps: int = Field(8, ge=0)
     p_box: float = Field(0.5, ge=0.0, le=1.0)
     p_mask: float = Field(0.5, ge=0.0, le=1.0)
-    box_jitter: float = Field(BOX_JITTER_FRACTION, ge=0.0)
+    box_style: Literal["medicosam", "sammed2d"] = "medicosam"
+    box_jitter: float = Field(BOX_JITTER_FRACTION, ge=0.0)  # box_style medicosam
+    box_shift: int = Field(5, ge=0)  # box_style sammed2d: at most this many px
     iou_weight: float = Field(1.0, ge=0.0)
     dice_weight: float = Field(1.0, ge=0.0)
     focal_weight: float = Field(0.0, ge=0.0)  # SAM-UNet adds a focal term (focal + 20·Dice)
+    dice_reduction: Literal["object", "batch"] = "object"
 
     @property
     def predictions(self) -> int:
@@ -156,7 +165,7 @@ def iterative_prompting_loss(
         )
         logits = upscale_logits(low_res, size)
         true_iou = mask_iou(logits, targets)
-        mask_losses.append(_mask_loss(logits, targets, settings).amin(dim=1).mean())
+        mask_losses.append(_mask_loss(logits, targets, settings))
         if iou_pred is not None:
             iou_losses.append(torch.mean((iou_pred - true_iou) ** 2))
         best_logits, best_low_res = best_mask(iou_pred, logits, low_res)
@@ -185,6 +194,10 @@ def _first_prompts(
 ) -> Prompts:
     """A jittered box (probability ``p_box``) or one random positive point per object."""
     if bool(torch.rand((), generator=generator) < settings.p_box):
+        if settings.box_style == "sammed2d":
+            return Prompts(
+                boxes=shifted_component_boxes(targets_cpu, settings.box_shift, generator)
+            )
         boxes = box_from_masks(targets_cpu)
         size = (targets_cpu.shape[1], targets_cpu.shape[2])
         boxes = jitter_boxes(boxes, size, settings.box_jitter, generator)
@@ -211,14 +224,35 @@ def _content_area(input_sizes: torch.Tensor, size: tuple[int, int], n_obj: int) 
     return (rows < heights[:, None, None]) & (cols < widths[:, None, None])
 
 
+def shifted_component_boxes(
+    targets: torch.Tensor, max_shift: int, generator: torch.Generator
+) -> torch.Tensor:
+    """SAM-Med2D's training boxes: the box of each object's largest component, moved as a
+    whole by a whole number of pixels in [−m, m − 1] in x and in y, m = min(``max_shift``,
+    ⌊min(w, h) / 2⌋) (its ``get_boxes_from_mask``: noise_std 0.1·min(w, h), ×5, and
+    ``np.random.randint(-m, m)``). (N, S, S) bool -> (N, 4) float32, not clipped."""
+    boxes = torch.from_numpy(largest_component_boxes(targets.numpy()))
+    sides = (boxes[:, 2:] - boxes[:, :2]).amin(dim=1)
+    limit = torch.minimum(torch.floor(sides / 2), torch.tensor(float(max_shift)))[:, None]
+    shift = torch.floor(torch.rand((len(boxes), 2), generator=generator) * 2 * limit) - limit
+    return boxes + shift.repeat(1, 2)
+
+
 def _mask_loss(
     logits: torch.Tensor, targets: torch.Tensor, settings: PromptingSettings
 ) -> torch.Tensor:
-    """(N, M) loss of each mask: weighted Dice (+ focal) loss."""
+    """The mask loss of one prediction: weighted Dice (+ focal) loss of the best of its
+    masks, per object and averaged, or one Dice over the batch (``dice_reduction``)."""
+    focal = focal_loss(logits, targets) if settings.focal_weight else None
+    if settings.dice_reduction == "batch":
+        slots = settings.dice_weight * batch_dice_loss(logits, targets)  # (M,)
+        if focal is not None:
+            slots = slots + settings.focal_weight * focal.mean(dim=0)
+        return slots.amin()
     loss = settings.dice_weight * dice_loss(logits, targets)
-    if settings.focal_weight:
-        loss = loss + settings.focal_weight * focal_loss(logits, targets)
-    return loss
+    if focal is not None:
+        loss = loss + settings.focal_weight * focal
+    return loss.amin(dim=1).mean()
 
 
 def _hard_dice(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

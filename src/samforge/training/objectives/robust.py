@@ -10,9 +10,11 @@ probability ``p_box``. The loss, as in the paper:
     + 2 · MSE(degraded output tokens, clean output tokens)
 
 The clean view runs the decoder's clean path (RobustSAM: the original SAM path; plain SAM:
-the same decoder) and serves as the target, so it is detached: the consistency terms pull the
-degraded features towards the clean ones, not the other way round. By default only the
-mask decoder trains (the ``decoder`` freeze policy).
+the same decoder). As in RobustSAM's (and RobustMedSAM's) ``engine.py``, gradients flow
+through both views: the consistency terms move the clean branch's features as well as the
+degraded ones. The focal term weighs every pixel by α, RobustSAM's convention (its
+``FocalLoss`` multiplies the whole loss by α = 0.25), not α / 1 − α for foreground and
+background. By default only the mask decoder trains (the ``decoder`` freeze policy).
 """
 
 from __future__ import annotations
@@ -117,13 +119,12 @@ def robust_loss(
     size = (clean_images.shape[-2], clean_images.shape[-1])
     targets = masks.flatten(0, 1) > 0.5
     points, boxes = _shared_prompts(targets, settings, generator)
-    with torch.no_grad():
-        clean = model.decode_with_features(
-            repeat_per_object(model.embed_images(clean_images), n_obj),
-            points=points,
-            boxes=boxes,
-            clean=True,
-        )
+    clean = model.decode_with_features(
+        repeat_per_object(model.embed_images(clean_images), n_obj),
+        points=points,
+        boxes=boxes,
+        clean=True,
+    )
     degraded = model.decode_with_features(
         repeat_per_object(model.embed_images(degraded_images), n_obj),
         points=points,
@@ -131,7 +132,7 @@ def robust_loss(
     )
     logits = upscale_logits(degraded.low_res_logits, size)
     segmentation = (
-        settings.focal_weight * focal_loss(logits, targets).mean()
+        settings.focal_weight * focal_loss(logits, targets, balanced=False).mean()
         + settings.dice_weight * dice_loss(logits, targets).mean()
     )
     features = torch.mean((degraded.mask_features - clean.mask_features) ** 2)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from samforge.cli.evaluate3d import interactive3d
 from samforge.data import read_case
+from samforge.evaluation import read_csv
 
 pytestmark = pytest.mark.real_data
 
@@ -47,9 +48,15 @@ def test_interactive3d_on_totalsegmentator_ct_and_mr(shared_data, tmp_path):
     (test_row,) = summary["test_results"]
     assert test_row["objects"] == 2 and 0.0 <= test_row["dice"] <= 1.0
     assert len(summary["validation_grid"]) == 2
-    lines = (out / "results.csv").read_text().splitlines()
-    assert len(lines) == 1 + 2 * 2 + 2  # header, 2 CT objects × 2 settings, 2 MR objects
-    assert ",mr," in lines[-1] and ",ct," in lines[1]
+    rows = read_csv(out / "results.csv")
+    objects = [row for row in rows if row["level"] == "object"]
+    assert len(objects) == 2 * 2 + 2  # 2 CT objects × 2 settings, 2 MR objects
+    assert objects[0]["modality"] == "ct" and objects[-1]["modality"] == "mr"
+    # The test objects' classes are scored too, once each.
+    classes = [row for row in rows if row["level"] == "class"]
+    tested = sorted({row["class_id"] for row in objects if row["split"] == "test"})
+    assert sorted(row["class_id"] for row in classes) == tested
+    assert {(row["split"], row["modality"]) for row in classes} == {("test", "mr")}
 
 
 def test_same_folder_for_tuning_and_testing_is_refused(shared_data, tmp_path):

@@ -45,10 +45,14 @@ def leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.startswith(TEMPORARY_PREFIX)]
 
 
+# The child reports the high-water mark of its own memory map (VmHWM). Not ru_maxrss:
+# Linux carries the forking parent's peak into it across exec, so a big test runner would
+# inflate every child's figure.
 _MEASURED = """
 import atexit, resource, runpy, sys
 def report():
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     print("peak-rss-kib", peak, file=sys.stderr)
 atexit.register(report)
 if len(sys.argv) > 1 and sys.argv[1] == "--address-space":
@@ -64,8 +68,9 @@ def run_measured(
     *args: object, address_space: int | None = None, timeout: float = 300, **kwargs
 ) -> tuple[Outcome, int]:
     """``samforge ARGS`` in a child process; the outcome (without the measurement line) and
-    the child's own peak resident memory in bytes. ``address_space`` caps the child's
-    virtual memory (RLIMIT_AS), so that a test of a memory bomb cannot take the machine."""
+    the child's own peak resident memory in bytes (Linux: /proc/self/status).
+    ``address_space`` caps the child's virtual memory (RLIMIT_AS), so that a test of a
+    memory bomb cannot take the machine."""
     limit = () if address_space is None else ("--address-space", address_space)
     done = subprocess.run(
         [sys.executable, "-c", _MEASURED, *map(str, limit), *map(str, args)],

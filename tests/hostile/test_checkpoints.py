@@ -55,7 +55,7 @@ def test_an_embedded_config_that_lies_is_refused_before_building(
         address_space=ADDRESS_SPACE,
     )
     outcome.refused(str(tampered), complaint)
-    assert peak < 2**30
+    assert peak < 2**30, f"peak {peak / 2**20:.0f} MiB"
     assert not (tmp_path / "mask.png").exists()
 
 

@@ -1,5 +1,5 @@
 """Bounded memory (item 9), measured as the peak resident memory of a child process
-(``ru_maxrss``), never as time: many prompts are decoded in chunks, and an image above
+(its own ``VmHWM``), never as time: many prompts are decoded in chunks, and an image above
 the plane cap is refused before it is decoded. docs/reliability.md states the bounds."""
 
 from __future__ import annotations

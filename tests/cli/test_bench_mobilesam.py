@@ -11,10 +11,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from helpers.registry import isolate_registry
 from samforge.cli import app
 from samforge.errors import DownloadError
 from samforge.models import get_model_spec
-from samforge.models.checkpoints import hub, registry
+from samforge.models.checkpoints import registry
 
 runner = CliRunner()
 
@@ -22,8 +23,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def offline_mobilesam(monkeypatch, tmp_path):
     """An empty cache, and MobileSAM's URL on a closed port of 127.0.0.1 (no network)."""
-    monkeypatch.setenv(hub.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    isolate_registry(monkeypatch, tmp_path / "cache")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

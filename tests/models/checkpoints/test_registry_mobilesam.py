@@ -15,6 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from helpers.registry import isolate_registry
 from samforge.cli import app
 from samforge.errors import DownloadError
 from samforge.models import build_model, get_config, get_model_spec, load_model
@@ -41,11 +42,8 @@ XXH128_OF_NOTHING = "99aa06d3014798d86001c324468d497f"
 
 @pytest.fixture(autouse=True)
 def cache(monkeypatch, tmp_path) -> Path:
-    root = tmp_path / "cache"
-    monkeypatch.setenv(hub.CACHE_ENV, str(root))
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
-    return root
+    isolate_registry(monkeypatch, tmp_path / "cache")
+    return tmp_path / "cache"
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,8 @@ def _register_model(function: Any) -> Any:
 
 def install_timm_stand_in() -> None:
     """Put a minimal ``timm`` into ``sys.modules`` if the real one is absent."""
-    if importlib.util.find_spec("timm") is not None:
+    # Already imported (the real one, or this stand-in, which has no import spec)?
+    if "timm" in sys.modules or importlib.util.find_spec("timm") is not None:
         return
     timm = types.ModuleType("timm")
     models = types.ModuleType("timm.models")

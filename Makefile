@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	# RobustSAM's package, a test reference only; --no-deps keeps pip from pulling torchvision.
 	$(BIN)/python -m pip install --quiet --no-deps robust-segment-anything==1.0.0
+	# MobileSAM's code (import name mobile_sam), a test reference only; it imports timm and
+	# torchvision, for which samforge.testing provides stand-ins: --no-deps as above.
+	$(BIN)/python -m pip install --quiet --no-deps mobilesam-mirror==1.0.0
 	touch $(STAMP)
 
 install: $(STAMP)

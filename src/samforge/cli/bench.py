@@ -8,10 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DownloadError
 from ..inference import Predictor
 from ..inference.predictor import PRECISIONS
-from ..models import load_model
+from ..models import build_model, get_model_spec, load_model
 from ..workflows.speed import Timing, machine_line, measure
 
 
@@ -24,6 +24,12 @@ def bench(
     repeats: int = typer.Option(5, min=1, help="Timed repeats per step (after one warm-up call)."),
     threads: int | None = typer.Option(None, min=1, help="Torch CPU threads [torch's default]."),
     precision: str = typer.Option("auto", help="Encoder precision: auto, fp32 or bf16."),
+    random_weights: bool = typer.Option(
+        False,
+        "--random",
+        help="Time a registered model's architecture with random weights instead of "
+        "fetching its file (the timings do not depend on the weights).",
+    ),
 ) -> None:
     """Time image embedding, one-box decoding and 32 boxes in one call on this machine."""
     if precision not in PRECISIONS:
@@ -35,10 +41,20 @@ def bench(
             raise ConfigError(f"--threads must be at least 1; got {threads}.")
         torch.set_num_threads(threads)
     console = Console()
-    predictor = Predictor(load_model(model), cache_size=0, precision=precision)
+    if random_weights:
+        network = build_model(get_model_spec(model).config)
+    else:
+        try:
+            network = load_model(model)
+        except DownloadError as error:
+            raise DownloadError(
+                f"{error} To time {model}'s architecture without its weights, add --random."
+            ) from None
+    predictor = Predictor(network, cache_size=0, precision=precision)
     console.print(machine_line(predictor), highlight=False, soft_wrap=True)
     timings = measure(predictor, image_side, repeats)
-    console.print(timing_table(timings, model, image_side, repeats))
+    label = f"{model} (random weights)" if random_weights else model
+    console.print(timing_table(timings, label, image_side, repeats))
 
 
 def timing_table(timings: list[Timing], model: str, side: int, repeats: int) -> Table:

@@ -20,10 +20,19 @@ Preprocessing = Literal["sam", "medsam", "sammed2d"]
 # RobustSAM (SAM's decoder plus robust output tokens and anti-degradation feature blocks) or
 # SAM-UNet (a ResNet branch beside the ViT, one learned token, multi-scale features).
 # SAM-Med2D is SAM's family with adapters in the encoder (``encoder_adapter``), which any
-# family's encoder can carry.
-Family = Literal["sam", "robust", "sam_unet"]
+# family's encoder can carry. MobileSAM swaps SAM's ViT for a TinyViT (the ``tiny_vit_*``
+# fields) and keeps SAM's prompt encoder and decoder.
+Family = Literal["sam", "robust", "sam_unet", "mobilesam"]
 ResNetBlock = Literal["basic", "bottleneck"]
 PREPROCESSING = ("sam", "medsam", "sammed2d")
+# Tuple-valued fields beside the ViT's, restored from lists when a config is read back.
+_TUPLE_FIELDS = (
+    "resnet_layers",
+    "tiny_vit_embed_dims",
+    "tiny_vit_depths",
+    "tiny_vit_num_heads",
+    "tiny_vit_window_sizes",
+)
 # Configs written before SamConfig.decoder was renamed to family (safetensors metadata,
 # .provenance.json sidecars, run folders) still read.
 _RENAMED_KEYS = {"decoder": "family"}
@@ -43,7 +52,11 @@ class SamConfig:
     see :mod:`samforge.models.families`); ``encoder_adapter`` adds SAM-Med2D's adapter to
     every ViT block (channel gate with hidden width ``adapter_mlp_ratio`` × embed dim); the
     ``resnet_*`` fields describe SAM-UNet's convolutional branch (torchvision's ResNet
-    layout: block type, blocks per stage, stem width) and are ignored by the other families.
+    layout: block type, blocks per stage, stem width) and are ignored by the other families;
+    the ``tiny_vit_*`` fields describe MobileSAM's TinyViT image encoder (width, blocks, heads
+    and attention window per stage; the first stage is convolutional, so its heads and
+    window are unused) and replace the ``encoder_*``/``window_size``/``mlp_ratio`` fields,
+    which only the ViT reads.
     """
 
     encoder_embed_dim: int = 768
@@ -71,6 +84,10 @@ class SamConfig:
     resnet_block: ResNetBlock = "bottleneck"
     resnet_layers: tuple[int, ...] = (3, 4, 6, 3)
     resnet_width: int = 64
+    tiny_vit_embed_dims: tuple[int, ...] = (64, 128, 160, 320)
+    tiny_vit_depths: tuple[int, ...] = (2, 2, 6, 2)
+    tiny_vit_num_heads: tuple[int, ...] = (2, 4, 5, 10)
+    tiny_vit_window_sizes: tuple[int, ...] = (7, 7, 14, 7)
 
     def __post_init__(self) -> None:
         small = [
@@ -145,7 +162,7 @@ class SamConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown SamConfig keys {unknown}; known keys: {sorted(known)}.")
-        for key in ("encoder_global_attn_indexes", "pixel_mean", "pixel_std", "resnet_layers"):
+        for key in ("encoder_global_attn_indexes", "pixel_mean", "pixel_std", *_TUPLE_FIELDS):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -215,6 +232,41 @@ def _check_sam_unet(config: SamConfig) -> None:
         )
 
 
+def _check_mobilesam(config: SamConfig) -> None:
+    stages = {
+        len(values)
+        for values in (
+            config.tiny_vit_embed_dims,
+            config.tiny_vit_depths,
+            config.tiny_vit_num_heads,
+            config.tiny_vit_window_sizes,
+        )
+    }
+    if stages != {4}:
+        raise ConfigError(
+            "tiny_vit_embed_dims, tiny_vit_depths, tiny_vit_num_heads and tiny_vit_window_sizes "
+            "give one value for each of TinyViT's four stages (whose strides make the S/16 "
+            "embedding grid SAM's decoder reads); "
+            "MobileSAM's: (64, 128, 160, 320), (2, 2, 6, 2), (2, 4, 5, 10), (7, 7, 14, 7)."
+        )
+    # Stage 0 is convolutional: its heads and window are placeholders.
+    stages_with_attention = zip(
+        config.tiny_vit_embed_dims[1:], config.tiny_vit_num_heads[1:], strict=True
+    )
+    bad = [(dim, heads) for dim, heads in stages_with_attention if heads < 1 or dim % heads]
+    if bad:
+        raise ConfigError(
+            f"TinyViT stage widths must be divisible by their head counts; got (width, heads) "
+            f"{bad}."
+        )
+    if min(config.tiny_vit_window_sizes[1:]) < 1 or config.image_size % 16:
+        raise ConfigError(
+            f"TinyViT needs windows of at least 1 token and an image_size divisible by 16 "
+            f"(its output grid is image_size/16); got windows {config.tiny_vit_window_sizes} "
+            f"and image_size {config.image_size}."
+        )
+
+
 # Each family's own constraints on the fields. They sit here rather than in the family
 # records (samforge.models.families), which build on this module: a config is checked
 # when it is made, before any model exists.
@@ -222,6 +274,7 @@ _FAMILY_RULES: dict[str, Callable[[SamConfig], None]] = {
     "sam": _no_rules,
     "robust": _check_robust,
     "sam_unet": _check_sam_unet,
+    "mobilesam": _check_mobilesam,
 }
 FAMILY_NAMES = tuple(_FAMILY_RULES)
 
@@ -278,6 +331,9 @@ ARCHITECTURES: dict[str, SamConfig] = {
     "samunet_res34_vit_b": VIT_B.with_changes(
         family="sam_unet", image_size=256, resnet_block="basic", resnet_layers=(3, 4, 6, 3)
     ),
+    # MobileSAM: TinyViT-5M (MobileSAM's build_sam_vit_t) with SAM's prompt encoder and
+    # decoder at 1024²; micro-sam's vit_t models share it.
+    "vit_t": SamConfig(family="mobilesam"),
 }
 
 # Official checkpoints carry no config: the encoder width identifies the architecture.

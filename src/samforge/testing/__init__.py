@@ -7,6 +7,8 @@ these modules; nothing else in samforge imports them.
   encoder size and random weights, and loaded from samforge state dicts.
 - :mod:`samforge.testing.robust`: the same for RobustSAM's ``robust_segment_anything``, with
   a prompt-by-prompt reference decoder.
+- :mod:`samforge.testing.mobile`: MobileSAM's ``mobile_sam`` package (TinyViT ``vit_t``)
+  with random weights, its ``SamPredictor``, and the ``timm`` stand-in it needs.
 - :mod:`samforge.testing.timing`: paired timing, the architecture choice of the
   benchmarks and a one-line description of the machine.
 

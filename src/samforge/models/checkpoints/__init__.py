@@ -9,3 +9,7 @@
 - :mod:`.registry` and :mod:`.hub`: named models, downloaded into a verified cache;
 - :mod:`.fusion`: modules of several checkpoints in one model.
 """
+
+# The MobileSAM-architecture entries live beside the registry (size); importing them here
+# registers them whichever checkpoints module is imported first.
+from . import registry_mobilesam  # noqa: F401

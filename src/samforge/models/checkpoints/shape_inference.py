@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -49,21 +50,9 @@ def infer_config(
     if base is None:
         conventions = [family.preprocessing for family in families if family.preprocessing]
         base = SamConfig(preprocessing=conventions[0]) if conventions else SamConfig()
-    patch_weight = _require(state, "image_encoder.patch_embed.proj.weight")
-    embed_dim, patch_size = int(patch_weight.shape[0]), int(patch_weight.shape[-1])
-    depth = _count_indexed(state, _BLOCK_KEY)
-    if depth == 0:
-        raise CheckpointError(
-            "the checkpoint has a patch embedding but no image_encoder.blocks.*: it is not a "
-            "SAM image encoder."
-        )
-    grid = checkpoint_grid(state)
-    image_size = grid * patch_size if grid else base.image_size
-    globals_, window_size, head_dim = _attention_layout(state, depth, embed_dim, grid)
-    num_heads = embed_dim // head_dim if head_dim else _fallback_heads(embed_dim, base)
-
-    lin1 = state.get("image_encoder.blocks.0.mlp.lin1.weight")
-    mlp_ratio = lin1.shape[0] / embed_dim if lin1 is not None else base.mlp_ratio
+    # A family with its own encoder (MobileSAM's TinyViT) reads its layout in config_fields.
+    own_encoder = any(family.own_encoder for family in families)
+    encoder_fields = {} if own_encoder else _vit_fields(state, base)
     prompt_dim = _dim(state, "mask_decoder.iou_token.weight", 1, base.prompt_embed_dim)
     mask_in_chans = _dim(state, "prompt_encoder.mask_downscaling.3.weight", 0, base.mask_in_chans)
     decoder_mlp = _dim(
@@ -80,14 +69,7 @@ def infer_config(
     return _with_changes(
         base,
         **family_fields,
-        encoder_embed_dim=embed_dim,
-        encoder_depth=depth,
-        encoder_num_heads=num_heads,
-        encoder_global_attn_indexes=globals_,
-        window_size=window_size,
-        patch_size=patch_size,
-        image_size=image_size,
-        mlp_ratio=float(mlp_ratio),
+        **encoder_fields,
         prompt_embed_dim=prompt_dim,
         mask_in_chans=mask_in_chans,
         decoder_depth=_count_indexed(state, _DECODER_LAYER_KEY) or base.decoder_depth,
@@ -96,6 +78,36 @@ def infer_config(
         iou_head_depth=_count_indexed(state, _IOU_LAYER_KEY) or base.iou_head_depth,
         iou_head_hidden_dim=iou_hidden,
     )
+
+
+def _vit_fields(state: Mapping[str, torch.Tensor], base: SamConfig) -> dict[str, Any]:
+    """SAM's ViT encoder: width, depth, heads, global blocks, window, patch and input size,
+    MLP ratio."""
+    patch_weight = _require(state, "image_encoder.patch_embed.proj.weight")
+    embed_dim, patch_size = int(patch_weight.shape[0]), int(patch_weight.shape[-1])
+    depth = _count_indexed(state, _BLOCK_KEY)
+    if depth == 0:
+        raise CheckpointError(
+            "the checkpoint has a patch embedding but no image_encoder.blocks.*: it is not a "
+            "SAM image encoder."
+        )
+    grid = checkpoint_grid(state)
+    image_size = grid * patch_size if grid else base.image_size
+    globals_, window_size, head_dim = _attention_layout(state, depth, embed_dim, grid)
+    num_heads = embed_dim // head_dim if head_dim else _fallback_heads(embed_dim, base)
+
+    lin1 = state.get("image_encoder.blocks.0.mlp.lin1.weight")
+    mlp_ratio = lin1.shape[0] / embed_dim if lin1 is not None else base.mlp_ratio
+    return {
+        "encoder_embed_dim": embed_dim,
+        "encoder_depth": depth,
+        "encoder_num_heads": num_heads,
+        "encoder_global_attn_indexes": globals_,
+        "window_size": window_size,
+        "patch_size": patch_size,
+        "image_size": image_size,
+        "mlp_ratio": float(mlp_ratio),
+    }
 
 
 def _with_changes(config: SamConfig, **changes) -> SamConfig:

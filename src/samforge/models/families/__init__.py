@@ -5,7 +5,8 @@ writes it.
 - :mod:`.sam`: plain SAM (Meta's, MedSAM, MedicoSAM, samforge's own);
 - :mod:`.sammed2d`: SAM-Med2D, SAM with adapters in its image encoder;
 - :mod:`.robustsam`: RobustSAM, SAM's encoders with a decoder for degraded images;
-- :mod:`.sam_unet`: SAM-UNet, a ResNet branch beside SAM's ViT.
+- :mod:`.sam_unet`: SAM-UNet, a ResNet branch beside SAM's ViT;
+- :mod:`.mobilesam`: MobileSAM (and micro-sam's ``vit_t``), TinyViT in place of SAM's ViT.
 
 ``SamConfig.family`` names the family a config builds (:data:`FAMILIES`); SAM-Med2D's
 adapters are an option of the image encoder (``SamConfig.encoder_adapter``), so a SAM config
@@ -18,6 +19,7 @@ from collections.abc import Iterable
 
 from ..config import SamConfig
 from ..sam.model import Sam
+from .mobilesam import MOBILESAM
 from .record import ModelFamily
 from .robustsam import ROBUSTSAM
 from .sam import SAM
@@ -30,9 +32,12 @@ from .sammed2d import SAMMED2D
 SamModel = Sam | SamUNet
 
 # SamConfig.family -> the family it builds.
-FAMILIES: dict[str, ModelFamily] = {family.family: family for family in (SAM, ROBUSTSAM, SAM_UNET)}
-# The families that add modules to SAM; those that pick SamConfig.family come first.
-EXTENDING_SAM: tuple[ModelFamily, ...] = (SAM_UNET, ROBUSTSAM, SAMMED2D)
+FAMILIES: dict[str, ModelFamily] = {
+    family.family: family for family in (SAM, ROBUSTSAM, SAM_UNET, MOBILESAM)
+}
+# The families that add modules to SAM or replace some; those that pick SamConfig.family
+# come first.
+EXTENDING_SAM: tuple[ModelFamily, ...] = (SAM_UNET, ROBUSTSAM, MOBILESAM, SAMMED2D)
 
 
 def family_of(config: SamConfig) -> ModelFamily:
@@ -57,6 +62,7 @@ def build_model(config: SamConfig) -> SamModel:
 __all__ = [
     "EXTENDING_SAM",
     "FAMILIES",
+    "MOBILESAM",
     "ROBUSTSAM",
     "SAM",
     "SAMMED2D",

@@ -45,6 +45,9 @@ class ModelFamily:
             other SAM checkpoints, SAM's official format holds the model (without the
             extras), and its decoder features are SAM's kind (RobustSAM's objective
             compares them).
+        own_encoder: its image encoder is not SAM's ViT (MobileSAM's TinyViT):
+            ``config_fields`` reads the encoder's layout, and the ViT fields of
+            :class:`SamConfig` keep their defaults.
         read_names: the family's public tensor names -> samforge's, applied once, when a
             checkpoint is read.
         write_names: samforge's names -> the family's public ones, applied once, when the
@@ -59,5 +62,6 @@ class ModelFamily:
     export_layout: str | None = None
     preprocessing: Preprocessing | None = None
     sam_layout: bool = True
+    own_encoder: bool = False
     read_names: Callable[[StateDict], dict[str, torch.Tensor]] = dict
     write_names: Callable[[StateDict], dict[str, torch.Tensor]] = dict

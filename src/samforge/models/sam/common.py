@@ -64,6 +64,18 @@ class MLP(nn.Module):
         return torch.sigmoid(x) if self.sigmoid_output else x
 
 
+def encoder_neck(in_chans: int, out_chans: int) -> nn.Sequential:
+    """SAM's neck after the image encoder's last tokens (ViT or MobileSAM's TinyViT): 1×1
+    convolution, LayerNorm2d, 3×3 convolution, LayerNorm2d, both convolutions without bias:
+    (B, in, h, w) -> (B, out, h, w)."""
+    return nn.Sequential(
+        nn.Conv2d(in_chans, out_chans, kernel_size=1, bias=False),
+        LayerNorm2d(out_chans),
+        nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
+        LayerNorm2d(out_chans),
+    )
+
+
 def upscaling_head(in_channels: int, mid_channels: int, out_channels: int) -> nn.Sequential:
     """Two 2× transposed convolutions with LayerNorm2d and GELU between them:
     (B, in, h, w) -> (B, out, 4h, 4w). The feature heads of RobustSAM and SAM-UNet; SAM's

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..config import SamConfig
 from .adapter import Adapter
-from .common import LayerNorm2d, MLPBlock
+from .common import MLPBlock, encoder_neck
 
 
 class ImageEncoderViT(nn.Module):
@@ -56,12 +56,7 @@ class ImageEncoderViT(nn.Module):
             )
             for index in range(depth)
         )
-        self.neck = nn.Sequential(
-            nn.Conv2d(embed_dim, out_chans, kernel_size=1, bias=False),
-            LayerNorm2d(out_chans),
-            nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
-            LayerNorm2d(out_chans),
-        )
+        self.neck = encoder_neck(embed_dim, out_chans)
 
     @classmethod
     def from_config(cls, config: SamConfig) -> ImageEncoderViT:

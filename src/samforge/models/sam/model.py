@@ -28,7 +28,8 @@ class PromptableModel(nn.Module):
     mask_threshold: float = 0.0
     # Set by every family's __init__ (the buffers by register_pixel_statistics).
     config: SamConfig
-    image_encoder: ImageEncoderViT
+    # SAM's ViT, or another family's encoder with the same output (MobileSAM's TinyViT).
+    image_encoder: nn.Module
     prompt_encoder: PromptEncoder
     mask_decoder: MaskDecoder
     pixel_mean: torch.Tensor
@@ -104,10 +105,14 @@ class Sam(PromptableModel):
     def __init__(self, config: SamConfig) -> None:
         super().__init__()
         self.config = config
-        self.image_encoder = ImageEncoderViT.from_config(config)
+        self.image_encoder = self.build_image_encoder(config)
         self.prompt_encoder = PromptEncoder.from_config(config)
         self.mask_decoder = self.mask_decoder_class.from_config(config)
         register_pixel_statistics(self, config)
+
+    def build_image_encoder(self, config: SamConfig) -> nn.Module:
+        """SAM's ViT; families with another encoder of the same output override this."""
+        return ImageEncoderViT.from_config(config)
 
     def embed_images(self, images: torch.Tensor) -> Embeddings:
         """(B, 3, S, S) model-ready images -> (B, 256, S/16, S/16) embeddings (a family

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ...sam.embeddings import IMAGE_EMBEDDINGS, Embeddings, require
+from ...sam.image_encoder import ImageEncoderViT
 from ...sam.mask_decoder import DecoderOutput
 from ...sam.model import Sam
 from .decoder import RobustMaskDecoder
@@ -19,6 +20,7 @@ EARLY_FEATURES = "early_features"
 
 class RobustSam(Sam):
     mask_decoder_class = RobustMaskDecoder
+    image_encoder: ImageEncoderViT  # reads the tokens after the first global block
 
     def embed_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, 3, S, S) model-ready images -> ``{"image_embeddings": (B, 256, S/16, S/16),

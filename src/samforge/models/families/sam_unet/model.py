@@ -137,6 +137,8 @@ class SamUNet(PromptableModel):
     """Decodes one mask per prompt, whatever ``multimask_output`` says, and predicts no IoU
     (``decode`` returns None for it)."""
 
+    image_encoder: ImageEncoderViT  # the ResNet stages join its blocks
+
     def __init__(self, config: SamConfig) -> None:
         super().__init__()
         self.config = config

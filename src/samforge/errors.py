@@ -45,3 +45,16 @@ class ConfigError(SamforgeError):
 
 class EmbeddingError(SamforgeError):
     """Image embeddings do not fit the model they are decoded with."""
+
+
+class NotFoundError(SamforgeError):
+    """A named thing (a file, an open document, an object, a job) does not exist."""
+
+
+class LimitError(SamforgeError):
+    """An input exceeds a configured limit (bytes, voxels, files); the message names it."""
+
+
+class AccessError(SamforgeError):
+    """A request is not allowed: a missing or wrong token, a foreign origin or host, or a
+    path outside the served folder."""

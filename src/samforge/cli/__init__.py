@@ -18,6 +18,7 @@ from . import (
     fuse,
     models,
     segment,
+    serve,
     train,
 )
 
@@ -34,6 +35,7 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )(segment.segment)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 app.command("bench")(bench.bench)
 app.command("train")(train.train)
 app.command("fuse")(fuse.fuse)

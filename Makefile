@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	# RobustSAM's package, a test reference only; --no-deps keeps pip from pulling torchvision.
 	$(BIN)/python -m pip install --quiet --no-deps robust-segment-anything==1.0.0
+	# Debian's chromium for the annotator's browser tests (Playwright drives it; its own
+	# browsers are never downloaded).
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -8,6 +8,7 @@ behind another session's click on the event loop.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -224,10 +225,14 @@ def set_prompts(
     session: Caller,
 ) -> Response:
     """Segment one slice from its prompts; the reply is the slice's new label map."""
+    started = time.perf_counter()
     document = _document(session, document_id)
     prompts = SlicePrompts.from_json({"box": body.box, "points": body.points})
     annotator.set_prompts(document, object_id, index, prompts)
-    return _labels_reply(document, index)
+    reply = _labels_reply(document, index)
+    # The server's share of a click (decode, save, label plane), for the page and benchmarks.
+    reply.headers["Server-Timing"] = f"click;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return reply
 
 
 @router.post("/documents/{document_id}/objects/{object_id}/paint")

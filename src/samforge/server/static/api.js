@@ -30,7 +30,11 @@ export async function pixels(method, url, body) {
   const response = await checked(await fetch(url, options));
   const shape = response.headers.get('X-Shape').split(',').map(Number);
   const Type = DTYPES[response.headers.get('X-Dtype')];
-  return { data: new Type(await response.arrayBuffer()), shape, version: Number(response.headers.get('X-Version')) };
+  const timing = /dur=([\d.]+)/.exec(response.headers.get('Server-Timing') || '');
+  return {
+    data: new Type(await response.arrayBuffer()), shape,
+    version: Number(response.headers.get('X-Version')), serverMs: timing ? Number(timing[1]) : null,
+  };
 }
 
 export async function upload(files) {

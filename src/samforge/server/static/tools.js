@@ -27,8 +27,9 @@ async function sendPrompts(prompts) {
   const object = selectedObject();
   if (object) object.prompts[String(index)] = prompts; // until the document reloads
   showLabels(labels);
-  setStatus(`mask in ${Math.round(performance.now() - started)} ms`);
-  document.body.dataset.lastClickMs = String(performance.now() - started);
+  const total = performance.now() - started;
+  setStatus(`mask in ${Math.round(total)} ms (server ${Math.round(labels.serverMs)} ms)`);
+  document.body.dataset.lastClickMs = String(total);
   document.body.dataset.clicks = String(Number(document.body.dataset.clicks || 0) + 1);
 }
 

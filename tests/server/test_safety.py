@@ -218,3 +218,7 @@ def test_token_is_checked_on_every_request(token_app):
         opened = client.get(f"/?token={TOKEN}", follow_redirects=False)
         assert opened.status_code == 303 and opened.headers["location"] == "/"
         assert client.get("/api/info").status_code == 200  # the cookie now carries it
+        # A wrong token in the URL neither passes nor replaces the good cookie.
+        wrong = client.get("/?token=wrong-token-xxxxxxxxx", follow_redirects=False)
+        assert wrong.status_code == 200 and "set-cookie" not in wrong.headers
+        assert client.get("/api/info").status_code == 200

@@ -71,13 +71,13 @@ class Guard:
             await _with_headers(refusal)(scope, receive, send)
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if self.token and scope["path"] == "/" and "token" in query:
+        given = query.get("token", [""])[0]
+        if self.token and scope["path"] == "/" and hmac.compare_digest(given.encode(), self.token):
             # The page opened from the printed URL: keep the token in a cookie and drop it
-            # from the address bar (and from the browser's history).
+            # from the address bar (and from the browser's history). The token's characters
+            # (settings.py) need no quoting in a cookie.
             response = RedirectResponse("/", status_code=303)
-            response.headers.append(
-                "set-cookie", f"{TOKEN_COOKIE}={query['token'][0]}; {COOKIE_FLAGS}"
-            )
+            response.headers.append("set-cookie", f"{TOKEN_COOKIE}={given}; {COOKIE_FLAGS}")
             await _with_headers(response)(scope, receive, send)
             return
         session = cookies.get(SESSION_COOKIE)

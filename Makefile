@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 	# MobileSAM's code (import name mobile_sam), a test reference only; it imports timm and
 	# torchvision, for which samforge.testing provides stand-ins: --no-deps as above.
 	$(BIN)/python -m pip install --quiet --no-deps mobilesam-mirror==1.0.0
+	# Debian's chromium for the annotator's browser tests (Playwright drives it; its own
+	# browsers are never downloaded).
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 	touch $(STAMP)
 
 install: $(STAMP)

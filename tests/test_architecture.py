@@ -31,9 +31,10 @@ FLOORS = {
     "evaluation": 5,
     "testing": 6,
     "workflows": 7,
-    "cli": 8,
-    "__init__": 9,
-    "__main__": 9,
+    "server": 8,
+    "cli": 9,  # `samforge serve` starts the server
+    "__init__": 10,
+    "__main__": 10,
 }
 
 

@@ -51,3 +51,16 @@ class OutputError(SamforgeError):
     """An output cannot be written where asked: over one of the inputs, onto a folder, into
     a read-only or full file system, under too long a name, or into a folder that another
     samforge run holds."""
+
+
+class NotFoundError(SamforgeError):
+    """A named thing (a file, an open document, an object, a job) does not exist."""
+
+
+class LimitError(SamforgeError):
+    """An input exceeds a configured limit (bytes, voxels, files); the message names it."""
+
+
+class AccessError(SamforgeError):
+    """A request is not allowed: a missing or wrong token, a foreign origin or host, or a
+    path outside the served folder."""

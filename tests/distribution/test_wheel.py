@@ -46,6 +46,8 @@ def test_wheel_ships_the_package_data(wheel):
         "samforge/weights/samforge_nano.pth",
         "samforge/configs/medicosam.yaml",
         "samforge/configs/recipes/samforge_nano.yaml",
+        "samforge/server/static/index.html",
+        "samforge/server/static/app.js",
     ):
         assert needed in names, f"{needed} is missing from {wheel.name}"
     assert not any(name.startswith(("tests/", "benchmarks/", "experiments/")) for name in names)

@@ -19,6 +19,7 @@ from . import (
     fuse,
     models,
     segment,
+    serve,
     train,
 )
 
@@ -35,6 +36,7 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )(segment.segment)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 app.command("bench")(bench.bench)
 app.command("train")(train.train)
 app.command("fuse")(fuse.fuse)

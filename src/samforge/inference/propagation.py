@@ -19,7 +19,7 @@ slices are not embedded again when a front starts from them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,6 +86,7 @@ def propagate(
     settings: PropagationSettings | None = None,
     *,
     mapping: IntensityMapping | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> PropagationResult:
     """Segment one object through a (D, H, W) volume from prompts on one or more slices.
 
@@ -97,13 +98,15 @@ def propagate(
         settings: propagation mode, IoU stop and box extension.
         mapping: one intensity mapping for every slice (default:
             :meth:`Predictor.volume_mapping`, the predictor's intensity settings).
+        progress: called with the number of slices decoded so far after each slice (at
+            most D in all; fewer when the fronts stop early).
     """
     settings = settings or PropagationSettings()
     volume = _checked_volume(volume)
     anchors = _checked_prompts(prompts, volume.shape)
     if mapping is None:
         mapping = predictor.volume_mapping(volume)
-    runner = _Runner(predictor, volume, mapping, settings)
+    runner = _Runner(predictor, volume, mapping, settings, progress)
     for index, slice_prompts in anchors:
         runner.segment_prompted(index, slice_prompts)
     indices = [index for index, _ in anchors]
@@ -125,8 +128,10 @@ class _Runner:
         volume: np.ndarray,
         mapping: IntensityMapping,
         settings: PropagationSettings,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.predictor = predictor
+        self.progress = progress
         self.volume = volume
         self.mapping = mapping
         self.settings = settings
@@ -174,6 +179,8 @@ class _Runner:
         self.predictor.set_image(self.volume[index], mapping=self.mapping)
         prediction = self.predictor.decode(prompts, multimask).best()
         self.result.decoded += 1
+        if self.progress is not None:
+            self.progress(self.result.decoded)
         return prediction.masks[0, 0].cpu().numpy()
 
 

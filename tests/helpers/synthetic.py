@@ -75,6 +75,16 @@ def ending_object(depth: int = 30, size: int = 64) -> tuple[np.ndarray, np.ndarr
     return label, label == 1
 
 
+def blocky_rgb(height: int, width: int, seed: int, block: int = 8, noise: int = 20) -> np.ndarray:
+    """(H, W, 3) uint8: random ``block``-pixel squares plus ±``noise`` grey levels, so a
+    resize changes values (unlike a flat image) and parity tests see every interpolation."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(height // block + 1, width // block + 1, 3))
+    image = np.kron(coarse, np.ones((block, block, 1)))[:height, :width]
+    jitter = rng.integers(-noise, noise + 1, size=(height, width, 3))
+    return np.clip(image + jitter, 0, 255).astype(np.uint8)
+
+
 def image_of(mask: np.ndarray) -> np.ndarray:
     """The uint8 volume ObjectOracleSam reads: objects bright, background dark, a different
     background value per slice (0–39) so that no two slices share an embedding."""

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from helpers.mobile import build_mobile_sam, import_mobile_sam, mobile_sam_predictor
+from helpers.synthetic import blocky_rgb
 from samforge.errors import CheckpointError
 from samforge.inference import Predictor
 from samforge.models import (
@@ -85,11 +86,7 @@ def test_stage_layout_is_read_from_shapes():
 
 
 def image_of_shape(height: int, width: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(height // 32 + 1, width // 32 + 1, 3))
-    image = np.kron(coarse, np.ones((32, 32, 1)))[:height, :width]
-    noise = rng.integers(-25, 26, size=(height, width, 3))
-    return np.clip(image + noise, 0, 255).astype(np.uint8)
+    return blocky_rgb(height, width, seed, block=32, noise=25)
 
 
 # Prompts in original-image pixels; several points, boxes and their mix.

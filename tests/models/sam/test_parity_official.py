@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam, official_predictor
+from helpers.synthetic import blocky_rgb
 from samforge.inference import Predictor
 from samforge.models import build_model
 from samforge.models.config import VIT_B, VIT_TEST
@@ -51,11 +52,7 @@ def paired_models(config, arch: dict, seed: int = 0):
 
 
 def random_rgb(height: int, width: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3))
-    image = np.kron(coarse, np.ones((8, 8, 1)))[:height, :width]
-    noise = rng.integers(-20, 21, size=(height, width, 3))
-    return np.clip(image + noise, 0, 255).astype(np.uint8)
+    return blocky_rgb(height, width, seed, block=8, noise=20)
 
 
 PROMPTS = {

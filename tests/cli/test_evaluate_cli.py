@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -241,3 +242,52 @@ def test_model_files_with_one_stem_are_labelled_by_their_folder(tmp_path):
     models = [str(tmp_path / "a" / "model.pth"), str(tmp_path / "b" / "model.pth"), "sam_vit_b"]
     assert model_labels(models) == ["a/model", "b/model", "sam_vit_b"]
     assert model_labels(models[:1]) == ["model"]
+
+
+def test_connectivity_decides_whether_diagonal_neighbours_are_one_object(tmp_path):
+    """Two squares touching only at a corner: one object 8-connected (medico-sam's
+    ``skimage.measure.label`` default), two 4-connected."""
+    from PIL import Image
+
+    for folder in ("images", "masks"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:30, 10:30] = 1
+    mask[30:50, 30:50] = 1
+    image = np.where(mask[..., None] > 0, 200, 40).astype(np.uint8).repeat(3, axis=2)
+    Image.fromarray(image).save(tmp_path / "data" / "images" / "corner.png")
+    Image.fromarray(mask).save(tmp_path / "data" / "masks" / "corner.png")
+    objects = {}
+    for connectivity in (1, 2):
+        out = tmp_path / f"c{connectivity}"
+        invoke(
+            "interactive2d",
+            "-m",
+            MODEL,
+            "-d",
+            tmp_path / "data",
+            "-o",
+            out,
+            "--rounds",
+            "1",
+            "--connectivity",
+            connectivity,
+        )
+        (row,) = read_csv(out / "results.csv")  # one class, one round
+        objects[connectivity] = row["num_objects"]
+    assert objects == {2: 1, 1: 2}
+    refused = runner.invoke(
+        app,
+        [
+            "interactive2d",
+            "-m",
+            MODEL,
+            "-d",
+            str(tmp_path / "data"),
+            "-o",
+            str(tmp_path / "c3"),
+            "--connectivity",
+            "3",
+        ],
+    )
+    assert refused.exit_code == 2 and "connectivity" in refused.output.lower()

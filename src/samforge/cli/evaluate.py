@@ -39,7 +39,7 @@ from ..evaluation.report import RESULTS_CSV, write_csv
 from ..files import locked_folder
 from ..workflows.leakage import check_evaluation_overlap
 from ..workflows.predictors import load_predictors
-from .options import intensity_option, window_option
+from .options import connectivity_2d_option, intensity_option, window_option
 
 app = typer.Typer(
     help="Evaluate models with the published protocols and write CSV, JSON, plots and HTML.",
@@ -103,6 +103,7 @@ def interactive2d(
     min_size: int = typer.Option(
         20, min=0, help="Smallest object (connected component) in pixels."
     ),
+    connectivity: int = connectivity_2d_option(),
     limit: int | None = typer.Option(None, min=1, help="At most this many images per dataset."),
     intensity: str = intensity_option(),
     window: str | None = window_option(),
@@ -112,7 +113,9 @@ def interactive2d(
 ) -> None:
     """Box or point start, then corrections; Dice per round for each model."""
     starts = _starts(start)
-    settings = InteractiveSettings(rounds=rounds, use_masks=use_masks, min_size=min_size, seed=seed)
+    settings = InteractiveSettings(
+        rounds=rounds, use_masks=use_masks, min_size=min_size, seed=seed, connectivity=connectivity
+    )
     ctx.with_resource(locked_folder(out))  # one run per folder: none drops another's rows
     datasets = _datasets(data, split, model, allow_overlap)
     predictors = load_predictors(model, cache or out / "embeddings")
@@ -154,6 +157,7 @@ def robustness(
     min_size: int = typer.Option(
         20, min=0, help="Smallest object (connected component) in pixels."
     ),
+    connectivity: int = connectivity_2d_option(),
     limit: int | None = typer.Option(None, min=1, help="At most this many images per dataset."),
     intensity: str = intensity_option(),
     window: str | None = window_option(),
@@ -166,7 +170,11 @@ def robustness(
     if bad:
         raise ConfigError(f"--severities {bad} out of range; use 1–5 (3 = the paper's setting).")
     settings = InteractiveSettings(
-        start=start, rounds=rounds, min_size=min_size, num_points=num_points
+        start=start,
+        rounds=rounds,
+        min_size=min_size,
+        num_points=num_points,
+        connectivity=connectivity,
     )
     datasets = _datasets(data, split, model, allow_overlap)
     ctx.with_resource(locked_folder(out))  # one run per folder: none drops another's rows

@@ -21,3 +21,10 @@ def intensity_option():
 def window_option():
     """``--window``: the CT window preset of :class:`samforge.data.intensity.IntensitySettings`."""
     return typer.Option(None, "--window", help=WINDOW_HELP)
+
+
+def connectivity_2d_option():
+    """``--connectivity``: which pixels join one object (2D protocols; medico-sam's default 2)."""
+    return typer.Option(
+        2, "--connectivity", min=1, max=2, help="Objects: 2 = 8-connected (medico-sam's), 1 = 4."
+    )

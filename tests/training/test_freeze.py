@@ -228,3 +228,46 @@ def test_a_wrapped_model_is_refused_rather_than_silently_trained(policy):
     wrapper.model = small_model()  # names "model.image_encoder...", as in a LightningModule
     with pytest.raises(ConfigError, match="wrapper"):
         apply_freeze_policy(wrapper, policy)
+
+
+def test_a_frozen_encoders_batch_norms_keep_their_statistics_in_training():
+    """TinyViT (MobileSAM) has batch norms: with the encoder frozen, training must not move
+    their running statistics, though Lightning puts the whole module in training mode (a
+    plain ``model.train()`` does move them: the check can fail). The decoder still trains."""
+    from samforge.models import get_config
+    from samforge.training.config import OptimizerConfig, load_config
+    from samforge.training.model_setup import prepare_model
+    from samforge.training.module import SamTrainingModule
+
+    def frozen_vit_t():
+        torch.manual_seed(0)
+        model = build_model(get_config("vit_t"))
+        apply_freeze_policy(model, "encoder_frozen")
+        return model
+
+    def statistics_after_a_forward(model) -> list[torch.Tensor]:
+        with torch.no_grad():
+            model.image_encoder(torch.randn(1, 3, 1024, 1024))
+        return [b for name, b in model.named_buffers() if name.endswith("running_mean")]
+
+    def unchanged(statistics) -> bool:
+        return all(torch.equal(a, b) for a, b in zip(statistics, statistics_before, strict=True))
+
+    statistics_before = [
+        b.clone() for name, b in frozen_vit_t().named_buffers() if name.endswith("running_mean")
+    ]
+    assert statistics_before
+    plain = frozen_vit_t().train()
+    assert not unchanged(statistics_after_a_forward(plain))
+
+    # A run's model as the engine prepares it (Lightning keeps the modes it is given).
+    config = load_config("medicosam", ["model=random:vit_t", "freeze.policy=encoder_frozen"])
+    model, _ = prepare_model(config)
+    model.load_state_dict(frozen_vit_t().state_dict())
+    assert unchanged(statistics_after_a_forward(model))
+    assert model.mask_decoder.training
+    # A user switching the training module to training mode.
+    model = frozen_vit_t()
+    SamTrainingModule(model, torch.nn.Identity(), OptimizerConfig()).train()
+    assert unchanged(statistics_after_a_forward(model))
+    assert model.mask_decoder.training

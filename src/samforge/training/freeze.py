@@ -195,6 +195,21 @@ def apply_freeze_policy(
     return _report(policy, parameters, flags, peft)
 
 
+def keep_frozen_norms_in_eval(model: nn.Module) -> int:
+    """Put every batch norm of ``model`` with parameters, none of them trainable, into
+    evaluation mode (running statistics used, not updated). Returns how many."""
+    frozen = [
+        module
+        for module in model.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm)
+        and (parameters := list(module.parameters()))
+        and not any(parameter.requires_grad for parameter in parameters)
+    ]
+    for module in frozen:
+        module.eval()
+    return len(frozen)
+
+
 def trainable_parameter_names(model: nn.Module) -> list[str]:
     """Names of the parameters with ``requires_grad``, in model order."""
     return [name for name, parameter in model.named_parameters() if parameter.requires_grad]

@@ -12,7 +12,7 @@ from ..errors import CheckpointError
 from ..models import PromptableModel, SamModel, SamUNet, build_model, get_config, load_model
 from ..models.peft import apply_lora, apply_svd
 from .config import TrainConfig
-from .freeze import FreezeReport, apply_freeze_policy
+from .freeze import FreezeReport, apply_freeze_policy, keep_frozen_norms_in_eval
 from .imagenet import resnet_weights_hint
 
 # ResNet branch of SAM-UNet: (block, blocks per stage) of each ``resnet`` choice.
@@ -49,7 +49,9 @@ def prepare_model(config: TrainConfig) -> tuple[PromptableModel, FreezeReport]:
         trainable=freeze.trainable,
         frozen=freeze.frozen,
     )
-    return model.train(), report
+    model.train()
+    keep_frozen_norms_in_eval(model)  # Lightning keeps the modes it is given
+    return model, report
 
 
 def _random_model(config: TrainConfig) -> SamModel:

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 from ..models import PromptableModel
 from .config import OptimizerConfig
+from .freeze import keep_frozen_norms_in_eval
 from .objectives import Objective
 
 
@@ -42,6 +43,14 @@ class SamTrainingModule(L.LightningModule):
         # A submodule: whatever the objective trains besides the model trains with it.
         self.objective = objective
         self.optimizer_config, self.seed = optimizer, seed
+
+    def train(self, mode: bool = True) -> SamTrainingModule:
+        """Training mode that keeps frozen batch norms' statistics fixed
+        (:func:`samforge.training.freeze.keep_frozen_norms_in_eval`)."""
+        super().train(mode)
+        if mode:
+            keep_frozen_norms_in_eval(self.model)
+        return self
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         generator = self._generator(self._batch_number(batch_idx), self.global_rank)

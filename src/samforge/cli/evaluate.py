@@ -39,7 +39,14 @@ from ..evaluation.report import RESULTS_CSV, write_csv
 from ..files import locked_folder
 from ..workflows.leakage import check_evaluation_overlap
 from ..workflows.predictors import load_predictors
-from .options import connectivity_2d_option, intensity_option, window_option
+from .options import (
+    connectivity_2d_option,
+    intensity_option,
+    limit_option,
+    min_size_option,
+    rounds_option,
+    window_option,
+)
 
 app = typer.Typer(
     help="Evaluate models with the published protocols and write CSV, JSON, plots and HTML.",
@@ -98,13 +105,11 @@ def interactive2d(
     start: list[str] = typer.Option(
         ["box"], "--start", help="Start prompt: box, point or both; repeatable."
     ),
-    rounds: int = typer.Option(8, min=1, help="Predictions per object: the start + corrections."),
+    rounds: int = rounds_option(),
     use_masks: bool = typer.Option(False, "--use-masks", help="Feed back low-res logits."),
-    min_size: int = typer.Option(
-        20, min=0, help="Smallest object (connected component) in pixels."
-    ),
+    min_size: int = min_size_option(),
     connectivity: int = connectivity_2d_option(),
-    limit: int | None = typer.Option(None, min=1, help="At most this many images per dataset."),
+    limit: int | None = limit_option(),
     intensity: str = intensity_option(),
     window: str | None = window_option(),
     seed: int = typer.Option(0, min=0, help="Seed of the correction points."),
@@ -153,12 +158,10 @@ def robustness(
         "--num-points random positive points per object).",
     ),
     num_points: int = typer.Option(3, min=1, help="Points of the random_points start."),
-    rounds: int = typer.Option(8, min=1, help="Predictions per object: the start + corrections."),
-    min_size: int = typer.Option(
-        20, min=0, help="Smallest object (connected component) in pixels."
-    ),
+    rounds: int = rounds_option(),
+    min_size: int = min_size_option(),
     connectivity: int = connectivity_2d_option(),
-    limit: int | None = typer.Option(None, min=1, help="At most this many images per dataset."),
+    limit: int | None = limit_option(),
     intensity: str = intensity_option(),
     window: str | None = window_option(),
     cache: Path | None = typer.Option(None, help="Embedding cache folder [OUT/embeddings]."),

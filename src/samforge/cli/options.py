@@ -28,3 +28,18 @@ def connectivity_2d_option():
     return typer.Option(
         2, "--connectivity", min=1, max=2, help="Objects: 2 = 8-connected (medico-sam's), 1 = 4."
     )
+
+
+def rounds_option():
+    """``--rounds``: predictions per object in the interactive protocols."""
+    return typer.Option(8, min=1, help="Predictions per object: the start + corrections.")
+
+
+def min_size_option():
+    """``--min-size``: the smallest object the 2D protocols prompt."""
+    return typer.Option(20, min=0, help="Smallest object (connected component) in pixels.")
+
+
+def limit_option():
+    """``--limit``: images per dataset."""
+    return typer.Option(None, min=1, help="At most this many images per dataset.")

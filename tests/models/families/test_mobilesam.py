@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from helpers.mobile import build_mobile_sam, import_mobile_sam, mobile_sam_predictor
+from helpers.parity import run_both
 from helpers.synthetic import blocky_rgb
 from samforge.errors import CheckpointError
 from samforge.inference import Predictor
@@ -119,25 +120,8 @@ def check_predictor_parity(reference_predictor, predictor) -> None:
             for mask_input in (None, previous):
                 if mask_input is None and previous is not None and name != "points":
                     continue
-                expected = reference_predictor.predict(
-                    point_coords=np.array(prompt["point_coords"])
-                    if "point_coords" in prompt
-                    else None,
-                    point_labels=np.array(prompt["point_labels"])
-                    if "point_labels" in prompt
-                    else None,
-                    box=np.array(prompt["box"]) if "box" in prompt else None,
-                    mask_input=mask_input,
-                    multimask_output=multimask,
-                    return_logits=True,
-                )
-                got = predictor.predict(
-                    points=prompt.get("point_coords"),
-                    labels=prompt.get("point_labels"),
-                    boxes=prompt.get("box"),
-                    mask_input=mask_input,
-                    multimask=multimask,
-                    return_logits=True,
+                expected, got = run_both(
+                    reference_predictor, predictor, prompt, multimask, mask_input
                 )
                 label = f"{name} multimask={multimask} mask_input={mask_input is not None}"
                 for ours_value, ref_value, what in (

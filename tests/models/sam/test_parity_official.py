@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from helpers.official import OFFICIAL_ARCHITECTURES, build_official_sam, official_predictor
+from helpers.parity import run_both
 from helpers.synthetic import blocky_rgb
 from samforge.inference import Predictor
 from samforge.models import build_model
@@ -65,26 +66,6 @@ PROMPTS = {
         box=[30.0, 40.0, 140.0, 150.0], point_coords=[[80.0, 90.0], [35, 45]], point_labels=[1, 0]
     ),
 }
-
-
-def run_both(official_predictor_, predictor, prompt: dict, multimask: bool, mask=None):
-    reference = official_predictor_.predict(
-        point_coords=None if "point_coords" not in prompt else np.array(prompt["point_coords"]),
-        point_labels=None if "point_labels" not in prompt else np.array(prompt["point_labels"]),
-        box=None if "box" not in prompt else np.array(prompt["box"]),
-        mask_input=mask,
-        multimask_output=multimask,
-        return_logits=True,
-    )
-    ours = predictor.predict(
-        points=prompt.get("point_coords"),
-        labels=prompt.get("point_labels"),
-        boxes=prompt.get("box"),
-        mask_input=mask,
-        multimask=multimask,
-        return_logits=True,
-    )
-    return reference, ours
 
 
 def check_model_parity(config, arch, image: np.ndarray) -> None:

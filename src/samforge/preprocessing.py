@@ -153,6 +153,16 @@ class ModelInputTransform:
             return torch.logit(probabilities, eps=PROBABILITY_EPS)
         return self._resized_masks(low_res, original_size)
 
+    def original_logits(
+        self, low_res: torch.Tensor, original_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """(B, M, h, w) low-resolution logits -> (B, M, H, W) logits, resized as
+        :meth:`masks` resizes ``"sam"`` logits (upsample to S², crop the padding, resize)
+        for every convention, ``"medsam"`` straight to the original: the logits themselves,
+        differentiable, where training takes its loss (micro-sam's ``SamTrainer`` scores
+        ``postprocess_masks``; MedSAM's training resizes logits too)."""
+        return self._resized_masks(low_res, original_size)
+
     def _resized_masks(self, low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
         """(B, M, h, w) -> (B, M, H, W) by the resizes of the convention's reference code.
 

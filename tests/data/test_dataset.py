@@ -152,3 +152,25 @@ def test_training_images_are_what_the_official_predictor_feeds_its_encoder(shape
     with torch.no_grad():
         expected = official.preprocess(torch.from_numpy(resized).permute(2, 0, 1)[None].float())
     torch.testing.assert_close(data[0]["image"], expected[0], atol=1e-6, rtol=0)
+
+
+def test_items_carry_the_same_objects_at_the_original_size(cases):
+    """``original_masks`` (what training scores) are the objects of ``masks``, unresized:
+    resized into the frame they give ``masks`` back, object for object. The vanishing
+    case: a one-pixel-wide line of a 60×200 image disappears at 16², and is dropped from
+    both."""
+    data = ObjectSegmentationDataset(cases, n_obj=5, image_size=64, min_size=20)
+    for item in (data[0], data[1]):
+        originals = item["original_masks"]
+        assert originals.dtype == torch.bool and originals.shape == (len(item["masks"]), 60, 90)
+        assert torch.equal(data.transform.label_masks(originals[None].float())[0], item["masks"])
+        assert all(int(o.sum()) == 64 for o in originals)  # each an 8×8 square
+    label = np.zeros((60, 200), np.uint8)
+    label[20:40, 20:60] = 1
+    label[5:55, 150] = 2  # a vertical line one pixel wide
+    case = Case(np.zeros((60, 200), np.uint8), label, (1.0, 1.0), None, "us", "thin")
+    item = ObjectSegmentationDataset([case], n_obj=2, image_size=16, min_size=20)[0]
+    assert item["class_ids"].tolist() == [1] and len(item["original_masks"]) == 1
+    assert int(item["original_masks"][0].sum()) == 20 * 40
+    batch = collate_objects([item, item])
+    assert isinstance(batch["original_masks"], list) and len(batch["original_masks"]) == 2

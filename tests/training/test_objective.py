@@ -116,8 +116,10 @@ def test_mask_feedback_follows_p_mask(p_mask, expected):
     assert all(call["mask"] is expected for call in model.decode_calls[1:])
 
 
-def test_loss_is_dice_plus_iou_mse_averaged_over_rounds():
-    """Recompute the loss from the model's own outputs with the closed-form definitions."""
+@pytest.mark.parametrize("dice", ["squared", "linear"])
+def test_loss_is_dice_plus_iou_mse_averaged_over_rounds(dice):
+    """Recompute the loss from the model's own outputs with the closed-form definitions
+    (squared: torch_em's Σp² + Σt² denominator, the default; linear: Σp + Σt)."""
     torch.manual_seed(3)
     sam = build_model(VIT_TEST)
     images, masks = squares(batch=1, n_obj=2)
@@ -126,7 +128,7 @@ def test_loss_is_dice_plus_iou_mse_averaged_over_rounds():
         sam,
         images,
         masks,
-        PromptingSettings(n_steps=1, p_box=0.0, p_mask=0.0),
+        PromptingSettings(n_steps=1, p_box=0.0, p_mask=0.0, dice=dice),
         torch.Generator().manual_seed(5),
     )
     # Redo the single point-start round with the same draw of the generator.
@@ -140,7 +142,8 @@ def test_loss_is_dice_plus_iou_mse_averaged_over_rounds():
     logits = torch.nn.functional.interpolate(low_res, (SIZE, SIZE), mode="bilinear")
     probs = torch.sigmoid(logits)
     t = targets[:, None].float()
-    dice = 1 - 2 * (probs * t).sum((2, 3)) / (probs.sum((2, 3)) + t.sum((2, 3)))
+    spread = (probs**2 if dice == "squared" else probs).sum((2, 3))
+    dice = 1 - 2 * (probs * t).sum((2, 3)) / (spread + t.sum((2, 3)))
     hard = logits > 0
     iou = (hard & t.bool()).sum((2, 3)) / (hard | t.bool()).sum((2, 3)).clamp(min=1)
     expected_mask = dice.min(dim=1).values.mean()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 import typer
 from rich.console import Console
 
@@ -30,6 +31,13 @@ def train(
     check: bool = typer.Option(
         False, "--check", help="Validate the config and print it resolved; train nothing."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Torch threads of the training process and of each data loader worker "
+        "[default: torch's choice; one per loader worker].",
+    ),
 ) -> None:
     """Fine-tune a SAM-family model (MedicoSAM, MedSAM, RobustMedSAM or SAM-UNet recipe).
 
@@ -42,7 +50,9 @@ def train(
         return
     from ..training import train as run  # Lightning loads only when training
 
-    result = run(resolved, resume=resume)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    result = run(resolved, resume=resume, threads=threads)
     if result.export_path is not None:
         console.print(
             f"[green]done[/]: {result.global_step} steps; model {result.export_path}; "

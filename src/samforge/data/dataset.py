@@ -75,7 +75,8 @@ class ObjectSegmentationDataset(Dataset):
 
     Items are dicts:
         ``image`` (3, S, S) float32 model input (normalised as the Predictor does);
-        ``masks`` (n, S, S) float32 in {0, 1};
+        ``masks`` (n, S, S) float32 in {0, 1}; ``original_masks`` (n, H, W) bool, the same
+        objects at the original size (training scores predictions there);
         ``class_ids`` (n,) int64; ``input_size`` (2,) int64 (h, w) of the content;
         ``original_size`` (2,) int64 (H, W); ``name`` str (case, and slice for volumes);
         with ``degradations``: ``degraded_image`` (3, S, S) and ``degradation`` str.
@@ -143,13 +144,14 @@ class ObjectSegmentationDataset(Dataset):
         normalised = self._normalised(image, mapping)
         image_t = self.transform.image(normalised)
         masks_t = self.transform.label_masks(torch.from_numpy(masks)[None])
-        masks_t, class_ids = _visible(masks_t, class_ids)
+        masks_t, class_ids, kept = _visible(masks_t, class_ids)
         size = self.transform.resized_shape(label.shape)
         if slice_index is not None:
             name = f"{case.name}_{'zyx'[self.slice_axis]}{slice_index:03d}"
         item = {
             "image": image_t[0].contiguous(),
             "masks": masks_t[0].float(),
+            "original_masks": torch.from_numpy(masks[kept.numpy()]).bool(),
             "class_ids": torch.tensor(class_ids, dtype=torch.int64),
             "input_size": torch.tensor(size, dtype=torch.int64),
             "original_size": torch.tensor(label.shape, dtype=torch.int64),
@@ -271,24 +273,29 @@ class ObjectSegmentationDataset(Dataset):
         return case, mapping
 
 
-def _visible(masks: torch.Tensor, class_ids: list[int]) -> tuple[torch.Tensor, list[int]]:
+def _visible(
+    masks: torch.Tensor, class_ids: list[int]
+) -> tuple[torch.Tensor, list[int], torch.Tensor]:
     """Drop objects that vanish when resized into the model frame (a thin or small object
-    of a large image): an empty target gives an empty prompt. (1, n, S, S) masks."""
-    present = masks[0].flatten(1).any(dim=1)
+    of a large image): an empty target gives an empty prompt. (1, n, S, S) masks; also
+    returns the (n,) bool of the objects kept."""
+    present = masks[0].flatten(1).any(dim=1).bool()
     if present.all() or not present.any():
-        return masks, class_ids
-    return masks[:, present], [
-        c for c, keep in zip(class_ids, present.tolist(), strict=True) if keep
-    ]
+        return masks, class_ids, torch.ones(len(present), dtype=torch.bool)
+    kept = [c for c, keep in zip(class_ids, present.tolist(), strict=True) if keep]
+    return masks[:, present], kept, present
 
 
 def collate_objects(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Batch items, keeping the smallest object count of the batch for every image (as the
-    MedicoSAM reference does), so masks stack into (B, n, S, S)."""
+    MedicoSAM reference does), so masks stack into (B, n, S, S); ``original_masks`` stay a
+    list of (n, H, W), one per image."""
     count = min(len(s["masks"]) for s in samples)
     batch = {
         "image": torch.stack([s["image"] for s in samples]),
         "masks": torch.stack([s["masks"][:count] for s in samples]),
+        # one tensor per image: original sizes differ within a batch
+        "original_masks": [s["original_masks"][:count] for s in samples],
         "class_ids": torch.stack([s["class_ids"][:count] for s in samples]),
         "input_size": torch.stack([s["input_size"] for s in samples]),
         "original_size": torch.stack([s["original_size"] for s in samples]),

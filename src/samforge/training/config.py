@@ -180,6 +180,7 @@ class TrainerConfig(_Section):
     deterministic: bool = False
     progress: bool = True
     record_weight_digests: bool = False  # per-rank parameter digests after every step
+    activation_checkpointing: bool = False  # recompute encoder blocks in backward: less memory
 
     @model_validator(mode="after")
     def _some_steps(self) -> TrainerConfig:

@@ -9,12 +9,14 @@ uninterrupted one. The sampler shards the order across ranks itself (Lightning's
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, Sampler
 
 from ..data import ObjectSegmentationDataset, collate_objects
@@ -86,11 +88,20 @@ class SegmentationDataModule(L.LightningDataModule):
         config: the ``data`` section of the training config.
         transform: the model's input transform (``model.config.input_transform()``).
         seed: seed of data order and object sampling.
+        threads: torch threads of each loader worker (``samforge train --threads``); None
+            keeps torch's one thread per worker.
     """
 
-    def __init__(self, config: DataConfig, transform: ModelInputTransform, seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: DataConfig,
+        transform: ModelInputTransform,
+        seed: int = 0,
+        threads: int | None = None,
+    ) -> None:
         super().__init__()
         self.config, self.transform, self.seed = config, transform, seed
+        self.threads = threads
         self.train_set: ObjectSegmentationDataset | None = None
         self.val_set: ObjectSegmentationDataset | None = None
         self._sampler: ResumableSampler | None = None
@@ -160,6 +171,9 @@ class SegmentationDataModule(L.LightningDataModule):
             collate_fn=collate_objects,
             num_workers=self.config.num_workers,
             persistent_workers=False,
+            worker_init_fn=None
+            if self.threads is None
+            else functools.partial(_init_worker, threads=self.threads),
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -182,3 +196,11 @@ class SegmentationDataModule(L.LightningDataModule):
                 "epoch": int(state["epoch"]),
                 "batches_done": int(state["batches_done"]),
             }
+
+
+def _init_worker(worker_id: int, threads: int) -> None:
+    """A loader worker's start: torch's DataLoader sets one thread per worker; use the
+    run's count instead. Lightning's own worker seeding (which an explicit
+    ``worker_init_fn`` replaces) runs too."""
+    torch.set_num_threads(threads)
+    pl_worker_init_function(worker_id)

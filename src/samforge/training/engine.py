@@ -44,8 +44,9 @@ class TrainResult:
     freeze: FreezeReport
 
 
-def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, threads: int | None = None) -> TrainResult:
     """Train as configured; with ``resume`` continue from the run's last checkpoint.
+    ``threads``: torch threads of the data loader workers (the caller sets its own).
 
     Raises:
         ConfigError: a run of that name exists and ``resume`` is off, ``resume`` without a
@@ -63,7 +64,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     objective = build_objective(config.objective)
     objective.check_model(model)
     module = SamTrainingModule(model, objective, config.optimizer, config.trainer.seed)
-    data = SegmentationDataModule(config.data, model.config.input_transform(), config.trainer.seed)
+    transform = model.config.input_transform()
+    data = SegmentationDataModule(config.data, transform, config.trainer.seed, threads)
     trainer = build_trainer(config, run_dir, resume_step=step_of(checkpoint))
     if trainer.is_global_zero:
         print(f"samforge train: {config.name} — {report}", flush=True)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..models import PromptableModel, SamModel, SamUNet, build_model, get_config, load_model
 from ..models.peft import apply_lora, apply_svd
+from ..models.sam.image_encoder import ImageEncoderViT
 from .config import TrainConfig
 from .freeze import FreezeReport, apply_freeze_policy, keep_frozen_norms_in_eval
 from .imagenet import resnet_weights_hint
@@ -49,9 +50,30 @@ def prepare_model(config: TrainConfig) -> tuple[PromptableModel, FreezeReport]:
         trainable=freeze.trainable,
         frozen=freeze.frozen,
     )
+    if config.trainer.activation_checkpointing:
+        checkpoint_encoder_blocks(model)
     model.train()
     keep_frozen_norms_in_eval(model)  # Lightning keeps the modes it is given
     return model, report
+
+
+def checkpoint_encoder_blocks(model: PromptableModel) -> None:
+    """Recompute the ViT image encoder's blocks in the backward pass instead of keeping
+    their activations: the same loss and gradients in less memory, for a second encoder
+    forward pass per step.
+
+    Not for SAM-UNet, which runs the ViT's blocks itself between its ResNet stages, nor
+    MobileSAM's TinyViT: its batch norms would update their running statistics again in
+    the recomputation, so the trained model would differ from one trained without.
+    """
+    encoder = model.image_encoder
+    if isinstance(model, SamUNet) or not isinstance(encoder, ImageEncoderViT):
+        raise ConfigError(
+            "trainer.activation_checkpointing covers SAM's ViT image encoder (SAM, SAM-Med2D, "
+            f"RobustSAM), not the encoder of a {type(model).__name__} "
+            f"({type(encoder).__name__}); set it to false."
+        )
+    encoder.activation_checkpointing = True
 
 
 def _random_model(config: TrainConfig) -> SamModel:

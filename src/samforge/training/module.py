@@ -53,15 +53,18 @@ class SamTrainingModule(L.LightningModule):
         return self
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        generator = self._generator(self._batch_number(batch_idx), self.global_rank)
-        logs = self.objective.losses(self.model, batch, generator)
+        number = self._batch_number(batch_idx)
+        generator = self._generator(number, self.global_rank)
+        # "step" counts from 0 (first_prompt "alternate" starts from a point, as micro-sam)
+        logs = self.objective.losses(self.model, {**batch, "step": number - 1}, generator)
         self._log("train", logs, batch)
         return logs["loss"]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         # Fixed prompts per validation batch, so validation losses compare across epochs.
         generator = self._generator(-1 - batch_idx, 0)
-        self._log("val", self.objective.losses(self.model, batch, generator), batch)
+        logs = self.objective.losses(self.model, {**batch, "step": batch_idx}, generator)
+        self._log("val", logs, batch)
 
     def _batch_number(self, batch_idx: int) -> int:
         """1 + the number of training batches before this one in the run. Every epoch has

@@ -35,6 +35,7 @@ RESUMABLE_CHANGES = {
     "trainer.log_every_n_steps",
     "trainer.checkpoint_every_n_steps",
     "trainer.record_weight_digests",
+    "trainer.activation_checkpointing",  # the same results, in less memory
     "data.num_workers",
 }
 

@@ -17,11 +17,16 @@ from torch import nn
 
 from ..config import SamConfig
 from .adapter import Adapter
+from .checkpointing import run_block
 from .common import MLPBlock, encoder_neck
 
 
 class ImageEncoderViT(nn.Module):
     """(B, 3, S, S) normalised image -> (B, out_chans, S/16, S/16) embedding."""
+
+    # Training's switch: recompute each block in the backward pass instead of keeping its
+    # activations (samforge.models.sam.checkpointing).
+    activation_checkpointing: bool = False
 
     def __init__(
         self,
@@ -92,7 +97,7 @@ class ImageEncoderViT(nn.Module):
         x = self.patch_embed(x) + self.pos_embed
         intermediates = []
         for index, block in enumerate(self.blocks):
-            x = block(x)
+            x = run_block(block, x, self.activation_checkpointing)
             if index in indexes:
                 intermediates.append(x)
         return self.neck(x.permute(0, 3, 1, 2)), intermediates

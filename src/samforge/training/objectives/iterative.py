@@ -3,9 +3,11 @@
 One training step on a batch of B images with n objects each:
 
 1. Encode every image once.
-2. First prompt for all objects, chosen once per step: a box (probability ``p_box``) or one
-   random positive point. ``box_style`` "medicosam": the object's box grown outward by up
-   to ``box_jitter`` (2.5%) per side; "sammed2d": the box of the object's largest
+2. First prompt for all objects, chosen once per step: a box or one random positive point,
+   drawn with probability ``p_box`` of a box (``first_prompt`` "random") or alternating by
+   training step, a point on even steps (``"alternate"``, micro-sam's ``SamTrainer``).
+   ``box_style`` "medicosam": the object's box grown outward by up to ``box_jitter``
+   (2.5%) per side; "sammed2d": the box of the object's largest
    component shifted by up to ``box_shift`` px in x and y (SAM-Med2D's
    ``get_boxes_from_mask``, which SAM-UNet trains with). A single point is
    ambiguous, so it is decoded with three masks; the loss takes the best of them and
@@ -18,10 +20,13 @@ One training step on a batch of B images with n objects each:
    logits are fed back as mask prompt.
 4. Loss per prediction: Dice loss of the mask (minimum over the masks of a multimask
    output; optionally weighted and with a focal term, as SAM-UNet trains) + MSE between
-   predicted and true IoU of every mask; averaged over predictions. ``dice_reduction``
-   "object" averages one Dice per object (MedicoSAM); "batch" takes one Dice over all
-   objects and pixels of the batch (SAM-UNet's ``DiceLoss``). An optional semantic loss
-   (``e_sem``) is added once per step.
+   predicted and true IoU of every mask; averaged over predictions. ``dice`` "squared" is
+   torch_em's ``DiceLoss`` (Σp² + Σt² below, micro-sam's), "linear" Σp + Σt.
+   ``dice_reduction`` "object" averages one Dice per object (MedicoSAM); "batch" takes one
+   Dice over all objects and pixels of the batch (SAM-UNet's ``DiceLoss``, always linear
+   with smooth 1). ``loss_resolution`` "original" scores each image at its original size
+   with the padding left out, as micro-sam does (:mod:`samforge.training.scoring`);
+   "model" in the S² frame. An optional semantic loss (``e_sem``) is added once per step.
 
 The presets of the paper: MedSAM (``n_steps=0, p_box=1, p_mask=0``), SimpleFT
 (``0, 0.5, 0``), MedicoSAM (``8, 0.5, 0.5``). Randomness comes only from the generator
@@ -30,17 +35,18 @@ passed in, so a seed reproduces a step exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ...data import largest_component_boxes
 from ...models import PromptableModel
 from ...prompts import BOX_JITTER_FRACTION, Prompts, best_mask, box_from_masks, jitter_boxes
 from ...prompts import positive_points as sample_positive_points
-from ..losses import batch_dice_loss, dice_loss, focal_loss, mask_iou, upscale_logits
+from ..losses import batch_dice_from_terms, dice_from_terms, upscale_logits
+from ..scoring import MaskScores, ScoringFrame
 from .base import Objective, ObjectiveSettings, register_objective, repeat_per_object
 
 # (image embeddings as returned by ``embed_images``, union of the objects (B, S, S) bool)
@@ -63,6 +69,18 @@ class PromptingSettings(ObjectiveSettings):
     dice_weight: float = Field(1.0, ge=0.0)
     focal_weight: float = Field(0.0, ge=0.0)  # SAM-UNet adds a focal term (focal + 20·Dice)
     dice_reduction: Literal["object", "batch"] = "object"
+    dice: Literal["squared", "linear"] = "squared"  # torch_em's (micro-sam's) or Σp + Σt
+    loss_resolution: Literal["original", "model"] = "original"
+    first_prompt: Literal["random", "alternate"] = "random"
+
+    @model_validator(mode="after")
+    def _alternate_is_half_boxes(self) -> PromptingSettings:
+        if self.first_prompt == "alternate" and self.p_box != 0.5:
+            raise ValueError(
+                f"first_prompt 'alternate' starts half the steps from a box, so p_box "
+                f"{self.p_box} would be ignored; set p_box: 0.5, or first_prompt: random"
+            )
+        return self
 
     @property
     def predictions(self) -> int:
@@ -92,6 +110,7 @@ class IterativePrompting(Objective):
     def losses(
         self, model: PromptableModel, batch: dict[str, Any], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
+        original = self.settings.loss_resolution == "original"
         out = iterative_prompting_loss(
             model,
             batch["image"],
@@ -100,6 +119,8 @@ class IterativePrompting(Objective):
             generator,
             self.semantic_loss,
             input_sizes=batch["input_size"],
+            original_masks=batch["original_masks"] if original else None,
+            step=int(batch.get("step", 0)),
         )
         logs = {
             "loss": out.loss,
@@ -132,6 +153,8 @@ def iterative_prompting_loss(
     generator: torch.Generator,
     semantic_loss: SemanticLoss | None = None,
     input_sizes: torch.Tensor | None = None,
+    original_masks: Sequence[torch.Tensor] | None = None,
+    step: int = 0,
 ) -> ObjectiveOutput:
     """The loss of one step of Alg. 1.
 
@@ -144,6 +167,11 @@ def iterative_prompting_loss(
         semantic_loss: optional joint loss on the embeddings and the union of the objects.
         input_sizes: (B, 2) (h, w) of the image content inside the padded frame (the
             dataset's ``input_size``); correction points never land in the padding.
+        original_masks: per image, (n, H, W) object masks at its original size (the
+            dataset's ``original_masks``): the loss is taken there, the padding left out;
+            None takes it on ``masks``, in the model frame.
+        step: the training step (from 0), which picks the first prompt when
+            ``settings.first_prompt`` is "alternate".
     """
     batch, n_obj = masks.shape[:2]
     size = (images.shape[-2], images.shape[-1])
@@ -151,29 +179,32 @@ def iterative_prompting_loss(
     # Prompts are drawn on the CPU (the generator lives there); copy the targets once.
     targets_cpu = targets.cpu()
     valid = None if input_sizes is None else _content_area(input_sizes, size, n_obj)
+    transform = None if original_masks is None else model.config.input_transform()
+    frame = ScoringFrame(targets, original_masks, transform)
+    denominator = "linear" if settings.dice_reduction == "batch" else settings.dice
     embeddings = model.embed_images(images)
     per_object = repeat_per_object(embeddings, n_obj)
-    prompts = _first_prompts(targets_cpu, settings, generator)
+    prompts = _first_prompts(targets_cpu, settings, generator, step)
     multimask = prompts.boxes is None
     device = targets.device
 
     mask_losses, iou_losses, round_dice = [], [], []
     mask_inputs = None
-    for step in range(settings.predictions):
+    for round_index in range(settings.predictions):
         low_res, iou_pred = model.decode(
             per_object, *_on_device(prompts, device), mask_inputs, multimask
         )
-        logits = upscale_logits(low_res, size)
-        true_iou = mask_iou(logits, targets)
-        mask_losses.append(_mask_loss(logits, targets, settings))
+        scores = frame.score(low_res, denominator, settings.focal_weight > 0)
+        mask_losses.append(_mask_loss(scores, settings))
         if iou_pred is not None:
-            iou_losses.append(torch.mean((iou_pred - true_iou) ** 2))
-        best_logits, best_low_res = best_mask(iou_pred, logits, low_res)
-        best_logits = best_logits[:, 0]
-        round_dice.append(_hard_dice(best_logits > 0, targets))
-        if step == settings.predictions - 1:
+            iou_losses.append(torch.mean((iou_pred - scores.true_iou) ** 2))
+        best_low_res, best_dice = best_mask(iou_pred, low_res, scores.hard_dice)
+        round_dice.append(best_dice.mean())
+        if round_index == settings.predictions - 1:
             break
-        prompts = prompts.corrected((best_logits > 0).cpu(), targets_cpu, generator, valid)
+        with torch.no_grad():  # corrections are drawn in the model frame
+            predicted = upscale_logits(best_low_res, size)[:, 0] > 0
+        prompts = prompts.corrected(predicted.cpu(), targets_cpu, generator, valid)
         feed_mask = bool(torch.rand((), generator=generator) < settings.p_mask)
         mask_inputs = best_low_res.detach() if feed_mask else None
         multimask = False
@@ -190,10 +221,15 @@ def iterative_prompting_loss(
 
 
 def _first_prompts(
-    targets_cpu: torch.Tensor, settings: PromptingSettings, generator: torch.Generator
+    targets_cpu: torch.Tensor, settings: PromptingSettings, generator: torch.Generator, step: int
 ) -> Prompts:
-    """A jittered box (probability ``p_box``) or one random positive point per object."""
-    if bool(torch.rand((), generator=generator) < settings.p_box):
+    """A jittered box (probability ``p_box``, or on odd steps with ``first_prompt``
+    "alternate") or one random positive point per object."""
+    if settings.first_prompt == "alternate":
+        use_box = step % 2 == 1  # micro-sam: a point when its iteration count is even
+    else:
+        use_box = bool(torch.rand((), generator=generator) < settings.p_box)
+    if use_box:
         if settings.box_style == "sammed2d":
             return Prompts(
                 boxes=shifted_component_boxes(targets_cpu, settings.box_shift, generator)
@@ -238,26 +274,17 @@ def shifted_component_boxes(
     return boxes + shift.repeat(1, 2)
 
 
-def _mask_loss(
-    logits: torch.Tensor, targets: torch.Tensor, settings: PromptingSettings
-) -> torch.Tensor:
+def _mask_loss(scores: MaskScores, settings: PromptingSettings) -> torch.Tensor:
     """The mask loss of one prediction: weighted Dice (+ focal) loss of the best of its
     masks, per object and averaged, or one Dice over the batch (``dice_reduction``)."""
-    focal = focal_loss(logits, targets) if settings.focal_weight else None
+    focal = scores.focal if settings.focal_weight else None
     if settings.dice_reduction == "batch":
-        slots = settings.dice_weight * batch_dice_loss(logits, targets)  # (M,)
+        slots = settings.dice_weight * batch_dice_from_terms(scores.intersection, scores.total)
         if focal is not None:
             slots = slots + settings.focal_weight * focal.mean(dim=0)
         return slots.amin()
-    loss = settings.dice_weight * dice_loss(logits, targets)
+    dice = dice_from_terms(scores.intersection, scores.total, settings.dice)
+    loss = settings.dice_weight * dice
     if focal is not None:
         loss = loss + settings.focal_weight * focal
     return loss.amin(dim=1).mean()
-
-
-def _hard_dice(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean Dice of binary masks (N, S, S) over objects, detached."""
-    with torch.no_grad():
-        intersection = (predictions & targets).flatten(1).sum(-1).float()
-        total = (predictions.flatten(1).sum(-1) + targets.flatten(1).sum(-1)).float()
-        return torch.where(total > 0, 2 * intersection / total.clamp(min=1), 1.0).mean()

@@ -52,24 +52,23 @@ class ScoringFrame:
     ) -> None:
         if original_targets is not None and transform is None:
             raise ValueError("scoring at the original size needs the model's input transform")
-        self.targets = targets
+        self.targets = _Targets(targets)
         self.original = None
         if original_targets is not None:
-            self.original = [t.to(targets.device).bool() for t in original_targets]
+            self.original = [_Targets(t.to(targets.device)) for t in original_targets]
         self.transform = transform
 
     def score(self, low_res: torch.Tensor, denominator: str, focal: bool) -> MaskScores:
         """(N, M, s, s) low-resolution logits -> their :class:`MaskScores`."""
         if self.original is None or self.transform is None:
-            size = (self.targets.shape[-2], self.targets.shape[-1])
-            return _scores(upscale_logits(low_res, size), self.targets, denominator, focal)
+            logits = upscale_logits(low_res, self.targets.size)
+            return _scores(logits, self.targets, denominator, focal)
         parts, start = [], 0
         for targets in self.original:
-            objects = low_res[start : start + len(targets)].float()  # fp32 under autocast
-            size = (targets.shape[-2], targets.shape[-1])
-            logits = self.transform.original_logits(objects, size)
+            objects = low_res[start : start + targets.count].float()  # fp32 under autocast
+            logits = self.transform.original_logits(objects, targets.size)
             parts.append(_scores(logits, targets, denominator, focal))
-            start += len(targets)
+            start += targets.count
         if start != len(low_res):
             raise ValueError(f"{len(low_res)} predictions for {start} original targets")
         focal_parts = [part.focal for part in parts if part.focal is not None]
@@ -82,15 +81,25 @@ class ScoringFrame:
         )
 
 
-def _scores(
-    logits: torch.Tensor, targets: torch.Tensor, denominator: str, focal: bool
-) -> MaskScores:
-    """Scores of (N, M, H, W) logits against (N, H, W) bool targets."""
-    intersection, total = dice_terms(logits, targets, denominator)
-    focal_terms = focal_loss(logits, targets) if focal else None
+class _Targets:
+    """(N, H, W) targets as bool (the hard scores) and float32, made once per step: the
+    losses save the float targets for the backward pass, and every prediction's terms
+    then share one copy."""
+
+    def __init__(self, targets: torch.Tensor) -> None:
+        self.hard = targets.bool()
+        self.soft = self.hard.float()
+        self.count = len(targets)
+        self.size = (targets.shape[-2], targets.shape[-1])
+
+
+def _scores(logits: torch.Tensor, targets: _Targets, denominator: str, focal: bool) -> MaskScores:
+    """Scores of (N, M, H, W) logits against (N, H, W) targets."""
+    intersection, total = dice_terms(logits, targets.soft, denominator)
+    focal_terms = focal_loss(logits, targets.soft) if focal else None
     with torch.no_grad():
         predicted = logits.flatten(2) > 0
-        truth = targets.flatten(1)[:, None]
+        truth = targets.hard.flatten(1)[:, None]
         overlap = (predicted & truth).sum(-1).float()
         areas = (predicted.sum(-1) + truth.sum(-1)).float()
         union = areas - overlap

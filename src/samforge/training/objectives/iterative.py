@@ -35,11 +35,13 @@ passed in, so a seed reproduces a step exactly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
 from pydantic import Field, model_validator
+from torch.utils.checkpoint import checkpoint
 
 from ...data import largest_component_boxes
 from ...models import PromptableModel
@@ -188,12 +190,11 @@ def iterative_prompting_loss(
     multimask = prompts.boxes is None
     device = targets.device
 
+    decode = _decoder(model)
     mask_losses, iou_losses, round_dice = [], [], []
     mask_inputs = None
     for round_index in range(settings.predictions):
-        low_res, iou_pred = model.decode(
-            per_object, *_on_device(prompts, device), mask_inputs, multimask
-        )
+        low_res, iou_pred = decode(per_object, *_on_device(prompts, device), mask_inputs, multimask)
         scores = frame.score(low_res, denominator, settings.focal_weight > 0)
         mask_losses.append(_mask_loss(scores, settings))
         if iou_pred is not None:
@@ -240,6 +241,16 @@ def _first_prompts(
         return Prompts(boxes=boxes)
     points, labels = sample_positive_points(targets_cpu, 1, generator)
     return Prompts(points, labels)
+
+
+def _decoder(model: PromptableModel) -> Callable[..., Any]:
+    """``model.decode``; recomputed in the backward pass when the model's encoder is
+    (``trainer.activation_checkpointing``): the activations of every round would otherwise
+    be kept until the backward pass (about 0.1 GiB per round and object at 1024²)."""
+    encoder = getattr(model, "image_encoder", None)
+    if not getattr(encoder, "activation_checkpointing", False):
+        return model.decode
+    return functools.partial(checkpoint, model.decode, use_reentrant=False)
 
 
 def _on_device(

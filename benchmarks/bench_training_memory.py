@@ -264,8 +264,10 @@ def main() -> None:
             raise SystemExit(f"{name} failed (exit {done.returncode})")
         row = json.loads(lines[-1][len("RESULT ") :])
         seconds = ", ".join(f"{x:.2f}" for x in row["step_s"])
+        saved = ", ".join(f"{k} {v:.0f}" for k, v in row["saved_mib"].items())
         print(
-            f"  {name}: steps {seconds} s; load {row['load_1min'][0]:.1f} -> "
+            f"  {name}: steps {seconds} s; peak RSS {row['peak_rss_mib']:.0f} MiB; saved "
+            f"for backward MiB: {saved}; load {row['load_1min'][0]:.1f} -> "
             f"{row['load_1min'][1]:.1f}; losses {', '.join(f'{x:.4f}' for x in row['losses'])}",
             flush=True,
         )

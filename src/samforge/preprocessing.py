@@ -228,10 +228,13 @@ def resize_matrix(low: int, frame: int | None, content: int, original: int) -> t
     Built by resizing an identity with ``F.interpolate`` itself, so the weights (source
     positions, border clamping) are torch's own, not a re-derivation of them.
     """
-    matrix = _linear_resize_matrix(low, original if frame is None else frame)
-    if frame is not None:
-        matrix = _linear_resize_matrix(content, original) @ matrix[:content]
-    return matrix.float()
+    # Cached for inference and training alike: a matrix first made under inference_mode
+    # would be an inference tensor, which autograd refuses to save for the backward pass.
+    with torch.inference_mode(False):
+        matrix = _linear_resize_matrix(low, original if frame is None else frame)
+        if frame is not None:
+            matrix = _linear_resize_matrix(content, original) @ matrix[:content]
+        return matrix.float()
 
 
 def _linear_resize_matrix(size_in: int, size_out: int) -> torch.Tensor:

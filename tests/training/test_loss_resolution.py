@@ -220,3 +220,15 @@ def test_first_prompt_alternates_point_then_box_by_step():
 def test_alternate_refuses_a_p_box_it_would_ignore():
     with pytest.raises(ConfigError, match=r"p_box: 0\.5"):
         PromptingSettings(p_box=1.0, first_prompt="alternate")
+
+
+def test_training_after_inference_on_the_same_sizes():
+    """The resize matrices are cached; made first under inference_mode (the Predictor, the
+    demo's evaluation before its fine-tune), they must still serve a backward pass."""
+    transform = VIT_TEST.input_transform()
+    low_res = torch.randn(1, 1, LOW, LOW)
+    with torch.inference_mode():
+        transform.masks(low_res, (77, 131))
+    trainable = low_res.clone().requires_grad_(True)
+    transform.original_logits(trainable, (77, 131)).sum().backward()
+    assert trainable.grad is not None and torch.isfinite(trainable.grad).all()

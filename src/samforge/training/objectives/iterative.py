@@ -246,7 +246,8 @@ def _first_prompts(
 def _decoder(model: PromptableModel) -> Callable[..., Any]:
     """``model.decode``; recomputed in the backward pass when the model's encoder is
     (``trainer.activation_checkpointing``): the activations of every round would otherwise
-    be kept until the backward pass (about 0.1 GiB per round and object at 1024²)."""
+    be kept until the backward pass (0.66 GiB for 8 rounds of one object at 1024²,
+    benchmarks/bench_training_memory.py)."""
     encoder = getattr(model, "image_encoder", None)
     if not getattr(encoder, "activation_checkpointing", False):
         return model.decode

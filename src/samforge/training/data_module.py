@@ -159,6 +159,9 @@ class SegmentationDataModule(L.LightningDataModule):
         )
         return self._loader(self.val_set, sampler)
 
+    def _threaded_workers(self) -> bool:
+        return self.config.num_workers > 0 and self.threads is not None and self.threads > 1
+
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
@@ -174,6 +177,10 @@ class SegmentationDataModule(L.LightningDataModule):
             worker_init_fn=None
             if self.threads is None
             else functools.partial(_init_worker, threads=self.threads),
+            # A worker forked from a process whose OpenMP pool has run hangs when it starts
+            # a pool of its own (GNU libgomp is not fork-safe); one from a fresh forkserver
+            # process does not. torch's default of one thread per worker never starts one.
+            multiprocessing_context="forkserver" if self._threaded_workers() else None,
         )
 
     def state_dict(self) -> dict[str, Any]:

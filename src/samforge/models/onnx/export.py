@@ -173,7 +173,7 @@ def export_onnx(
 
     require_onnx()
     sam = check_exportable(model)
-    device = sam.device
+    device, training = sam.device, sam.training
     report = progress or (lambda line: None)
     folder = Path(folder)
     errors: dict[str, float] = {}
@@ -235,7 +235,7 @@ def export_onnx(
         export = OnnxExport(folder, config, secrets.token_hex(16), single_mask, errors)
         write_text_atomically(folder / MANIFEST, json.dumps(_manifest(export), indent=2))
     finally:
-        sam.to(device)
+        sam.to(device).train(training)
     return export
 
 

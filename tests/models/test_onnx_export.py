@@ -176,13 +176,16 @@ def test_batched_decoder_matches_one_object_at_a_time(tmp_path, official_and_our
         SAMMED2D_TEST,
         VIT_TEST.with_changes(preprocessing="medsam"),
         get_config("vit_t").with_changes(image_size=256),
+        # 32×32 tokens: eager CPU inference slices the MLP and the attention bias here.
+        VIT_TEST.with_changes(image_size=512),
     ],
-    ids=["sammed2d-adapters", "medsam-convention", "mobilesam-tinyvit"],
+    ids=["sammed2d-adapters", "medsam-convention", "mobilesam-tinyvit", "vit-512-sliced"],
 )
 def test_other_families_export_checked(tmp_path, config, one_thread):
     """SAM-Med2D (adapters in the encoder, its own mask resizes), MedSAM's convention
-    (resized probabilities) and MobileSAM's TinyViT pass the export-time checks against
-    PyTorch (every output, two original sizes)."""
+    (resized probabilities), MobileSAM's TinyViT and a ViT large enough for samforge's
+    sliced eager paths pass the export-time checks against PyTorch (every output, two
+    original sizes)."""
     torch.manual_seed(0)
     export = export_onnx(build_model(config), tmp_path)
     assert max(export.errors.values()) <= RELATIVE_TOLERANCE

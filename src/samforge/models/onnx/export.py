@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 import warnings
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 
@@ -187,14 +189,15 @@ def export_onnx(
             }
             image = torch.randn(1, 3, config.image_size, config.image_size)
             report("tracing the image encoder")
-            _export(
-                sam.image_encoder,
-                (image,),
-                paths["image_encoder"],
-                ["image"],
-                ["image_embeddings"],
-                {},
-            )
+            with whole_tensor_paths():
+                _export(
+                    sam.image_encoder,
+                    (image,),
+                    paths["image_encoder"],
+                    ["image"],
+                    ["image_embeddings"],
+                    {},
+                )
             report("checking the image encoder with ONNX Runtime")
             embedding, errors["image_encoder"] = check_image_encoder(
                 sam, inference_session(paths["image_encoder"]), image
@@ -247,6 +250,26 @@ BATCHED_AXES = {
     "iou_predictions": {0: "num_prompts"},
     "low_res_masks": {0: "num_prompts"},
 }
+
+
+@contextmanager
+def whole_tensor_paths() -> Iterator[None]:
+    """Make samforge's ViT compute its MLP and attention bias on whole tensors while a
+    graph is traced.
+
+    In eager CPU inference it runs them a cache-sized slice at a time and writes the slices
+    with ``out=`` (:mod:`samforge.models.sam.image_encoder`); ONNX has no ``out=``, and the
+    graph's runtime plans memory itself. The whole-tensor path is the official code's.
+    """
+    from ..sam import image_encoder
+
+    with mock.patch.multiple(
+        image_encoder,
+        MLP_TOKENS_PER_SLICE=sys.maxsize,
+        CPU_MASK_ELEMENTS_PER_THREAD=sys.maxsize,
+        ACCELERATOR_MASK_ELEMENTS=sys.maxsize,
+    ):
+        yield
 
 
 def _export(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -235,6 +234,8 @@ def export_onnx(
                     f"(relative errors {failed}); nothing was written. Report this with the "
                     "model's config."
                 )
+            # An earlier export's manifest must not vouch for the graphs moved in next.
+            (folder / MANIFEST).unlink(missing_ok=True)
         export = OnnxExport(folder, config, secrets.token_hex(16), single_mask, errors)
         write_text_atomically(folder / MANIFEST, json.dumps(_manifest(export), indent=2))
     finally:
@@ -263,11 +264,14 @@ def whole_tensor_paths() -> Iterator[None]:
     """
     from ..sam import image_encoder
 
+    # Beyond any tensor, and within int64 even when multiplied by the thread count (the
+    # tracer records these products).
+    unlimited = 2**40
     with mock.patch.multiple(
         image_encoder,
-        MLP_TOKENS_PER_SLICE=sys.maxsize,
-        CPU_MASK_ELEMENTS_PER_THREAD=sys.maxsize,
-        ACCELERATOR_MASK_ELEMENTS=sys.maxsize,
+        MLP_TOKENS_PER_SLICE=unlimited,
+        CPU_MASK_ELEMENTS_PER_THREAD=unlimited,
+        ACCELERATOR_MASK_ELEMENTS=unlimited,
     ):
         yield
 

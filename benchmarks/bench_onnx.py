@@ -11,6 +11,10 @@ torch.
     python benchmarks/bench_onnx.py                               # samforge_nano
     python benchmarks/bench_onnx.py --model vit_b                 # ViT-B by config, random
     python benchmarks/bench_onnx.py --model mobilesam_vit_t --random
+    python benchmarks/bench_onnx.py --model vit_b --onnx vit_b_onnx/
+
+``--onnx FOLDER`` keeps the graphs there and reuses them in the next run of the same
+model (ViT-B's export takes minutes; random weights are seeded, so they are the same).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -26,7 +31,15 @@ import torch
 
 from samforge.inference import Predictor
 from samforge.inference.engines.onnx_runtime import OnnxRuntimeEngine
-from samforge.models import ARCHITECTURES, build_model, export_onnx, get_model_spec, load_model
+from samforge.models import (
+    ARCHITECTURES,
+    OnnxExport,
+    build_model,
+    export_onnx,
+    get_model_spec,
+    load_model,
+)
+from samforge.models.onnx.export import MANIFEST
 from samforge.testing.timing import alternating_medians, machine_description
 
 
@@ -49,6 +62,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--objects", type=int, default=16)
+    parser.add_argument("--onnx", help="keep the graphs in this folder; reuse them if there")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -65,7 +79,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench_onnx_") as folder:
         started = time.perf_counter()
-        export = export_onnx(model, folder)
+        reuse = args.onnx and (Path(args.onnx) / MANIFEST).is_file()
+        export = OnnxExport.read(args.onnx) if reuse else export_onnx(model, args.onnx or folder)
         export_seconds = time.perf_counter() - started
         predictors = {
             "torch": Predictor(model, cache_size=0),
@@ -87,8 +102,9 @@ def main() -> None:
     errors = ", ".join(f"{graph} {error:.1e}" for graph, error in export.errors.items())
     print(
         f"# model {args.model} ({weights} weights), input {model.config.image_size}², fp32; "
-        f"onnxruntime {onnxruntime.__version__} with {args.threads} threads; export + checks "
-        f"{export_seconds:.1f} s (relative errors {errors})"
+        f"onnxruntime {onnxruntime.__version__} with {args.threads} threads; "
+        f"{'read' if reuse else 'export + checks'} {export_seconds:.1f} s "
+        f"(relative errors {errors})"
     )
     print(
         f"# load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f}; "

@@ -64,3 +64,12 @@ class LimitError(SamforgeError):
 class AccessError(SamforgeError):
     """A request is not allowed: a missing or wrong token, a foreign origin or host, or a
     path outside the served folder."""
+
+
+class MissingDependencyError(SamforgeError):
+    """An optional dependency a feature needs is not installed; the message names the extra
+    that installs it."""
+
+
+class ExportCheckError(SamforgeError):
+    """An exported graph computes something other than the model it was exported from."""

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..models import export_model, load_model
+from ..models import export_model, export_onnx, load_model
 from ..models.checkpoints import hub, registry
 
 app = typer.Typer(
@@ -76,12 +76,34 @@ def _cache_state(spec: registry.ModelSpec) -> str:
 @app.command("export")
 def export(
     source: str = typer.Argument(..., help="Registry name or checkpoint (e.g. a training .ckpt)."),
-    out: Path = typer.Argument(..., help="File to write: .pth (official layout) or .safetensors."),
+    out: Path | None = typer.Argument(
+        None, help="File to write: .pth (official layout) or .safetensors."
+    ),
+    onnx: Path | None = typer.Option(
+        None, "--onnx", help="Instead, write ONNX graphs (encoder, decoders) into this folder."
+    ),
+    single_mask: bool = typer.Option(
+        False, "--single-mask", help="With --onnx: decoder.onnx returns one mask (SAM's rule)."
+    ),
 ) -> None:
     """Write a model in its family's public format (SAM's official one for SAM models): e.g.
-    the weights of a training checkpoint, for SAM annotation tools or the registry."""
+    the weights of a training checkpoint, for SAM annotation tools or the registry; or, with
+    --onnx, as ONNX graphs in SAM's decoder signature, each checked with ONNX Runtime."""
+    if (out is None) == (onnx is None):
+        raise typer.BadParameter("give either OUT (a file) or --onnx FOLDER, not both or none.")
     model = load_model(source)
+    console = Console()
+    if onnx is not None:
+        with console.status("exporting") as status:
+            written = export_onnx(model, onnx, single_mask=single_mask, progress=status.update)
+        for graph, error in written.errors.items():
+            path = written.path(graph)
+            size = path.stat().st_size / 2**20
+            line = f"{path}: {size:.1f} MiB, ONNX Runtime vs PyTorch relative error {error:.1e}"
+            console.print(line, highlight=False, soft_wrap=True)
+        return
+    assert out is not None  # one of the two, checked above
     path = export_model(model, out, provenance={"exported_from": str(source)})
     digest = hub.file_digest(path, "sha256")
     size = path.stat().st_size / 2**20
-    Console().print(f"{path}: {size:.1f} MiB, sha256:{digest}", highlight=False, soft_wrap=True)
+    console.print(f"{path}: {size:.1f} MiB, sha256:{digest}", highlight=False, soft_wrap=True)

@@ -59,6 +59,9 @@ def segment(
         min=0.0,
         help="With --propagate: fraction (< 1) or pixels (≥ 1) added to each box side.",
     ),
+    engine: str = typer.Option(
+        "torch", help="torch, or onnxruntime (the model's ONNX graphs, exported on first use)."
+    ),
 ) -> None:
     """Segment objects from prompts and write a mask with the input's geometry.
 
@@ -77,7 +80,7 @@ def segment(
     case = read_case(image)
     if propagate_:
         settings = PropagationSettings(mode, iou_threshold, box_extension)
-        _propagate(case, image, groups, settings, output, model, intensity_settings)
+        _propagate(case, image, groups, settings, output, model, intensity_settings, engine)
         return
     if len(groups) > 1:
         raise PromptError("--slice is given more than once: only --propagate takes several.")
@@ -85,7 +88,7 @@ def segment(
 
     plane = _plane(case, slice_index, image)
     started = time.perf_counter()
-    predictor = Predictor(load_model(model), intensity=intensity, window=window)
+    predictor = Predictor(load_model(model), intensity=intensity, window=window, engine=engine)
     # A volume's slice gets the whole volume's one mapping, as in training and evaluation.
     predictor.set_image(plane, mapping=intensity_settings.case_mapping(case))
     label_map, scores = segment_objects(predictor, prompts, multimask)
@@ -107,6 +110,7 @@ def _propagate(
     output: Path,
     model: str,
     intensity: IntensitySettings,
+    engine: str,
 ) -> None:
     """Segment one object through the volume from prompts on one or more slices."""
     if not case.is_volume:
@@ -116,7 +120,9 @@ def _propagate(
         raise PromptError(f"slices {indices} repeat: give all prompts of a slice together.")
     prompts = dict(_slice_prompt(case, index, args, path) for index, args in groups)
     started = time.perf_counter()
-    predictor = Predictor(load_model(model), intensity=intensity.mode, window=intensity.window)
+    predictor = Predictor(
+        load_model(model), intensity=intensity.mode, window=intensity.window, engine=engine
+    )
     mapping = intensity.case_mapping(case)
     result = propagate(predictor, case.image, prompts, settings, mapping=mapping)
     elapsed = time.perf_counter() - started

@@ -23,6 +23,7 @@ from ..preprocessing import IMAGE_PATH_VERSION
 from ..prompts import Prompts
 from .disk_cache import DiskEmbeddingCache
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
+from .engines import Engine, create_engine
 from .prediction import ImageEmbedding, Prediction
 
 # Decoding memory grows with the objects decoded together: the decoder's activations with
@@ -54,6 +55,9 @@ class Predictor:
     (AVX-512/AMX), fp32 elsewhere (on AVX2, bf16 is emulated and slower). Embeddings are
     always returned and cached as float32; bf16 ones are cached under their own keys, so an
     fp32 predictor never receives them. Prompt decoding always runs in fp32.
+
+    ``engine``: ``"torch"`` (the model) or ``"onnxruntime"`` (its ONNX graphs, fp32;
+    :meth:`from_onnx`), see :mod:`samforge.inference.engines`.
     """
 
     def __init__(
@@ -66,17 +70,29 @@ class Predictor:
         disk_cache: DiskEmbeddingCache | None = None,
         precision: str = "fp32",
         decode_batch: int = DECODE_BATCH,
+        engine: str | Engine = "torch",
     ) -> None:
         if decode_batch < 1:
             raise ConfigError(f"decode_batch must be at least 1; got {decode_batch}.")
         self.model = model.eval()
         self.decode_batch = decode_batch
-        self.precision = resolve_precision(precision, model.device)
+        self.engine = create_engine(engine, self.model)
+        self.precision = self.engine.precision(
+            precision, resolve_precision(precision, model.device)
+        )
         self.transform = model.config.input_transform()
         self.intensity_settings = IntensitySettings(intensity, window)
         self.cache = EmbeddingCache(cache_size)
         self.disk_cache = disk_cache
         self._current: ImageEmbedding | None = None
+
+    @classmethod
+    def from_onnx(cls, folder, **options) -> Predictor:
+        """A predictor running the graphs ``samforge models export --onnx`` wrote."""
+        from .engines.onnx_runtime import OnnxRuntimeEngine
+
+        engine = OnnxRuntimeEngine.from_folder(folder)
+        return cls(engine.stand_in_model(), engine=engine, **options)
 
     @property
     def intensity(self) -> str:
@@ -199,7 +215,7 @@ class Predictor:
 
     def _keys(self, image: np.ndarray, settings) -> tuple[tuple, str | None]:
         """(memory cache key, disk cache key or None) of an image and its settings."""
-        extra = () if self.precision == "fp32" else (self.precision,)
+        extra = (() if self.precision == "fp32" else (self.precision,)) + self.engine.cache_tag
         content = content_key(
             image, settings, self.model.config.preprocessing, IMAGE_PATH_VERSION, *extra
         )
@@ -239,7 +255,7 @@ class Predictor:
         # The reference resizes run on the CPU (Pillow, scikit-image); the model on its device.
         model_input = self.transform.image(tensor.permute(0, 3, 1, 2)).to(self.device)
         with self._autocast():
-            embeddings = self.model.embed_images(model_input)
+            embeddings = self.engine.embed_images(model_input)
         return tree_map(lambda tensor: tensor.float(), embeddings)
 
     def _autocast(self):
@@ -322,7 +338,7 @@ class Predictor:
         if prompts.points is not None and prompts.labels is not None:  # given together
             points = (self.transform.coords(prompts.points, size), prompts.labels.long())
         boxes = None if prompts.boxes is None else self.transform.boxes(prompts.boxes, size)
-        low_res, scores = self.model.decode(
+        low_res, scores = self.engine.decode(
             current.embedding, points, boxes, prompts.mask_input, multimask_output=multimask
         )
         if scores is None:  # no IoU head (SAM-UNet): unknown quality, not zero

@@ -4,6 +4,8 @@
 - :mod:`.families`: one record per family (SAM, SAM-Med2D, RobustSAM, SAM-UNet) and the
   modules only that family has;
 - :mod:`.checkpoints`: reading, shape inference, loading, export, registry, hub, fusion;
+- :mod:`.onnx`: export to ONNX graphs (SAM's ONNX decoder signature), checked with ONNX
+  Runtime;
 - :mod:`.config`: :class:`SamConfig` and the named architectures; :mod:`.peft`: LoRA and
   singular-value tuning.
 
@@ -18,12 +20,14 @@ from .config import ARCHITECTURES, SamConfig, get_config
 from .families import SamModel, build_model, family_of
 from .families.robustsam.model import RobustSam
 from .families.sam_unet.model import SamUNet
+from .onnx.export import OnnxExport, export_onnx
 from .sam.mask_decoder import DecoderOutput
 from .sam.model import PromptableModel, Sam
 
 __all__ = [
     "ARCHITECTURES",
     "DecoderOutput",
+    "OnnxExport",
     "PromptableModel",
     "RobustSam",
     "Sam",
@@ -33,6 +37,7 @@ __all__ = [
     "build_model",
     "export_model",
     "export_official",
+    "export_onnx",
     "family_of",
     "fuse_modules",
     "get_config",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.official import segment_anything  # noqa: F401  (imports the package)
+from helpers.official import segment_anything
 from samforge.errors import ConfigError
 from samforge.inference.automatic import AutomaticSettings
 from samforge.inference.mask_geometry import (
@@ -19,7 +19,8 @@ from samforge.inference.mask_geometry import (
     remove_small_regions,
     stability_scores,
 )
-from segment_anything.utils import amg
+
+amg = segment_anything.utils.amg
 
 
 @pytest.mark.parametrize("size", [(190, 277), (1000, 600), (33, 33)])

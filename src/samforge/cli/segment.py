@@ -21,6 +21,7 @@ from ..errors import InputImageError, PromptError
 from ..files import check_output_file
 from ..inference import Predictor, PropagationResult, PropagationSettings, propagate
 from ..inference.objects import segment_objects
+from ..inference.tiled import tiled_if_needed
 from ..inference.volume_prompts import PROMPT_MODES
 from ..models import load_model
 from ..prompts import Prompts
@@ -46,6 +47,10 @@ def segment(
     all_: bool = typer.Option(
         False, "--all", help="Every object, no prompts (SAM's automatic mask generator)."
     ),
+    tile: int | None = typer.Option(
+        None, "--tile", help="Large 2D images: embed tiles of this many pixels (e.g. 1024)."
+    ),
+    halo: int = typer.Option(256, "--halo", help="With --tile: overlap added on each side."),
     propagate_: bool = typer.Option(
         False, "--propagate", help="Follow one object through the volume from prompted slices."
     ),
@@ -98,7 +103,9 @@ def segment(
 
     plane = _plane(case, slice_index, image)
     started = time.perf_counter()
-    predictor = Predictor(load_model(model), intensity=intensity, window=window)
+    predictor = tiled_if_needed(
+        Predictor(load_model(model), intensity=intensity, window=window), tile, halo
+    )
     # A volume's slice gets the whole volume's one mapping, as in training and evaluation.
     predictor.set_image(plane, mapping=intensity_settings.case_mapping(case))
     label_map, scores = segment_objects(predictor, prompts, multimask)

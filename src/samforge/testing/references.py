@@ -6,7 +6,8 @@ into ``sys.modules``: the two names the models and ``SamPredictor`` use (``resiz
 ``to_pil_image``) get PIL-based stand-ins with torchvision's semantics for PIL images
 (bilinear, antialiased); the two that only the automatic mask generator uses
 (``batched_nms``, ``box_area``) are MONAI's NMS (torchvision's semantics: descending score,
-ties in input order, suppress IoU > threshold) and the box area (x1 − x0)(y1 − y0). The stand-in is installed only when a reference package is imported.
+ties in input order, suppress IoU > threshold) and the box area (x1 − x0)(y1 − y0). The
+stand-in is installed only when a reference package is imported.
 """
 
 from __future__ import annotations

@@ -119,6 +119,12 @@ def segment_all(
         ],
     }
     write_text_atomically(json_path, json.dumps(summary, indent=1))
+    if not ordered:
+        console.print(
+            f"no mask passed the filters ({elapsed:.2f} s); wrote an empty {output} and "
+            f"{json_path}. Lower --pred-iou-thresh or --stability-score-thresh to keep more."
+        )
+        return
     console.print(
         f"{len(ordered)} objects → {output} (labels 1–{len(ordered)}, largest first) and "
         f"{json_path}; done in {elapsed:.2f} s"

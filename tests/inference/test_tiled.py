@@ -123,3 +123,23 @@ def test_prompts_outside_the_image_or_the_tile_are_refused(prompt, message):
 def test_bad_tiling_is_refused(tile, halo):
     with pytest.raises(ConfigError):
         TiledPredictor(Predictor(BoxSam()), tile_shape=tile, halo=halo)
+
+
+def test_a_4000_pixel_image_is_prompted_anywhere_in_image_pixels():
+    """micro-sam's usual tiling (1024, halo 256) on a 4000 × 4000 image: a box in the last
+    tile and a point at the far right edge come back where they were given (BoxSam: the
+    box itself, or a disc around a lone point, up to the resizing of the tile)."""
+    model = BoxSam()
+    tiled = TiledPredictor(Predictor(model), tile_shape=1024, halo=256)
+    tiled.set_image(np.full((4000, 4000), 50, dtype=np.uint8))
+    assert len(tiled.tiles) == 16 and model.embedded == 0
+    box = [3700, 3100, 3900, 3300]
+    mask = tiled.predict(boxes=[box]).masks[0, 0]
+    rows, columns = np.nonzero(mask)
+    found = [columns.min(), rows.min(), columns.max() + 1, rows.max() + 1]
+    # One low-resolution pixel of the 1184-pixel last tile is 18.5 image pixels.
+    np.testing.assert_allclose(found, box, atol=19)
+    point = tiled.predict(points=[[3995, 20]], labels=[1]).masks[0, 0]
+    rows, columns = np.nonzero(point)
+    assert point[20, 3995] and rows.max() < 200 and columns.min() > 3800  # around the point
+    assert model.embedded == 2  # two of the sixteen tiles

@@ -60,6 +60,7 @@ def test_all_writes_labels_largest_first_and_their_records(ct_png, tmp_path):
         (["--box", "1", "2", "3", "4"], "--all takes no '--box'"),
         (["--points-per-side", "many"], "takes a number"),
         (["--crop-n-layers", "-1"], "crop_n_layers must be 0 or more"),
+        (["--tile", "64"], "--tile is for prompts on a 2D image"),
     ],
 )
 def test_all_refuses_prompts_and_bad_settings(ct_png, tmp_path, extra, message):

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..data import Case, IntensitySettings, read_case, write_mask
-from ..errors import InputImageError, PromptError
+from ..errors import ConfigError, InputImageError, PromptError
 from ..files import check_output_file
 from ..inference import Predictor, PropagationResult, PropagationSettings, propagate
 from ..inference.objects import segment_objects
@@ -85,6 +85,8 @@ def segment(
     --pred-iou-thresh 0.88, --stability-score-thresh 0.95, --crop-n-layers 0, ... (SAM's).
     """
     intensity_settings = IntensitySettings(intensity, window)
+    if tile is not None and (all_ or propagate_):
+        raise ConfigError("--tile is for prompts on a 2D image; --all crops with --crop-n-layers.")
     groups = [] if all_ else _slice_groups(ctx.args)
     check_output_file(output, [image])  # before any work: never over the input
     case = read_case(image)

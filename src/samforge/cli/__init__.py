@@ -14,6 +14,7 @@ from . import (
     data_inspect,
     data_synthetic,
     demo,
+    embed,
     evaluate,
     evaluate3d,
     fuse,
@@ -38,6 +39,7 @@ app.command(
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("bench")(bench.bench)
+app.command("embed")(embed.embed)
 app.command("train")(train.train)
 app.command("fuse")(fuse.fuse)
 app.add_typer(models.app, name="models")

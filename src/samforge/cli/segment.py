@@ -17,15 +17,17 @@ from rich.console import Console
 from rich.table import Table
 
 from ..data import Case, IntensitySettings, read_case, write_mask
-from ..errors import InputImageError, PromptError
+from ..errors import ConfigError, InputImageError, PromptError
 from ..files import check_output_file
 from ..inference import Predictor, PropagationResult, PropagationSettings, propagate
 from ..inference.objects import segment_objects
+from ..inference.tiled import tiled_if_needed
 from ..inference.volume_prompts import PROMPT_MODES
 from ..models import load_model
 from ..prompts import Prompts
 from .options import intensity_option, window_option
 from .prompt_args import parse_prompt_args
+from .segment_all import segment_all, split_slice, write_plane_mask
 
 console = Console()
 
@@ -42,6 +44,13 @@ def segment(
         "--multimask/--single-mask",
         help="Default: three masks (best kept) for a single point, one mask otherwise.",
     ),
+    all_: bool = typer.Option(
+        False, "--all", help="Every object, no prompts (SAM's automatic mask generator)."
+    ),
+    tile: int | None = typer.Option(
+        None, "--tile", help="Large 2D images: embed tiles of this many pixels (e.g. 1024)."
+    ),
+    halo: int = typer.Option(256, "--halo", help="With --tile: overlap added on each side."),
     propagate_: bool = typer.Option(
         False, "--propagate", help="Follow one object through the volume from prompted slices."
     ),
@@ -73,11 +82,22 @@ def segment(
     With --propagate, one object is followed slice by slice through the volume; give
     --slice N and its prompts once, or several times to prompt several slices (each
     --slice takes the prompts after it). The whole 3D mask is written as label 1.
+
+    With --all, every object is segmented without prompts; the labels (largest first) and
+    OUTPUT.json with one record per label are written. Settings: --points-per-side 32,
+    --pred-iou-thresh 0.88, --stability-score-thresh 0.95, --crop-n-layers 0, ... (SAM's).
     """
     intensity_settings = IntensitySettings(intensity, window)
-    groups = _slice_groups(ctx.args)
+    if tile is not None and (all_ or propagate_):
+        raise ConfigError("--tile is for prompts on a 2D image; --all crops with --crop-n-layers.")
+    groups = [] if all_ else _slice_groups(ctx.args)
     check_output_file(output, [image])  # before any work: never over the input
     case = read_case(image)
+    if all_:
+        slice_index, options = split_slice(ctx.args)
+        plane = _plane(case, slice_index, image)
+        segment_all(case, image, plane, slice_index, output, model, intensity_settings, options)
+        return
     if propagate_:
         settings = PropagationSettings(mode, iou_threshold, box_extension)
         _propagate(case, image, groups, settings, output, model, intensity_settings, engine)
@@ -88,17 +108,16 @@ def segment(
 
     plane = _plane(case, slice_index, image)
     started = time.perf_counter()
-    predictor = Predictor(load_model(model), intensity=intensity, window=window, engine=engine)
+    predictor = tiled_if_needed(
+        Predictor(load_model(model), intensity=intensity, window=window, engine=engine),
+        tile,
+        halo,
+    )
     # A volume's slice gets the whole volume's one mapping, as in training and evaluation.
     predictor.set_image(plane, mapping=intensity_settings.case_mapping(case))
     label_map, scores = segment_objects(predictor, prompts, multimask)
     elapsed = time.perf_counter() - started
-
-    if case.is_volume:
-        full = np.zeros(case.image.shape, dtype=label_map.dtype)
-        full[slice_index] = label_map
-        label_map = full
-    write_mask(output, label_map, reference=case)
+    label_map = write_plane_mask(output, label_map, case, slice_index)
     _report(output, scores, label_map, elapsed)
 
 

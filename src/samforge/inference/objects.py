@@ -6,6 +6,7 @@ import numpy as np
 
 from ..prompts import Prompts, wants_multimask
 from .predictor import Predictor
+from .tiled import TiledPredictor
 
 
 def label_map_from_logits(logits: np.ndarray) -> np.ndarray:
@@ -21,7 +22,7 @@ def label_map_from_logits(logits: np.ndarray) -> np.ndarray:
 
 
 def segment_objects(
-    predictor: Predictor, prompts: Prompts, multimask: bool | None = None
+    predictor: Predictor | TiledPredictor, prompts: Prompts, multimask: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment the B objects of ``prompts`` in the current image.
 

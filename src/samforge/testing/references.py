@@ -4,8 +4,10 @@ Both import four names from torchvision, which cannot be installed beside the CP
 torch. When torchvision is absent, :func:`install_torchvision_stand_in` puts a minimal one
 into ``sys.modules``: the two names the models and ``SamPredictor`` use (``resize`` and
 ``to_pil_image``) get PIL-based stand-ins with torchvision's semantics for PIL images
-(bilinear, antialiased); the two that only the automatic mask generator uses raise if
-called. The stand-in is installed only when a reference package is imported.
+(bilinear, antialiased); the two that only the automatic mask generator uses
+(``batched_nms``, ``box_area``) are MONAI's NMS (torchvision's semantics: descending score,
+ties in input order, suppress IoU > threshold) and the box area (x1 − x0)(y1 − y0). The
+stand-in is installed only when a reference package is imported.
 """
 
 from __future__ import annotations
@@ -59,8 +61,14 @@ def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.resize((width, height), Image.Resampling.BILINEAR)
 
 
-def _unused(*_args, **_kwargs):
-    raise NotImplementedError("torchvision.ops is not available in samforge's stand-in")
+def _batched_nms(boxes, scores, categories, iou_threshold: float):
+    from monai.data.box_utils import batched_nms
+
+    return batched_nms(boxes, scores, categories, iou_threshold)
+
+
+def _box_area(boxes):
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
 def install_torchvision_stand_in() -> None:
@@ -77,7 +85,7 @@ def install_torchvision_stand_in() -> None:
     ops = types.ModuleType("torchvision.ops")
     boxes = types.ModuleType("torchvision.ops.boxes")
     functional.__dict__.update(resize=_resize, to_pil_image=_to_pil_image)
-    boxes.__dict__.update(batched_nms=_unused, box_area=_unused)
+    boxes.__dict__.update(batched_nms=_batched_nms, box_area=_box_area)
     torchvision.__dict__.update(transforms=transforms, ops=ops)
     transforms.__dict__.update(functional=functional)
     ops.__dict__.update(boxes=boxes)

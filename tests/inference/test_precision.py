@@ -11,7 +11,7 @@ from helpers.precision import bf16_mask_ious, pooled
 from samforge.data import open_dataset, read_case, slice_volume
 from samforge.data.phantoms import make_phantom
 from samforge.inference import Predictor
-from samforge.inference.precision import cpu_has_native_bf16, precision_choice
+from samforge.inference.precision import EncoderRunner, cpu_has_native_bf16, precision_choice
 from samforge.models import build_model, get_config, load_model
 
 # The issue's bar for bf16 as the default: masks within IoU 0.99 of fp32 on average; a
@@ -66,3 +66,19 @@ def test_bf16_masks_match_fp32_on_hc18_and_ct(nano, shared_data):
         ious = bf16_mask_ious(nano, images)
         assert len(ious) >= len(images)
         assert np.mean(ious) >= MEAN_IOU and min(ious) >= OBJECT_IOU, f"{name}: {pooled(ious)}"
+
+
+def test_bf16_encoder_weights_follow_fine_tuning():
+    """The bf16 copies of the encoder's weights are remade when the weights change, so a
+    predictor made before fine-tuning embeds with the fine-tuned weights."""
+    model = build_model(get_config("vit_test")).eval()
+    runner = EncoderRunner(model, "bf16")
+    images = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        before = runner(images)
+    assert before.dtype == torch.bfloat16  # the encoder ran on bf16 weights, not autocast
+    with torch.no_grad():
+        model.image_encoder.neck[0].weight.mul_(-1)
+    with torch.inference_mode():
+        after, fresh = runner(images), EncoderRunner(model, "bf16")(images)
+    assert torch.equal(after, fresh) and not torch.equal(after, before)

@@ -1,12 +1,15 @@
 """Time and compare samforge against the official ``segment_anything`` on the same random
 weights.
 
-Prints, for image embedding and for one prompt decoded to a full-resolution mask, the
-median seconds of each implementation and the ratio official / samforge (> 1: samforge is
-faster); then the parity of the outputs: the largest difference relative to the largest
-reference value, for the embedding, the low-resolution and the full-resolution logits. Both
-run in this process, on the same image and weights, timed alternately. The default image
-(384×512) needs resizing to the model frame, where implementations drift apart.
+Prints, for image embedding (samforge in exact fp32 and in bf16) and for one prompt decoded
+to a full-resolution mask, the median seconds of each implementation and the ratio
+official / samforge (> 1: samforge is faster); then the parity of the outputs: the largest
+difference relative to the largest reference value, for the embedding, the low-resolution
+and the full-resolution logits (fp32), and the bf16 embedding's error and box-mask IoU
+against fp32. All run in this process, on the same image and weights, the official and
+samforge's two precisions timed in turn. The default image (384×512) needs resizing to the
+model frame, where implementations drift apart. The first line says which encoder path
+``precision="auto"`` takes on this machine and why.
 
     python benchmarks/bench_vs_official.py --arch vit_b --repeats 3 --image-shape 384 512
 """
@@ -19,10 +22,12 @@ import numpy as np
 import torch
 
 from samforge.inference import Predictor
+from samforge.inference.precision import precision_choice
 from samforge.models import build_model
 from samforge.testing.official import build_official_sam, official_predictor
 from samforge.testing.timing import (
     BENCHMARK_ARCHITECTURES,
+    alternating_medians,
     benchmark_architecture,
     machine_description,
     paired_medians,
@@ -58,13 +63,19 @@ def main() -> None:
     point = np.array([[width * 0.4, height * 0.5]])
 
     reference = official_predictor(official)
-    predictor = Predictor(ours, cache_size=0)  # no cache: every call embeds
-    steps = {
-        "embed image": (
-            lambda: reference.set_image(image),
-            lambda: predictor.set_image(image),
+    # No cache: every call embeds.
+    predictor = Predictor(ours, cache_size=0, precision="fp32")
+    fast = Predictor(ours, cache_size=0, precision="bf16")
+    with torch.inference_mode():
+        embedding = alternating_medians(
+            {
+                "official": lambda: reference.set_image(image),
+                "fp32": lambda: predictor.set_image(image),
+                "bf16": lambda: fast.set_image(image),
+            },
             args.repeats,
-        ),
+        )
+    steps = {
         "decode 1 box -> mask": (
             lambda: reference.predict(box=box, multimask_output=False),
             lambda: predictor.predict(boxes=box),
@@ -80,13 +91,18 @@ def main() -> None:
     }
     with torch.inference_mode():
         rows = [
-            (name, *paired_medians(official_step, our_step, repeats))
-            for name, (official_step, our_step, repeats) in steps.items()
+            ("embed image, fp32", embedding["official"][0], embedding["fp32"][0]),
+            ("embed image, bf16", embedding["official"][0], embedding["bf16"][0]),
+            *(
+                (name, *paired_medians(official_step, our_step, repeats))
+                for name, (official_step, our_step, repeats) in steps.items()
+            ),
         ]
 
+    auto = precision_choice("auto", predictor.device)
     print(
-        f"# {args.arch}, input {config.image_size}², image {height}×{width}, fp32, "
-        f"{machine_description()}"
+        f"# {args.arch}, input {config.image_size}², image {height}×{width}, decoding fp32, "
+        f"{machine_description()}\n# precision='auto' here: {auto.precision} ({auto.reason})"
     )
     print(f"{'step':<28}{'official s':>12}{'samforge s':>12}{'ratio':>8}")
     for name, official_s, ours_s in rows:
@@ -94,6 +110,25 @@ def main() -> None:
     print(f"\n{'parity (box prompt)':<28}{'max |diff| / max |ref|':>24}")
     for name, error in parity(reference, predictor, image, box):
         print(f"{name:<28}{error:>24.2e}")
+    error, iou = bf16_agreement(predictor, fast, image, box)
+    print(f"{'bf16 embedding vs fp32':<28}{error:>24.2e}")
+    print(f"{'bf16 box mask IoU vs fp32':<28}{iou:>24.4f}")
+
+
+def bf16_agreement(
+    exact: Predictor, fast: Predictor, image: np.ndarray, box: np.ndarray
+) -> tuple[float, float]:
+    """(bf16 embedding's largest error relative to fp32's largest value, IoU of the two
+    precisions' box masks). With random weights the mask is an arbitrary shape, but one
+    that both precisions should draw alike."""
+    masks, embeddings = [], []
+    for predictor in (exact, fast):
+        predictor.set_image(image)
+        embeddings.append(predictor.image_embedding.embedding.double())
+        masks.append(predictor.predict(boxes=box).masks)
+    error = (embeddings[1] - embeddings[0]).abs().max() / embeddings[0].abs().max()
+    union = (masks[0] | masks[1]).sum()
+    return error.item(), float((masks[0] & masks[1]).sum() / max(union, 1))
 
 
 def parity(reference, predictor: Predictor, image: np.ndarray, box: np.ndarray):

@@ -10,7 +10,7 @@ from samforge.data import volume_normalizer
 from samforge.errors import ConfigError, InputImageError
 from samforge.inference import Predictor, PropagationSettings, propagate
 from samforge.inference.disk_cache import DiskEmbeddingCache
-from samforge.inference.predictor import cpu_has_native_bf16, resolve_precision
+from samforge.inference.precision import cpu_has_native_bf16, resolve_precision
 from samforge.models import Sam
 from samforge.models.config import VIT_TEST
 from samforge.prompts import Prompts

@@ -32,7 +32,7 @@ def model(request):
 
 
 def test_predictions_equal_the_models_own_decode(model):
-    predictor = Predictor(model)
+    predictor = Predictor(model, precision="fp32")
     predictor.set_image(image())
     prediction = predictor.predict(boxes=BOXES, return_logits=True)
     transform = model.config.input_transform()

@@ -37,7 +37,7 @@ def test_disk_cache_keeps_mobilesam_and_sam_embeddings_apart(tmp_path, mobilesam
     cache = DiskEmbeddingCache(tmp_path)
     embeddings = {}
     for name, model in (("mobilesam", mobilesam), ("sam", sam)):
-        predictor = Predictor(model, disk_cache=cache)
+        predictor = Predictor(model, disk_cache=cache, precision="fp32")
         predictor.set_image(image)
         embeddings[name] = predictor.image_embedding.embedding
         pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float()
@@ -47,7 +47,7 @@ def test_disk_cache_keeps_mobilesam_and_sam_embeddings_apart(tmp_path, mobilesam
     assert len(cache) == 2
     assert not torch.allclose(embeddings["mobilesam"], embeddings["sam"])
     # A fresh MobileSAM predictor is served from disk.
-    again = Predictor(mobilesam, disk_cache=cache)
+    again = Predictor(mobilesam, disk_cache=cache, precision="fp32")
     again.set_image(image)
     assert cache.hits == 1 and torch.equal(again.image_embedding.embedding, embeddings["mobilesam"])
 

@@ -116,7 +116,7 @@ def test_medsam_convention_matches_medsam_inference(frame, shape, grey):
     boxes = np.round(BOX_FRACTIONS * np.array([shape[1], shape[0]] * 2))
     embedding, low_res, probabilities, mask = medsam_reference(official, image, boxes, frame)
 
-    predictor = Predictor(ours)
+    predictor = Predictor(ours, precision="fp32")
     predictor.set_image(image)
     prediction = predictor.predict(boxes=boxes, return_logits=True)
     assert_close(predictor.image_embedding.embedding, embedding, "embedding")
@@ -170,7 +170,7 @@ SAMMED2D_PROMPTS = {
 def test_sammed2d_convention_matches_sammed_predictor(shape):
     official, ours = paired_models("sammed2d", 256)
     image = textured_image(*shape, seed=4)
-    predictor = Predictor(ours)
+    predictor = Predictor(ours, precision="fp32")
     predictor.set_image(image)
     for name, prompt in SAMMED2D_PROMPTS.items():
         multimask = name == "point"

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from ..errors import ConfigError, DownloadError
 from ..inference import Predictor
-from ..inference.predictor import PRECISIONS
+from ..inference.precision import PRECISIONS
 from ..models import build_model, get_model_spec, load_model
-from ..workflows.speed import Timing, machine_line, measure
+from ..workflows.speed import Timing, encoder_path, machine_line, measure
 
 
 def bench(
@@ -23,7 +23,11 @@ def bench(
     image_side: int = typer.Option(512, min=16, help="Side of the square test image in pixels."),
     repeats: int = typer.Option(5, min=1, help="Timed repeats per step (after one warm-up call)."),
     threads: int | None = typer.Option(None, min=1, help="Torch CPU threads [torch's default]."),
-    precision: str = typer.Option("auto", help="Encoder precision: auto, fp32 or bf16."),
+    precision: str = typer.Option(
+        "auto",
+        help="Encoder precision: auto (bf16 where the hardware has it natively, else fp32), "
+        "fp32 (exact) or bf16.",
+    ),
     random_weights: bool = typer.Option(
         False,
         "--random",
@@ -52,6 +56,7 @@ def bench(
             ) from None
     predictor = Predictor(network, cache_size=0, precision=precision)
     console.print(machine_line(predictor), highlight=False, soft_wrap=True)
+    console.print(encoder_path(predictor), highlight=False, soft_wrap=True)
     timings = measure(predictor, image_side, repeats)
     label = f"{model} (random weights)" if random_weights else model
     console.print(timing_table(timings, label, image_side, repeats))

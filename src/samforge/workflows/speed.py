@@ -7,8 +7,10 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..inference import Predictor
+from ..inference.precision import cpu_has_native_bf16
 from ..testing.timing import machine_description, time_calls
 
 BATCH_OBJECTS = 32
@@ -50,4 +52,15 @@ def machine_line(predictor: Predictor) -> str:
     return (
         f"machine: {machine_description(predictor.device)}, device {predictor.device}, "
         f"encoder precision {predictor.precision}"
+    )
+
+
+def encoder_path(predictor: Predictor) -> str:
+    """Which path the image encoder takes and why: the precision and the reason for it,
+    whether the CPU has native bf16, whether the encoder is compiled, the CPU threads."""
+    choice = predictor.precision_choice
+    native = "yes" if cpu_has_native_bf16() else "no (emulated)"
+    return (
+        f"encoder path: {choice.precision} ({choice.reason}); native bf16 on this CPU: "
+        f"{native}; torch.compile: no (eager kernels); {torch.get_num_threads()} CPU threads"
     )

@@ -105,7 +105,7 @@ def predictor_pair(reference, ours, image: np.ndarray):
     """The package's SamPredictor and samforge's Predictor, both set to ``image``."""
     reference_predictor = mobile_sam_predictor(reference)
     reference_predictor.set_image(image)
-    predictor = Predictor(ours)
+    predictor = Predictor(ours, precision="fp32")
     predictor.set_image(image)
     return reference_predictor, predictor
 

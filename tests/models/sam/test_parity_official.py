@@ -72,7 +72,7 @@ def check_model_parity(config, arch, image: np.ndarray) -> None:
     official, ours = paired_models(config, arch)
     reference_predictor = official_predictor(official)
     reference_predictor.set_image(image)
-    predictor = Predictor(ours)
+    predictor = Predictor(ours, precision="fp32")
     predictor.set_image(image)
     assert_close(predictor.image_embedding.embedding, reference_predictor.features, "embedding")
 
@@ -116,7 +116,7 @@ def test_batched_boxes_match_official_batched_call():
         ref_logits, ref_iou, _ = reference_predictor.predict_torch(
             None, None, boxes=transformed, multimask_output=False, return_logits=True
         )
-    predictor = Predictor(ours)
+    predictor = Predictor(ours, precision="fp32")
     predictor.set_image(image)
     ours_pred = predictor.predict(boxes=boxes, return_logits=True)
     assert ours_pred.masks.shape == (3, 1, 256, 224)
@@ -142,7 +142,7 @@ def test_grey_and_non_8_bit_images_take_the_official_8_bit_path():
     official, ours = paired_models(FULL_FRAME, SMALL_ARCH, seed=2)
     grey = random_rgb(300, 420, seed=6)[..., 0].clip(0, 254)
     reference = official_predictor(official)
-    predictor = Predictor(ours, intensity="none")
+    predictor = Predictor(ours, intensity="none", precision="fp32")
     for ours_input, official_grey in (
         (grey, grey),
         (grey + np.float32(0.3), grey),
@@ -179,7 +179,7 @@ def test_export_loads_strictly_in_segment_anything_and_predicts_the_same(tmp_pat
     reference = official_predictor(official)
     reference.set_image(image)
     for model in (ours, reloaded):
-        predictor = Predictor(model)
+        predictor = Predictor(model, precision="fp32")
         predictor.set_image(image)
         for name, prompt in PROMPTS.items():
             (ref_logits, ref_iou, _), ours_pred = run_both(reference, predictor, prompt, True)
@@ -201,7 +201,7 @@ def test_disk_from_box_and_from_point_matches_official():
     image = disk_image(180, 256, centre, radius)
     reference = official_predictor(official)
     reference.set_image(image)
-    predictor = Predictor(ours)
+    predictor = Predictor(ours, precision="fp32")
     predictor.set_image(image)
     x, y = centre
     prompts = {

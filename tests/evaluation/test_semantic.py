@@ -163,6 +163,12 @@ def test_bad_input_is_refused_with_what_to_do():
         run_semantic(echo, [("d", [unlabelled])], SETTINGS, show_progress=False)
     with pytest.raises(DataError, match=r"labels \[7\] that are not classes of the model"):
         run_semantic(echo, [("d", [foreign])], SETTINGS, show_progress=False)
+    renamed = labelled_case()
+    renamed.meta["label_names"] = {1: "liver"}
+    with pytest.raises(DataError, match=r"classes named \{1: 'liver'\} that are not classes"):
+        run_semantic(echo, [("d", [renamed])], SETTINGS, show_progress=False)
+    renamed.meta["label_names"] = {1: "Organ"}  # the model's name, spelled otherwise
+    run_semantic(echo, [("d", [renamed])], SETTINGS, show_progress=False)
     two_d = SemanticSettings(SETTINGS.class_names, spatial_dims=2)
     with pytest.raises(DataError, match="3D volume, but the model segments 2D images"):
         run_semantic(echo, [("d", [volume])], two_d, show_progress=False)

@@ -205,13 +205,30 @@ def checked_reference(case: Case, settings: SemanticSettings) -> np.ndarray:
             f"{kind[settings.spatial_dims]} or use a {dims}D model."
         )
     unknown = sorted(set(np.unique(case.label).tolist()) - set(range(len(settings.class_names))))
-    if unknown:
+    renamed = _renamed_classes(case.meta.get("label_names") or {}, settings.class_names)
+    if unknown or renamed:
+        found = f"labels {unknown}" if unknown else f"classes named {renamed}"
         raise DataError(
-            f"case {case.name} has labels {unknown} that are not classes of the model "
+            f"case {case.name} has {found} that are not classes of the model "
             f"({settings.describe_classes()}): evaluate on data labelled like the model's "
             "training data."
         )
     return np.asarray(case.label)
+
+
+def _renamed_classes(data_names: dict, class_names: Sequence[str]) -> dict[int, str]:
+    """Class ids the data names otherwise than the model does. A model without names of
+    its own (``class_3``, a MedicoSAM checkpoint's) agrees with any."""
+
+    def plain(name: object) -> str:
+        return str(name).lower().replace("_", " ").strip()
+
+    return {
+        int(i): str(name)
+        for i, name in data_names.items()
+        if 0 < int(i) < len(class_names)
+        and plain(class_names[int(i)]) not in (plain(name), f"class {int(i)}")
+    }
 
 
 def run_semantic(
@@ -292,7 +309,7 @@ def summarize_semantic(rows: Sequence[dict], settings: SemanticSettings) -> dict
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["model"], row["dataset"], int(row["class_id"])), []).append(row)
-    for (model, dataset, class_id), members in sorted(groups.items()):
+    for (model, dataset, class_id), members in groups.items():  # models in the run's order
         dice = np.array([float(r["dice"]) for r in members])
         hd95 = np.array([float(r["hd95"]) for r in members])
         per_class.append(

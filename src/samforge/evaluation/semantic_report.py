@@ -21,8 +21,9 @@ from .semantic import Segmenter, SemanticSettings, worst_cases
 
 WORST_PER_MODEL = 2
 
-CaseLookup = Callable[[str, str], Case]
-"""``lookup(dataset, case_name) -> Case``: finds a case again for its overlay."""
+CaseLookup = Callable[[str, str], Case | None]
+"""``lookup(dataset, case_name) -> Case``: finds a case again for its overlay (None: a case
+of an earlier run that this one does not read)."""
 
 
 def worst_overlays(
@@ -35,9 +36,9 @@ def worst_overlays(
     """Overlays of each model's ``per_model`` cases of lowest mean Dice."""
     overlays = []
     for model, dataset, name in worst_cases(rows, per_model):
-        if model not in segmenters:  # rows of a model not in this run
-            continue
         case = lookup(dataset, name)
+        if model not in segmenters or case is None:  # from an earlier run into the folder
+            continue
         prediction = np.asarray(segmenters[model](case.image, case.spacing))
         mine = [r for r in rows if (r["model"], r["dataset"], r["case"]) == (model, dataset, name)]
         overlays.append(case_overlay(case, prediction, mine, model, settings))

@@ -5,10 +5,12 @@ Two real volumes sets, split so that no test voxel was trained on:
 - ``mni152/{train,test}/``: the MNI152 2009c T1 template at 2 mm with grey (1) and white
   (2) matter (nilearn's, via :func:`samforge.data.builtin.mni152_case`). One brain, so it
   is cut across: the inferior axial slabs train, the superior ones test, 8 mm apart.
-- ``totalseg/{train,test}/``: TotalSegmentator's small CT and MR examples (3 mm) train; its
-  20-slice CT DICOM series, resampled to 3 mm, tests. Five organs both label sets number
-  alike (spleen, right and left kidney, liver, stomach) keep their classes 1–5; every other
-  structure becomes background. The labels are TotalSegmentator's predictions, so scores
+- ``totalseg/{train,test}/``: TotalSegmentator's 20-slice CT DICOM series (resampled to
+  3 mm) and its small MR example train; its small CT example (3 mm) tests, a volume that
+  samforge_nano never saw (its pretraining used the DICOM series). Five organs both label
+  sets number alike (spleen, right and left kidney, liver, stomach) become classes 1–5;
+  every other structure is background. The DICOM series shows no kidney, so the kidneys
+  are learnt from the MR alone. The labels are TotalSegmentator's predictions, so scores
   on them measure agreement with TotalSegmentator.
 
     python experiments/semantic/prepare_3d.py [--data ../shared/data] [--out data3d]
@@ -71,18 +73,17 @@ def main() -> None:
         write_case(args.out / "mni152" / split, name, image, label, brain.spacing)
 
     total = args.data / "totalsegmentator"
-    for name, image_file, label_file in (
-        ("ct", "example_ct_sm.nii.gz", "example_seg.nii.gz"),
-        ("mr", "example_mr_sm.nii.gz", "example_seg_mr.nii.gz"),
+    train, test = args.out / "totalseg" / "train", args.out / "totalseg" / "test"
+    dicom = read_case(total / "example_ct_dicom", total / "example_seg_dicom.nii.gz")
+    image, label = resampled(dicom, 3.0)
+    write_case(train, "ct_dicom", image, organs_only(label), (3.0,) * 3)
+    for folder, name, image_file, label_file in (
+        (train, "mr", "example_mr_sm.nii.gz", "example_seg_mr.nii.gz"),
+        (test, "ct", "example_ct_sm.nii.gz", "example_seg.nii.gz"),
     ):
         case = read_case(total / image_file, total / label_file)
         assert case.label is not None
-        write_case(
-            args.out / "totalseg" / "train", name, case.image, organs_only(case.label), case.spacing
-        )
-    dicom = read_case(total / "example_ct_dicom", total / "example_seg_dicom.nii.gz")
-    image, label = resampled(dicom, 3.0)
-    write_case(args.out / "totalseg" / "test", "ct_dicom", image, organs_only(label), (3.0,) * 3)
+        write_case(folder, name, case.image, organs_only(case.label), case.spacing)
     print(f"wrote {args.out}/mni152/{{train,test}} and {args.out}/totalseg/{{train,test}}")
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import lightning as L
 
+from ..models import PromptableModel
+from ..models.semantic import SemanticModel
 from .config import TrainConfig
 from .data_module import SegmentationDataModule
 from .export import export_trained, gathered_model
@@ -31,6 +33,7 @@ from .run_folder import (
     step_of,
     write_summary,
 )
+from .semantic_data import SemanticDataModule
 from .sources import check_no_overlap
 from .trainer import build_trainer
 
@@ -63,7 +66,16 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     objective = build_objective(config.objective)
     objective.check_model(model)
     module = SamTrainingModule(model, objective, config.optimizer, config.trainer.seed)
-    data = SegmentationDataModule(config.data, model.config.input_transform(), config.trainer.seed)
+    data: SegmentationDataModule
+    if isinstance(model, SemanticModel):
+        info = model.info
+        data = SemanticDataModule(
+            config.data, info.patch_size, info.in_channels, info.num_classes, config.trainer.seed
+        )
+    else:
+        data = SegmentationDataModule(
+            config.data, model.config.input_transform(), config.trainer.seed
+        )
     trainer = build_trainer(config, run_dir, resume_step=step_of(checkpoint))
     if trainer.is_global_zero:
         print(f"samforge train: {config.name} — {report}", flush=True)
@@ -81,7 +93,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         trainer.save_checkpoint(final, weights_only=False)  # with optimiser state: resumable
     export_path = None
     if trainer.is_global_zero:
-        trained = module.model
+        trained: PromptableModel | SemanticModel = model
         if config.trainer.strategy == "fsdp":
             trained = gathered_model(config, final)
         export_path = export_trained(trained, run_dir / config.export, config)

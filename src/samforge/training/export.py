@@ -9,13 +9,16 @@ import torch
 
 from ..models import PromptableModel, export_model
 from ..models.peft import merge_peft
+from ..models.semantic import SemanticModel, save_semantic_model
 from .config import TrainConfig
 from .model_setup import prepare_model
 
 
-def export_trained(model: PromptableModel, path: Path, config: TrainConfig) -> Path:
+def export_trained(model: PromptableModel | SemanticModel, path: Path, config: TrainConfig) -> Path:
     """``model`` written to ``path`` in its family's public format (the official SAM format
-    for SAM models), PEFT deltas merged into dense weights, with the run as provenance."""
+    for SAM models; MedicoSAM's ``model_state`` + ``decoder_state`` with samforge's
+    metadata for semantic models), PEFT deltas merged into dense weights, with the run as
+    provenance."""
     merged = merge_peft(copy.deepcopy(model)).eval()
     provenance = {
         "trained_by": "samforge train",
@@ -25,10 +28,12 @@ def export_trained(model: PromptableModel, path: Path, config: TrainConfig) -> P
         "peft": config.peft.kind,
         "freeze": config.freeze.policy,
     }
+    if isinstance(merged, SemanticModel):
+        return save_semantic_model(merged, path, provenance=provenance)
     return export_model(merged, path, provenance=provenance)
 
 
-def gathered_model(config: TrainConfig, checkpoint: Path) -> PromptableModel:
+def gathered_model(config: TrainConfig, checkpoint: Path) -> PromptableModel | SemanticModel:
     """The whole model of a checkpoint. Under FSDP each rank holds a shard; the checkpoint
     (saved with a full state dict) holds the whole model. Not yet exercised on GPUs here."""
     model, _ = prepare_model(config)

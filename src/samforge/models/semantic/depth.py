@@ -92,7 +92,7 @@ class SamSemanticModel3d(SamSemanticModel2d):
                 f"{type(encoder).__name__} has none. Use a SAM ViT model (vit_b, "
                 "samforge_nano...) or the 2D model per slice."
             )
-        layout = layout or UNETRLayout(embed_dim=sam.config.prompt_embed_dim)
+        layout = layout or UNETRLayout.with_features(64, sam.config.prompt_embed_dim)
         super().__init__(sam, info, layout)
         dim = sam.config.encoder_embed_dim
         width = adapter_width or (ADAPTER_WIDTH if dim >= 768 else dim // 2)

@@ -30,7 +30,8 @@ class SamSemanticModel2d(SemanticModel):
         sam: the SAM-family model whose encoder labels (its other modules are kept for
             export, never run).
         info: classes, patch size and intensity rule.
-        layout: the decoder's shapes; by default samforge's for ``info``'s classes.
+        layout: the decoder's shapes; by default samforge's with 64 features
+            (:meth:`UNETRLayout.with_features`) for ``info``'s classes.
     """
 
     architecture = "sam_unetr2d"
@@ -50,9 +51,7 @@ class SamSemanticModel2d(SemanticModel):
         self.frame = SamFrame(
             config.image_size, config.preprocessing, config.pixel_mean, config.pixel_std
         )
-        layout = layout or UNETRLayout(
-            embed_dim=config.prompt_embed_dim, num_classes=info.num_classes
-        )
+        layout = layout or UNETRLayout.with_features(64, config.prompt_embed_dim, info.num_classes)
         self.head = UNETRDecoder(layout)
         self.provenance = dict(getattr(sam, "provenance", {}))
 

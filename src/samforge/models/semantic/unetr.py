@@ -44,6 +44,15 @@ class UNETRLayout:
     num_classes: int | None = None
 
     @classmethod
+    def with_features(
+        cls, features: int, embed_dim: int = 256, num_classes: int | None = None
+    ) -> UNETRLayout:
+        """samforge's layout with ``features`` channels at full resolution (torch_em's
+        ``initial_features``, 64; the stages double it): skips as wide as their stages."""
+        widths = (8 * features, 4 * features, 2 * features, features)
+        return cls(embed_dim, widths, (*widths[1:], features), num_classes=num_classes)
+
+    @classmethod
     def of_state(cls, state: dict[str, torch.Tensor]) -> UNETRLayout:
         """The layout of a torch_em UNETR ``decoder_state`` (or samforge's)."""
         try:

@@ -4,7 +4,8 @@ HC18's 800×540 frames shrink to 200×135 (bilinear; masks, the filled head outl
 samforge's HC18 reader makes, by nearest neighbour), about the scale at which samforge_nano
 saw them (longest side 256). Subjects 000–199 train, 200–249 validate, 250–299 test (the
 issue's split; samforge_nano never saw 250–299). Written as ``images/`` + ``masks/`` PNG
-folders, one per split.
+folders, one per split (``000-HC.png``: HC18's own names would make samforge read the
+folders as HC18's layout, whose outlines they do not hold).
 
     python experiments/semantic/prepare_hc18.py [--data ../shared/data/hc18] [--out hc18_quarter]
 """
@@ -45,8 +46,9 @@ def main() -> None:
             assert case.label is not None
             image = shrink(np.asarray(case.image, np.uint8), Image.Resampling.BILINEAR)
             mask = shrink(case.label.astype(np.uint8), Image.Resampling.NEAREST)
-            write_image(args.out / split / "images" / f"{case.name}.png", image)
-            write_image(args.out / split / "masks" / f"{case.name}.png", mask)
+            name = case.name.replace("_", "-")  # 000-HC: not taken for HC18's own layout
+            write_image(args.out / split / "images" / f"{name}.png", image)
+            write_image(args.out / split / "masks" / f"{name}.png", mask)
         print(f"{split}: {len(chosen)} images of subjects {subjects}")
 
 

@@ -26,6 +26,7 @@ from ..models import load_model
 from ..prompts import Prompts
 from .options import intensity_option, window_option
 from .prompt_args import parse_prompt_args
+from .segment_semantic import segment_semantic
 
 console = Console()
 
@@ -59,6 +60,9 @@ def segment(
         min=0.0,
         help="With --propagate: fraction (< 1) or pixels (≥ 1) added to each box side.",
     ),
+    semantic: bool = typer.Option(
+        False, "--semantic", help="Label every pixel/voxel with a semantic model's classes."
+    ),
 ) -> None:
     """Segment objects from prompts and write a mask with the input's geometry.
 
@@ -70,7 +74,14 @@ def segment(
     With --propagate, one object is followed slice by slice through the volume; give
     --slice N and its prompts once, or several times to prompt several slices (each
     --slice takes the prompts after it). The whole 3D mask is written as label 1.
+
+    With --semantic, -m is a semantic model (`samforge train semantic2d/semantic3d`, or a
+    MedicoSAM file with its decoder) and no prompts are given: every pixel or voxel gets
+    one of its classes (names in <output>.labels.json).
     """
+    if semantic:
+        segment_semantic(image, output, model, list(ctx.args))
+        return
     intensity_settings = IntensitySettings(intensity, window)
     groups = _slice_groups(ctx.args)
     check_output_file(output, [image])  # before any work: never over the input

@@ -75,10 +75,23 @@ class SemanticPredictor:
                 f"spacing {tuple(spacing)} must give one size per spatial axis "
                 f"({self.info.spatial_dims})."
             )
-        inputs = self._inputs(np.asarray(image), modality)
-        logits = self._logits(inputs)
-        labels = logits.argmax(dim=1)[0].cpu().numpy()
+        return self._labels(self._inputs(np.asarray(image), modality))
+
+    def _labels(self, inputs: torch.Tensor) -> np.ndarray:
+        labels = self._logits(inputs).argmax(dim=1)[0].cpu().numpy()
         return labels.astype(np.uint8 if len(self.class_names) <= 256 else np.int32)
+
+    def predict_slices(self, volume: np.ndarray, *, modality: str | None = None) -> np.ndarray:
+        """A 2D model's labels of every slice of a (D, H, W) volume, one intensity mapping
+        for the whole volume (as in training): -> (D, H, W)."""
+        if self.info.spatial_dims != 2 or np.ndim(volume) != 3:
+            raise InputImageError(
+                f"predict_slices labels (D, H, W) volumes with a 2D model; got a "
+                f"{self.info.spatial_dims}D model and shape {np.shape(volume)}."
+            )
+        mapping = self.intensity.volume_mapping(volume, modality)
+        labels = [self._labels(self._channels(mapping(plane))) for plane in volume]
+        return np.stack(labels)
 
     def _inputs(self, image: np.ndarray, modality: str | None) -> torch.Tensor:
         """(1, in_channels, *spatial) float32 in [0, 1]."""
@@ -92,12 +105,19 @@ class SemanticPredictor:
             if image.ndim not in (2, 3):
                 raise InputImageError(
                     f"this 2D model labels (H, W) or (H, W, C) images; got shape {image.shape}."
-                    " Label a volume slice by slice, or train a 3D model."
+                    " Label a volume with predict_slices, or train a 3D model."
                 )
-            rgb = self.intensity.image_mapping(image, modality)(image)  # (H, W, 3)
-            values = rgb.transpose(2, 0, 1)
-            if self.info.in_channels == 1:
-                values = values.mean(axis=0, keepdims=True)
+            return self._channels(self.intensity.image_mapping(image, modality)(image))
+        return self._tensor(values)
+
+    def _channels(self, rgb: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) intensities in [0, 255] -> (1, in_channels, H, W) in [0, 1]."""
+        values = rgb.transpose(2, 0, 1)
+        if self.info.in_channels == 1:
+            values = values.mean(axis=0, keepdims=True)
+        return self._tensor(values)
+
+    def _tensor(self, values: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32) / 255.0)
         return tensor[None].to(_device_of(self.model))
 

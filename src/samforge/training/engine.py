@@ -21,7 +21,7 @@ from ..models import PromptableModel
 from ..models.semantic import SemanticModel
 from .config import TrainConfig
 from .data_module import SegmentationDataModule
-from .export import export_trained, gathered_model
+from .export import export_joint_decoder, export_trained, gathered_model
 from .freeze import FreezeReport
 from .model_setup import prepare_model
 from .module import SamTrainingModule
@@ -97,5 +97,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         if config.trainer.strategy == "fsdp":
             trained = gathered_model(config, final)
         export_path = export_trained(trained, run_dir / config.export, config)
+        joint = run_dir / f"{Path(config.export).stem}_semantic.pth"
+        export_joint_decoder(trained, objective, joint, config)  # with objective.e_sem
         write_summary(run_dir, trainer, export_path, time.perf_counter() - started, report)
     return TrainResult(run_dir, export_path, final, trainer.global_step, report)

@@ -6,12 +6,19 @@ import copy
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..models import PromptableModel, export_model
 from ..models.peft import merge_peft
-from ..models.semantic import SemanticModel, save_semantic_model
+from ..models.semantic import (
+    SamSemanticModel2d,
+    SemanticInfo,
+    SemanticModel,
+    save_semantic_model,
+)
 from .config import TrainConfig
 from .model_setup import prepare_model
+from .objectives.joint_semantic import FOREGROUND_CLASSES, JointSemanticLoss
 
 
 def export_trained(model: PromptableModel | SemanticModel, path: Path, config: TrainConfig) -> Path:
@@ -31,6 +38,25 @@ def export_trained(model: PromptableModel | SemanticModel, path: Path, config: T
     if isinstance(merged, SemanticModel):
         return save_semantic_model(merged, path, provenance=provenance)
     return export_model(merged, path, provenance=provenance)
+
+
+def export_joint_decoder(
+    model: PromptableModel | SemanticModel, objective: nn.Module, path: Path, config: TrainConfig
+) -> Path | None:
+    """With ``objective.e_sem``: the trained SAM model with its joint semantic decoder
+    (background / foreground of the objects) in MedicoSAM's format, which
+    :func:`~samforge.models.semantic.load_semantic_model` reads; None without one."""
+    joint = getattr(objective, "semantic_loss", None)
+    if not isinstance(joint, JointSemanticLoss) or not isinstance(model, PromptableModel):
+        return None
+    size = model.config.image_size
+    data = config.data
+    info = SemanticInfo(2, FOREGROUND_CLASSES, (size, size), 3, data.intensity, data.window)
+    merged = merge_peft(copy.deepcopy(model)).eval()
+    semantic = SamSemanticModel2d(merged, info, joint.decoder.layout)
+    semantic.head.load_state_dict(joint.decoder.state_dict())
+    provenance = {"trained_by": "samforge train (e_sem)", "run": config.name}
+    return save_semantic_model(semantic, path, provenance=provenance)
 
 
 def gathered_model(config: TrainConfig, checkpoint: Path) -> PromptableModel | SemanticModel:

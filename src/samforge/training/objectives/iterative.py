@@ -42,6 +42,7 @@ from ...prompts import BOX_JITTER_FRACTION, Prompts, best_mask, box_from_masks, 
 from ...prompts import positive_points as sample_positive_points
 from ..losses import batch_dice_loss, dice_loss, focal_loss, mask_iou, upscale_logits
 from .base import Objective, ObjectiveSettings, register_objective, repeat_per_object
+from .joint_semantic import JointSemanticLoss
 
 # (image embeddings as returned by ``embed_images``, union of the objects (B, S, S) bool)
 # -> scalar loss: the seam for a semantic decoder trained jointly on the shared encoder.
@@ -63,6 +64,7 @@ class PromptingSettings(ObjectiveSettings):
     dice_weight: float = Field(1.0, ge=0.0)
     focal_weight: float = Field(0.0, ge=0.0)  # SAM-UNet adds a focal term (focal + 20·Dice)
     dice_reduction: Literal["object", "batch"] = "object"
+    e_sem: bool = False  # joint semantic decoder on the encoder (joint_semantic.py)
 
     @property
     def predictions(self) -> int:
@@ -87,6 +89,8 @@ class IterativePrompting(Objective):
         self, settings: PromptingSettings, semantic_loss: SemanticLoss | None = None
     ) -> None:
         super().__init__(settings)
+        if semantic_loss is None and settings.e_sem:
+            semantic_loss = JointSemanticLoss()
         self.semantic_loss = semantic_loss
 
     def losses(

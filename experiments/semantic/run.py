@@ -49,8 +49,17 @@ def train_run(config_file: Path, steps: int | None) -> tuple[Path, float, int]:
     if not (config.run_dir / "summary.json").is_file():
         train(config)
     result = read_run(config.run_dir)
-    print(f"{config.name}: {result.global_step} steps in {result.seconds:.0f} s", flush=True)
-    return config.run_dir, result.seconds, result.global_step
+    seconds = training_seconds(config.run_dir)
+    print(f"{config.name}: {result.global_step} steps in {seconds:.0f} s", flush=True)
+    return config.run_dir, seconds, result.global_step
+
+
+def training_seconds(run_dir: Path) -> float:
+    """Wall time from the run's start (its config.yaml) to its last step checkpoint: one
+    measure for runs trained in one go and runs stopped and resumed (whose summary counts
+    only the last part); model loading and the first data reads included."""
+    last = max((run_dir / "checkpoints").glob("step-*.ckpt"), key=lambda p: p.name)
+    return last.stat().st_mtime - (run_dir / "config.yaml").stat().st_mtime
 
 
 def main() -> None:

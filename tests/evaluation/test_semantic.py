@@ -85,7 +85,9 @@ def test_empty_classes_follow_the_documented_table():
 def test_a_class_absent_from_a_case_is_left_out_of_its_means():
     reference = square((16, 16), slice(3, 9), slice(3, 9))  # organ only, no lesion
     case = Case(np.zeros((16, 16), np.uint8), reference, (1.0, 1.0), None, "ct", "c0")
-    rows = run_semantic({"perfect": lambda image, spacing: reference}, [("d", [case])], SETTINGS)
+    rows = run_semantic(
+        {"perfect": lambda image, spacing, modality: reference}, [("d", [case])], SETTINGS
+    )
     summary = summarize_semantic(rows, SETTINGS)
     lesion = next(r for r in summary["per_class"] if r["class"] == "lesion")
     assert lesion["cases"] == 0 and math.isnan(lesion["dice"])
@@ -115,7 +117,7 @@ def test_per_class_figures_agree_with_monais_metric_classes(shape, spacing):
     ]
     answers = {id(c.image): p for c, p in zip(cases, predictions, strict=True)}
     rows = run_semantic(
-        {"random": lambda image, spacing: answers[id(image)]},
+        {"random": lambda image, spacing, modality: answers[id(image)]},
         [("d", cases)],
         settings,
         show_progress=False,
@@ -158,7 +160,7 @@ def test_bad_input_is_refused_with_what_to_do():
     volume = labelled_case("vol", (6, 20, 20), (2.0, 1.0, 1.0))
     foreign = labelled_case()
     foreign.label[0, 0] = 7
-    echo = {"m": lambda image, spacing: np.zeros(image.shape[:2], np.uint8)}
+    echo = {"m": lambda image, spacing, modality: np.zeros(image.shape[:2], np.uint8)}
     with pytest.raises(DataError, match="nolabel has no label map"):
         run_semantic(echo, [("d", [unlabelled])], SETTINGS, show_progress=False)
     with pytest.raises(DataError, match=r"labels \[7\] that are not classes of the model"):
@@ -172,7 +174,7 @@ def test_bad_input_is_refused_with_what_to_do():
     two_d = SemanticSettings(SETTINGS.class_names, spatial_dims=2)
     with pytest.raises(DataError, match="3D volume, but the model segments 2D images"):
         run_semantic(echo, [("d", [volume])], two_d, show_progress=False)
-    wrong = {"m": lambda image, spacing: np.zeros((5, 5), np.uint8)}
+    wrong = {"m": lambda image, spacing, modality: np.zeros((5, 5), np.uint8)}
     with pytest.raises(InputImageError, match=r"shape \(5, 5\).*input's spatial shape"):
         run_semantic(wrong, [("d", [good])], SETTINGS, show_progress=False)
     with pytest.raises(ConfigError, match="choose among 1 organ, 2 lesion"):
@@ -185,7 +187,7 @@ def test_bad_input_is_refused_with_what_to_do():
 def test_a_resumed_run_segments_only_the_new_cases(tmp_path):
     calls = []
 
-    def segment(image, spacing):
+    def segment(image, spacing, modality):
         calls.append(image.shape)
         return np.zeros(image.shape, np.uint8)
 
@@ -204,7 +206,7 @@ def test_report_shows_each_models_worst_volume_at_its_worst_slice(tmp_path):
     volume = labelled_case("vol", (8, 20, 20), (2.0, 1.0, 1.0))
     other = labelled_case("vol2", (8, 20, 20), (2.0, 1.0, 1.0))
 
-    def misses_slice_6(image, spacing):
+    def misses_slice_6(image, spacing, modality):
         labels = volume.label.copy()
         labels[6] = 0
         return labels

@@ -37,9 +37,9 @@ def test_hc18_test_subjects_scored_against_themselves_and_moved(shared_data):
     labels = {id(case.image): case.label for case in cases}
     rows = run_semantic(
         {
-            "same": lambda image, spacing: labels[id(image)],
-            "moved": lambda image, spacing: moved(labels[id(image)], 1, 3),
-            "empty": lambda image, spacing: np.zeros_like(labels[id(image)]),
+            "same": lambda image, spacing, modality: labels[id(image)],
+            "moved": lambda image, spacing, modality: moved(labels[id(image)], 1, 3),
+            "empty": lambda image, spacing, modality: np.zeros_like(labels[id(image)]),
         },
         [("hc18", cases)],
         settings,
@@ -63,7 +63,7 @@ def test_mni152_tissues_moved_one_slice_are_within_its_thickness_in_mm():
     )
     label = brain.label
     rows = run_semantic(
-        {"moved": lambda image, spacing: moved(label, 0)}, [("mni", [brain])], settings
+        {"moved": lambda image, spacing, modality: moved(label, 0)}, [("mni", [brain])], settings
     )
     for row in rows:
         assert 0 < row["hd95"] <= 4.0 + 1e-6

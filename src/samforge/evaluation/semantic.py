@@ -1,9 +1,10 @@
 """Semantic evaluation: per-class Dice, HD95 and NSD of whole label maps, per case and mean.
 
-A model is any callable ``segment(image, spacing) -> labels`` (a
+A model is any callable ``segment(image, spacing, modality) -> labels`` (a
 :class:`~samforge.inference.SemanticPredictor`'s ``predict``, a MONAI network wrapped
 alike, a function in a test): it gets a case's image as read, (H, W), (H, W, C) or
-(D, H, W), with its spacing, and returns an integer label map of the image's spatial shape.
+(D, H, W), with its spacing and modality (which pick the intensity rule, as in training),
+and returns an integer label map of the image's spatial shape.
 
 Metrics are MONAI's (``compute_dice``, ``compute_hausdorff_distance(percentile=95)``,
 ``compute_surface_dice``) on one-hot maps of the scored classes, with the case's voxel
@@ -40,8 +41,9 @@ from ..data import Case
 from ..errors import ConfigError, DataError, InputImageError
 from .runs import done_keys, progress_bar
 
-Segmenter = Callable[[np.ndarray, tuple[float, ...]], np.ndarray]
-"""``segment(image, spacing) -> labels``: (H, W[, C]) or (D, H, W) -> (H, W) or (D, H, W) int."""
+Segmenter = Callable[[np.ndarray, tuple[float, ...], str], np.ndarray]
+"""``segment(image, spacing, modality) -> labels``: (H, W[, C]) or (D, H, W) -> (H, W) or
+(D, H, W) int."""
 
 METRICS = ("dice", "hd95", "nsd")
 
@@ -243,7 +245,8 @@ def run_semantic(
     """Segment and score every (model, dataset, case) not yet in ``rows``.
 
     Args:
-        segmenters: model name -> ``segment(image, spacing)`` (names go into ``model``).
+        segmenters: model name -> ``segment(image, spacing, modality)`` (names go into
+            ``model``).
         datasets: (dataset name, its cases).
         rows: results of an earlier run into the same folder; their cases are skipped.
         checkpoint: called with all rows after each case (e.g. to rewrite the CSV).
@@ -261,7 +264,9 @@ def run_semantic(
                 if todo:
                     checked_reference(case, settings)  # before any model runs on it
                 for model in todo:
-                    prediction = np.asarray(segmenters[model](case.image, case.spacing))
+                    prediction = np.asarray(
+                        segmenters[model](case.image, case.spacing, case.modality)
+                    )
                     fields = {"model": model, "dataset": dataset, "modality": case.modality}
                     rows.extend(score_case(prediction, case, settings, **fields))
                 if todo and checkpoint is not None:

@@ -39,7 +39,7 @@ def worst_overlays(
         case = lookup(dataset, name)
         if model not in segmenters or case is None:  # from an earlier run into the folder
             continue
-        prediction = np.asarray(segmenters[model](case.image, case.spacing))
+        prediction = np.asarray(segmenters[model](case.image, case.spacing, case.modality))
         mine = [r for r in rows if (r["model"], r["dataset"], r["case"]) == (model, dataset, name)]
         overlays.append(case_overlay(case, prediction, mine, model, settings))
     return overlays

@@ -3,14 +3,17 @@
 A ``--model`` value is a semantic checkpoint (samforge's, MedicoSAM's with its decoder) or
 the folder of a finished ``samforge train`` run (semantic presets and ``monai:unet`` /
 ``monai:swinunetr`` runs alike), which stands for the ``model.pth`` it exported. Every
-model becomes a ``segment(image, spacing)`` callable (:class:`SemanticPredictor`), so the
-evaluation (:mod:`samforge.evaluation.semantic`) sees no difference between them.
+model becomes a ``segment(image, spacing, modality)`` callable (:class:`SemanticPredictor`),
+so the evaluation (:mod:`samforge.evaluation.semantic`) sees no difference between them;
+each case's modality picks the intensity rule, as it did in training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from ..data import CaseList, choose_split, open_dataset
 from ..errors import ConfigError
@@ -60,7 +63,8 @@ def semantic_labels(files: Sequence[str]) -> list[str]:
 def load_segmenters(
     files: Sequence[str], *, overlap: float = 0.25, sw_batch_size: int = 4, device: str = "cpu"
 ) -> tuple[dict[str, Segmenter], SemanticInfo]:
-    """Label -> ``segment(image, spacing)`` of each model file, and the models' common info.
+    """Label -> ``segment(image, spacing, modality)`` of each model file, and the models'
+    common info.
 
     Raises:
         ConfigError: models with different classes or dimensions (they cannot share a
@@ -80,11 +84,18 @@ def load_segmenters(
                 f"{list(model.info.class_names)}; compare models of the same classes and "
                 "dimensions."
             )
-    segmenters: dict[str, Segmenter] = {
-        label: SemanticPredictor(model, overlap=overlap, sw_batch_size=sw_batch_size).predict
+    segmenters = {
+        label: _segmenter(SemanticPredictor(model, overlap=overlap, sw_batch_size=sw_batch_size))
         for label, model in zip(labels, models, strict=True)
     }
     return segmenters, first
+
+
+def _segmenter(predictor: SemanticPredictor) -> Segmenter:
+    def segment(image: np.ndarray, spacing: tuple[float, ...], modality: str) -> np.ndarray:
+        return predictor.predict(image, spacing, modality=modality)
+
+    return segment
 
 
 def evaluation_settings(

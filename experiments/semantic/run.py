@@ -79,8 +79,8 @@ def main() -> None:
     lines = [
         f"machine: {machine_description()}",
         "",
-        "| model | steps | training time | Dice | HD95 (mm) | NSD @ "
-        f"{args.tolerance_mm:g} mm | test cases |",
+        "| model | steps | training time | Dice | HD95 | NSD @ "
+        f"{args.tolerance_mm:g} | test cases |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for key, (folder, seconds, steps) in runs.items():

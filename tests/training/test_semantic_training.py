@@ -18,8 +18,10 @@ from samforge.models.semantic import (
     SamSemanticModel2d,
     SamSemanticModel3d,
     load_semantic_model,
+    save_semantic_model,
 )
 from samforge.training import load_config, train
+from samforge.training.model_setup import prepare_model
 from samforge.training.objectives.semantic import foreground_dice
 from samforge.training.semantic_data import SemanticDataset
 
@@ -117,3 +119,23 @@ def test_foreground_dice_agrees_with_monai():
 def test_bad_semantic_configs_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config("semantic2d", overrides)
+
+
+def test_lora_on_the_encoder_trains_with_the_decoder_and_merges_on_export(tmp_path):
+    overrides = [*CASES["semantic2d"][1], "peft.kind=lora", "freeze.policy=encoder_frozen"]
+    model, report = prepare_model(load_config("semantic2d", overrides))
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_" in name for name in trainable) and any(
+        n.startswith("head.") for n in trainable
+    )
+    assert not any(n.startswith(("prompt_encoder", "mask_decoder")) for n in trainable)
+    assert "image_encoder.patch_embed.proj.weight" not in trainable
+    model.eval()
+    image = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        expected = model(image)
+    loaded = load_semantic_model(save_semantic_model(model, tmp_path / "lora.pth"))
+    assert not any("lora_" in key for key in loaded.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(image), expected, rtol=1e-4, atol=1e-5)
+    assert report.peft > 0

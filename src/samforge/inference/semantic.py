@@ -101,6 +101,7 @@ class SemanticPredictor:
                     f"this 3D model labels (D, H, W) volumes; got an array of shape {image.shape}."
                 )
             values = self.intensity.volume_mapping(image, modality).apply(image)[None]
+            values = np.repeat(values, self.info.in_channels, axis=0)  # grey for RGB models
         else:
             if image.ndim not in (2, 3):
                 raise InputImageError(

@@ -98,8 +98,8 @@ class SemanticDataset(Dataset):
 
     def _intensities(self, case: Case) -> np.ndarray:
         mapping = self.intensity.case_mapping(case)
-        if case.is_volume:
-            values = mapping.apply(case.image)[None]
+        if case.is_volume:  # grey: one channel, repeated for an RGB model
+            values = np.repeat(mapping.apply(case.image)[None], self.in_channels, axis=0)
         else:
             values = mapping(case.image).transpose(2, 0, 1)
             if self.in_channels == 1:

@@ -17,11 +17,12 @@ model at the encoder's input size, its classes named ``class_1``... Files are re
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -32,7 +33,7 @@ from ..checkpoints.loading import load_model
 from ..checkpoints.reading import unwrap_checkpoint
 from ..config import SamConfig
 from ..families import build_model
-from ..peft import merge_peft
+from ..peft import has_peft, merge_peft
 from ..sam.model import PromptableModel
 from .base import SemanticModel
 from .depth import SamSemanticModel3d
@@ -41,6 +42,7 @@ from .monai_nets import MonaiSemanticModel
 from .sam2d import SamSemanticModel2d
 from .unetr import UNETRLayout
 
+ModelT = TypeVar("ModelT", bound=SemanticModel)
 METADATA_KEY = "samforge_semantic"
 FORMAT_VERSION = 1
 # Keys of the 3D model's own modules inside ``decoder_state``.
@@ -50,8 +52,9 @@ VOLUME_PARTS = ("depth_adapters.", "fusion.", "out_conv3d.")
 def save_semantic_model(
     model: SemanticModel, path: str | os.PathLike, *, provenance: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write ``model`` (PEFT deltas merged) in the format above; returns the path."""
-    model = merge_peft(model)
+    """Write ``model`` (PEFT deltas merged into a copy) in the format above; returns the
+    path."""
+    model = _merged(model)
     metadata = {
         "format": FORMAT_VERSION,
         "architecture": model.architecture,
@@ -72,8 +75,13 @@ def save_semantic_model(
 def export_sam_part(model: SamSemanticModel2d, path: str | os.PathLike) -> Path:
     """The SAM model inside a SAM-based semantic model, in SAM's official format (its
     encoder as trained; prompt encoder and mask decoder as loaded)."""
-    sam = _sam_from_state(model.sam_config, merge_peft(model).sam_state_dict())
+    sam = _sam_from_state(model.sam_config, _merged(model).sam_state_dict())
     return export_official(sam, path, provenance={"semantic_model": model.architecture})
+
+
+def _merged(model: ModelT) -> ModelT:
+    """``model`` itself, or a copy with its PEFT deltas merged into dense weights."""
+    return merge_peft(copy.deepcopy(model)) if has_peft(model) else model
 
 
 def load_semantic_model(
@@ -126,28 +134,34 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _from_samforge(content: dict, metadata: Mapping[str, Any], path: Path) -> SemanticModel:
     try:
-        architecture = str(metadata["architecture"])
-        info = SemanticInfo.from_dict(dict(metadata["info"]))
-        network = dict(metadata.get("network") or {})
+        model = _build_samforge(content, metadata, path)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(
-            f"{path}: its {METADATA_KEY} entry is incomplete ({error}); re-export the model."
+            f"{path}: its {METADATA_KEY} entry or its tensors are incomplete ({error!r}); "
+            "re-export the model."
         ) from None
-    model: SemanticModel
-    if architecture.startswith("monai:"):
-        model = MonaiSemanticModel(architecture, info, network.get("monai"))
-        _load_strict(model.network, content.get("network_state"), path)
-    elif architecture in ("sam_unetr2d", "sam_unetr3d"):
-        sam = _sam_from_state(SamConfig.from_dict(network["sam_config"]), content["model_state"])
-        layout = UNETRLayout(**_layout_values(network["decoder"]))
-        if architecture == "sam_unetr2d":
-            model = SamSemanticModel2d(sam, info, layout)
-        else:
-            model = SamSemanticModel3d(sam, info, layout, network.get("adapter_width"))
-        _load_decoder(model, content["decoder_state"], path)
-    else:
-        raise CheckpointError(f"{path}: unknown semantic architecture {architecture!r}.")
     model.provenance = dict(metadata.get("provenance") or {}) | {"source": str(path)}
+    return model
+
+
+def _build_samforge(content: dict, metadata: Mapping[str, Any], path: Path) -> SemanticModel:
+    architecture = str(metadata["architecture"])
+    info = SemanticInfo.from_dict(dict(metadata["info"]))
+    network = dict(metadata.get("network") or {})
+    if architecture.startswith("monai:"):
+        monai_model = MonaiSemanticModel(architecture, info, network.get("monai"))
+        _load_strict(monai_model.network, content.get("network_state"), path)
+        return monai_model
+    if architecture not in ("sam_unetr2d", "sam_unetr3d"):
+        raise CheckpointError(f"{path}: unknown semantic architecture {architecture!r}.")
+    sam = _sam_from_state(SamConfig.from_dict(network["sam_config"]), content["model_state"])
+    layout = UNETRLayout(**_layout_values(network["decoder"]))
+    model: SamSemanticModel2d
+    if architecture == "sam_unetr2d":
+        model = SamSemanticModel2d(sam, info, layout)
+    else:
+        model = SamSemanticModel3d(sam, info, layout, network.get("adapter_width"))
+    _load_decoder(model, content["decoder_state"], path)
     return model
 
 

@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	# MobileSAM's code (import name mobile_sam), a test reference only; it imports timm and
 	# torchvision, for which samforge.testing provides stand-ins: --no-deps as above.
 	$(BIN)/python -m pip install --quiet --no-deps mobilesam-mirror==1.0.0
+	# torch_em's UNETR (MedicoSAM's semantic decoder), a test reference only; its declared
+	# dependencies include torchvision and its model code needs only torch: --no-deps.
+	$(BIN)/python -m pip install --quiet --no-deps torch-em==0.10.9
 	# Debian's chromium for the annotator's browser tests (Playwright drives it; its own
 	# browsers are never downloaded).
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; \

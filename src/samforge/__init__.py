@@ -9,7 +9,7 @@
 """
 
 from .errors import SamforgeError
-from .inference import Prediction, Predictor
+from .inference import Prediction, Predictor, SemanticPredictor
 from .models import Sam, SamConfig, build_model, export_official, load_model
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "Sam",
     "SamConfig",
     "SamforgeError",
+    "SemanticPredictor",
     "__version__",
     "build_model",
     "export_official",

@@ -71,6 +71,8 @@ def test_presets_resolve_to_their_registered_objectives():
         "medicosam": "iterative",
         "robust": "robust",
         "samunet": "iterative",
+        "semantic2d": "semantic",
+        "semantic3d": "semantic",
     }
     assert isinstance(build_objective(load_config("medicosam").objective), IterativePrompting)
     robust = build_objective(load_config("robust").objective)

@@ -17,6 +17,7 @@ from . import (
     embed,
     evaluate,
     evaluate3d,
+    evaluate_semantic,
     fuse,
     models,
     segment,
@@ -45,6 +46,7 @@ app.command("fuse")(fuse.fuse)
 app.add_typer(models.app, name="models")
 
 evaluate.app.command("interactive3d")(evaluate3d.interactive3d)
+evaluate.app.command("semantic")(evaluate_semantic.semantic)
 app.add_typer(evaluate.app, name="evaluate")
 
 data_app = typer.Typer(

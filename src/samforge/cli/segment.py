@@ -28,6 +28,7 @@ from ..prompts import Prompts
 from .options import intensity_option, window_option
 from .prompt_args import parse_prompt_args
 from .segment_all import segment_all, split_slice, write_plane_mask
+from .segment_semantic import segment_semantic
 
 console = Console()
 
@@ -71,6 +72,9 @@ def segment(
     engine: str = typer.Option(
         "torch", help="torch, or onnxruntime (the model's ONNX graphs, exported on first use)."
     ),
+    semantic: bool = typer.Option(
+        False, "--semantic", help="Label every pixel/voxel with a semantic model's classes."
+    ),
 ) -> None:
     """Segment objects from prompts and write a mask with the input's geometry.
 
@@ -86,7 +90,14 @@ def segment(
     With --all, every object is segmented without prompts; the labels (largest first) and
     OUTPUT.json with one record per label are written. Settings: --points-per-side 32,
     --pred-iou-thresh 0.88, --stability-score-thresh 0.95, --crop-n-layers 0, ... (SAM's).
+
+    With --semantic, -m is a semantic model (`samforge train semantic2d/semantic3d`, or a
+    MedicoSAM file with its decoder) and no prompts are given: every pixel or voxel gets
+    one of its classes (names in <output>.labels.json).
     """
+    if semantic:
+        segment_semantic(image, output, model, list(ctx.args))
+        return
     intensity_settings = IntensitySettings(intensity, window)
     if tile is not None and (all_ or propagate_):
         raise ConfigError("--tile is for prompts on a 2D image; --all crops with --crop-n-layers.")

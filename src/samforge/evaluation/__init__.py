@@ -1,4 +1,5 @@
-"""Evaluation: metrics, the interactive 2D protocol, the robustness sweep and reports."""
+"""Evaluation: metrics, the interactive 2D protocol, the robustness sweep, semantic
+segmentation and reports."""
 
 from .interactive2d import (
     START_PROMPTS,
@@ -18,12 +19,23 @@ from .runs import (
     summarize_interactive,
     write_interactive_report,
 )
+from .semantic import (
+    Segmenter,
+    SemanticSettings,
+    class_metrics,
+    run_semantic,
+    summarize_semantic,
+)
+from .semantic_report import worst_overlays, write_semantic_report
 
 __all__ = [
     "START_PROMPTS",
     "EvalImage",
     "ImageResult",
     "InteractiveSettings",
+    "Segmenter",
+    "SemanticSettings",
+    "class_metrics",
     "dice",
     "evaluate_image",
     "hd95",
@@ -35,9 +47,13 @@ __all__ = [
     "read_csv",
     "run_interactive2d",
     "run_robustness",
+    "run_semantic",
     "summarize_interactive",
     "summarize_robustness",
+    "summarize_semantic",
+    "worst_overlays",
     "write_interactive_report",
     "write_report",
     "write_robustness_report",
+    "write_semantic_report",
 ]

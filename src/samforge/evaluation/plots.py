@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -269,3 +270,52 @@ def _parameter_summary(params: dict[str, Any]) -> str:
             continue
         parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
     return textwrap.fill(", ".join(parts), width=36, max_lines=2, placeholder=" …")
+
+
+def plot_class_dice(per_class: Sequence[dict], path: Path) -> Path:
+    """Mean Dice per class (the summary's ``per_class`` rows), one bar per model and dataset."""
+    classes = list(dict.fromkeys(row["class"] for row in per_class))
+    series = list(dict.fromkeys((row["model"], row["dataset"]) for row in per_class))
+    values = {(r["model"], r["dataset"], r["class"]): r["dice"] for r in per_class}
+    width = 0.8 / max(len(series), 1)
+    figure = Figure(figsize=(max(5, 0.3 * len(classes) * len(series) + 2), 4))
+    axis = figure.subplots()
+    for index, (model, dataset) in enumerate(series):
+        heights = [values.get((model, dataset, name), np.nan) for name in classes]
+        label = model if len({d for _, d in series}) == 1 else f"{model} ({dataset})"
+        axis.bar(np.arange(len(classes)) + index * width, heights, width, label=label)
+    axis.set_xticks(np.arange(len(classes)) + width * (len(series) - 1) / 2, classes)
+    axis.tick_params(axis="x", rotation=60 if len(classes) > 4 else 0, labelsize=7)
+    axis.set(ylabel="mean Dice over cases", ylim=(0, 1.02), title="Semantic: Dice per class")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_label_overlays(
+    examples: Sequence[Overlay], path: Path, class_names: Sequence[str], columns: int = 3
+) -> Path:
+    """Images with every class's outline, one colour per class: the reference solid, the
+    prediction dashed (label maps in the :class:`Overlay` records)."""
+    count = max(len(examples), 1)
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    figure = Figure(figsize=(4 * columns, 4 * rows + 0.6))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    colours = [colormaps["tab20"](i % 20) for i in range(len(class_names))]
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, example in zip(axes.flat, examples, strict=False):
+        axis.imshow(np.clip(example.image, 0, 255).astype(np.uint8), cmap="gray")
+        for labels, style in ((example.target, "solid"), (example.prediction, "dashed")):
+            for class_id in np.unique(labels[labels > 0]):
+                axis.contour(
+                    labels == class_id,
+                    levels=[0.5],
+                    colors=[colours[int(class_id) % len(colours)]],
+                    linewidths=0.9,
+                    linestyles=style,
+                )
+        axis.set_title(example.title, fontsize=7)
+    figure.suptitle("reference: solid · prediction: dashed", fontsize=9)
+    return _save(figure, path)

@@ -47,6 +47,7 @@ INT_COLUMNS = (
     "num_objects",
     "object",
     "voxels",
+    "voxels_predicted",
     "prompt_slice",
     "slices_true",
     "slices_segmented",

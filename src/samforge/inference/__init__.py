@@ -1,8 +1,9 @@
-"""Inference: the 2D Predictor and prompt propagation through volumes."""
+"""Inference: the 2D Predictor, prompt propagation through volumes, semantic labelling."""
 
 from .prediction import ImageEmbedding, Prediction
 from .predictor import Predictor
 from .propagation import PropagationResult, PropagationSettings, propagate
+from .semantic import SemanticPredictor
 
 __all__ = [
     "ImageEmbedding",
@@ -10,5 +11,6 @@ __all__ = [
     "Predictor",
     "PropagationResult",
     "PropagationSettings",
+    "SemanticPredictor",
     "propagate",
 ]

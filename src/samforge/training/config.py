@@ -7,8 +7,9 @@ type or range and missing data folders raise :class:`ConfigError` naming the key
 
 Presets (``src/samforge/configs/*.yaml``, also under ``configs/`` in the repository):
 ``medsam``, ``simpleft``, ``medicosam`` (MedicoSAM's three objectives), ``robust``
-(RobustMedSAM's decoder-only training on clean/degraded pairs) and ``samunet`` (SAM-UNet
-around a SAM checkpoint).
+(RobustMedSAM's decoder-only training on clean/degraded pairs), ``samunet`` (SAM-UNet
+around a SAM checkpoint), ``semantic2d`` and ``semantic3d`` (MedicoSAM's semantic models:
+a UNETR decoder on a SAM encoder; in 3D with MA-SAM's depth adapters).
 
 The ``objective`` section is validated by the settings of its kind, each registered in
 :mod:`samforge.training.objectives`; configs never branch on the kind themselves.
@@ -38,7 +39,7 @@ from .freeze import POLICIES
 from .imagenet import resnet_weights_hint
 from .objectives import OBJECTIVES, ObjectiveSettings, objective_class
 
-PRESETS = ("medsam", "simpleft", "medicosam", "robust", "samunet")
+PRESETS = ("medsam", "simpleft", "medicosam", "robust", "samunet", "semantic2d", "semantic3d")
 
 
 class _Section(BaseModel):
@@ -64,7 +65,7 @@ class DataSource(_Section):
     subjects: list[str] | None = None  # keep only these subject ids
     phantoms: list[str] | None = None  # modalities of generated phantoms instead of files
     count: int = Field(8, ge=1)  # phantoms per modality
-    shape: tuple[int, int] = (128, 128)
+    shape: tuple[int, int] | tuple[int, int, int] = (128, 128)  # (D, H, W): volumes
     seed: int = 0
 
     @model_validator(mode="after")
@@ -191,7 +192,8 @@ class TrainerConfig(_Section):
 
 class TrainConfig(_Section):
     name: str = "run"
-    # A registry name, a checkpoint file, or "random:<architecture>" to train from scratch.
+    # A registry name, a checkpoint file, or "random:<architecture>" to train from scratch;
+    # with a semantic objective also "monai:unet" or "monai:swinunetr" (no SAM encoder).
     model: str = "samforge_random_tiny"
     # "sam_unet": build a SAM-UNet around the model's ViT, prompt encoder and decoder
     # (SAM-UNet's training starts from a SAM checkpoint; train with freeze.policy

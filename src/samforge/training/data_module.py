@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import numpy as np
@@ -25,6 +25,14 @@ from .config import DataConfig, DataSource
 from .sources import Role, collect_cases
 
 
+class EpochDataset(Protocol):
+    """What the sampler needs of a dataset: a length and a hook for the epoch."""
+
+    def __len__(self) -> int: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
 class ResumableSampler(Sampler[int]):
     """Indices of one rank for one epoch: a seeded permutation, padded to a multiple of the
     world size, every ``world_size``-th index from ``rank``; the first ``skip`` batches of
@@ -32,7 +40,7 @@ class ResumableSampler(Sampler[int]):
 
     def __init__(
         self,
-        dataset: ObjectSegmentationDataset,
+        dataset: EpochDataset,
         batch_size: int,
         seed: int,
         rank: int = 0,
@@ -92,18 +100,21 @@ class SegmentationDataModule(L.LightningDataModule):
             keeps torch's one thread per worker.
     """
 
+    # How items become batches; the semantic data module stacks them (PyTorch's default).
+    collate_fn: Any = staticmethod(collate_objects)
+
     def __init__(
         self,
         config: DataConfig,
-        transform: ModelInputTransform,
+        transform: ModelInputTransform | None,
         seed: int = 0,
         threads: int | None = None,
     ) -> None:
         super().__init__()
         self.config, self.transform, self.seed = config, transform, seed
         self.threads = threads
-        self.train_set: ObjectSegmentationDataset | None = None
-        self.val_set: ObjectSegmentationDataset | None = None
+        self.train_set: Any = None  # the dataset of _dataset
+        self.val_set: Any = None
         self._sampler: ResumableSampler | None = None
         self._resume_state: dict[str, int] | None = None
 
@@ -113,9 +124,8 @@ class SegmentationDataModule(L.LightningDataModule):
             if self.config.val:
                 self.val_set = self._dataset(self.config.val, "val", self.seed + 1)
 
-    def _dataset(
-        self, sources: Sequence[DataSource], role: Role, seed: int
-    ) -> ObjectSegmentationDataset:
+    def _dataset(self, sources: Sequence[DataSource], role: Role, seed: int) -> EpochDataset:
+        assert self.transform is not None  # given for prompted training
         return ObjectSegmentationDataset(
             collect_cases(sources, role),
             n_obj=self.config.n_obj,
@@ -166,12 +176,12 @@ class SegmentationDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
 
-    def _loader(self, dataset: ObjectSegmentationDataset, sampler: Sampler) -> DataLoader:
+    def _loader(self, dataset: Any, sampler: Sampler) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.config.batch_size,
             sampler=sampler,
-            collate_fn=collate_objects,
+            collate_fn=self.collate_fn,
             num_workers=self.config.num_workers,
             persistent_workers=False,
             worker_init_fn=None

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import lightning as L
 
+from ..models import PromptableModel
+from ..models.semantic import SemanticModel
 from .config import TrainConfig
 from .data_module import SegmentationDataModule
-from .export import export_trained, gathered_model
+from .export import export_joint_decoder, export_trained, gathered_model
 from .freeze import FreezeReport
 from .model_setup import prepare_model
 from .module import SamTrainingModule
@@ -31,6 +33,7 @@ from .run_folder import (
     step_of,
     write_summary,
 )
+from .semantic_data import SemanticDataModule
 from .sources import check_no_overlap
 from .trainer import build_trainer
 
@@ -64,8 +67,20 @@ def train(config: TrainConfig, *, resume: bool = False, threads: int | None = No
     objective = build_objective(config.objective)
     objective.check_model(model)
     module = SamTrainingModule(model, objective, config.optimizer, config.trainer.seed)
-    transform = model.config.input_transform()
-    data = SegmentationDataModule(config.data, transform, config.trainer.seed, threads)
+    data: SegmentationDataModule
+    if isinstance(model, SemanticModel):
+        info = model.info
+        data = SemanticDataModule(
+            config.data,
+            info.patch_size,
+            info.in_channels,
+            info.num_classes,
+            config.trainer.seed,
+            threads,
+        )
+    else:
+        transform = model.config.input_transform()
+        data = SegmentationDataModule(config.data, transform, config.trainer.seed, threads)
     trainer = build_trainer(config, run_dir, resume_step=step_of(checkpoint))
     if trainer.is_global_zero:
         print(f"samforge train: {config.name} — {report}", flush=True)
@@ -83,9 +98,11 @@ def train(config: TrainConfig, *, resume: bool = False, threads: int | None = No
         trainer.save_checkpoint(final, weights_only=False)  # with optimiser state: resumable
     export_path = None
     if trainer.is_global_zero:
-        trained = module.model
+        trained: PromptableModel | SemanticModel = model
         if config.trainer.strategy == "fsdp":
             trained = gathered_model(config, final)
         export_path = export_trained(trained, run_dir / config.export, config)
+        joint = run_dir / f"{Path(config.export).stem}_semantic.pth"
+        export_joint_decoder(trained, objective, joint, config)  # with objective.e_sem
         write_summary(run_dir, trainer, export_path, time.perf_counter() - started, report)
     return TrainResult(run_dir, export_path, final, trainer.global_step, report)

@@ -12,24 +12,31 @@ from ..errors import CheckpointError, ConfigError
 from ..models import PromptableModel, SamModel, SamUNet, build_model, get_config, load_model
 from ..models.peft import apply_lora, apply_svd
 from ..models.sam.image_encoder import ImageEncoderViT
+from ..models.semantic import SamSemanticModel2d, SemanticModel
 from .config import TrainConfig
 from .freeze import FreezeReport, apply_freeze_policy, keep_frozen_norms_in_eval
 from .imagenet import resnet_weights_hint
+from .objectives import objective_class
+from .semantic_setup import MONAI_PREFIX, build_semantic_model
 
 # ResNet branch of SAM-UNet: (block, blocks per stage) of each ``resnet`` choice.
 _RESNETS = {"resnet50": ("bottleneck", (3, 4, 6, 3)), "resnet34": ("basic", (3, 4, 6, 3))}
 
 
-def prepare_model(config: TrainConfig) -> tuple[PromptableModel, FreezeReport]:
-    """The model to train, in train mode, and what its freeze policy left trainable."""
-    if config.model.startswith("random:"):
-        model = _random_model(config)
+def prepare_model(
+    config: TrainConfig,
+) -> tuple[PromptableModel | SemanticModel, FreezeReport]:
+    """The model to train, in train mode, and what its freeze policy left trainable. A
+    semantic objective trains a semantic model: on the configured SAM model's encoder, or
+    a MONAI network (``model: monai:unet``)."""
+    semantic = objective_class(config.objective).model_kind == "semantic"
+    model: PromptableModel | SemanticModel
+    if semantic and config.model.startswith(MONAI_PREFIX):
+        model = build_semantic_model(config, None)
     else:
-        model = load_model(
-            config.model, image_size=config.image_size, preprocessing=config.preprocessing
-        )
-    if config.convert_to == "sam_unet":
-        model = _sam_unet_from(model, config)
+        model = _sam_model(config)
+        if semantic:
+            model = build_semantic_model(config, model)
     peft = config.peft
     if peft.kind == "lora":
         apply_lora(
@@ -43,12 +50,15 @@ def prepare_model(config: TrainConfig) -> tuple[PromptableModel, FreezeReport]:
     elif peft.kind == "svd":
         apply_svd(model, blocks=peft.blocks, include_mlp=peft.include_mlp)
     freeze = config.freeze
+    frozen = list(freeze.frozen or [])
+    if isinstance(model, SamSemanticModel2d):  # its SAM prompt parts never run
+        frozen += ["prompt_encoder", "mask_decoder"]
     report = apply_freeze_policy(
         model,
         freeze.policy,
         blocks=freeze.blocks,
         trainable=freeze.trainable,
-        frozen=freeze.frozen,
+        frozen=frozen or None,
     )
     if config.trainer.activation_checkpointing:
         checkpoint_encoder_blocks(model)
@@ -74,6 +84,20 @@ def checkpoint_encoder_blocks(model: PromptableModel) -> None:
             f"({type(encoder).__name__}); set it to false."
         )
     encoder.activation_checkpointing = True
+
+
+def _sam_model(config: TrainConfig) -> PromptableModel:
+    """The configured SAM-family model (loaded or random), converted as configured."""
+    model: PromptableModel
+    if config.model.startswith("random:"):
+        model = _random_model(config)
+    else:
+        model = load_model(
+            config.model, image_size=config.image_size, preprocessing=config.preprocessing
+        )
+    if config.convert_to == "sam_unet":
+        model = _sam_unet_from(model, config)
+    return model
 
 
 def _random_model(config: TrainConfig) -> SamModel:

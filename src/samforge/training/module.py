@@ -14,8 +14,8 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+from torch import nn
 
-from ..models import PromptableModel
 from .config import OptimizerConfig
 from .freeze import keep_frozen_norms_in_eval
 from .objectives import Objective
@@ -25,7 +25,8 @@ class SamTrainingModule(L.LightningModule):
     """Trains a samforge model with any registered objective.
 
     Args:
-        model: the model, with its freeze policy and PEFT layers already applied.
+        model: the model (a promptable SAM-family model, or a semantic model for a
+            semantic objective), with its freeze policy and PEFT layers already applied.
         objective: the objective (:func:`samforge.training.objectives.build_objective`).
         optimizer: the ``optimizer`` section of the config.
         seed: seed of the prompt sampling.
@@ -33,7 +34,7 @@ class SamTrainingModule(L.LightningModule):
 
     def __init__(
         self,
-        model: PromptableModel,
+        model: nn.Module,
         objective: Objective,
         optimizer: OptimizerConfig,
         seed: int = 0,

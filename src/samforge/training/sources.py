@@ -56,7 +56,7 @@ def collect_cases(sources: Sequence[DataSource], role: Role = "train") -> CaseLi
             found = open_dataset(
                 source.path, layout=source.layout, modality=source.modality, split=split
             )
-            lists.append(_select_subjects(found, source.subjects) if source.subjects else found)
+            lists.append(select_subjects(found, source.subjects) if source.subjects else found)
     refs = [ref for found in lists for ref in found.refs]
     refs += CaseList.from_cases(cases).refs
     return CaseList(refs, description=f"{role} data")
@@ -98,7 +98,7 @@ def _phantoms(source: DataSource, modalities: list[str]) -> list[Case]:
     ]
 
 
-def _select_subjects(found: CaseList, wanted: Sequence[str]) -> CaseList:
+def select_subjects(found: CaseList, wanted: Sequence[str]) -> CaseList:
     """Cases whose subject id is listed; ``"000-249"`` stands for a range of numbered ids."""
     chosen: set[str] = set()
     for item in wanted:

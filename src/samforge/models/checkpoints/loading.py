@@ -175,15 +175,17 @@ def _ignore_semantic_decoder(raw: RawCheckpoint) -> list[str]:
     trained beside SAM) is not loaded; returns its keys (empty when there is none).
 
     The SAM part is the whole interactive model, so it loads as usual; the semantic
-    decoder is a separate head that samforge does not build yet.
+    decoder is a separate head, loaded with the SAM encoder by
+    :func:`samforge.models.semantic.load_semantic_model`.
     """
     keys = list(raw.extras.get("decoder_state") or ())
     if keys:
         warnings.warn(
             f"{raw.source}: loading the SAM part only; its UNETR semantic decoder "
             f"(`decoder_state`, {_count(keys, 'tensor')}, e.g. {preview_names(keys, 3)}) is "
-            "ignored, as samforge does not build that decoder yet. Interactive "
-            "segmentation is unaffected; semantic segmentation with it is not available.",
+            "ignored here. Interactive segmentation is unaffected; for semantic "
+            "segmentation load the file with samforge.models.semantic.load_semantic_model "
+            "(or `samforge segment --semantic`).",
             stacklevel=3,
         )
     return keys

@@ -147,6 +147,11 @@ class Block(nn.Module):
         self.Adapter = Adapter(dim, adapter_mlp_ratio) if adapter else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp_residual(self.attention_residual(x))
+
+    def attention_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + attention(norm1(x))``; split from :meth:`mlp_residual` so that a wrapper
+        (the 3D semantic model's depth adapters) can act between the two."""
         shortcut = x
         x = self.norm1(x)
         if self.window_size > 0:
@@ -156,7 +161,10 @@ class Block(nn.Module):
             x = window_unpartition(x, self.window_size, padded_hw, (height, width))
         else:
             x = self.attn(x)
-        x = shortcut + x
+        return shortcut + x
+
+    def mlp_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + mlp(norm2(x))`` (plus SAM-Med2D's adapter)."""
         if self.Adapter is not None:
             normed = self.norm2(x)
             return x + self.mlp(normed) + self.Adapter(normed)

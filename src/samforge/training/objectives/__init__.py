@@ -24,6 +24,7 @@ from .iterative import (
     iterative_prompting_loss,
 )
 from .robust import RobustObjective, RobustOutput, RobustSettings, robust_loss
+from .semantic import SemanticObjective, SemanticSettings
 
 __all__ = [
     "OBJECTIVES",
@@ -36,6 +37,8 @@ __all__ = [
     "RobustOutput",
     "RobustSettings",
     "SemanticLoss",
+    "SemanticObjective",
+    "SemanticSettings",
     "build_objective",
     "iterative_prompting_loss",
     "objective_class",

@@ -10,14 +10,13 @@ the engine and the Lightning module find it by the settings' ``kind`` and never 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from ...errors import ConfigError
-from ...models import PromptableModel
 from ...models.sam.embeddings import Embeddings
 
 if TYPE_CHECKING:
@@ -65,6 +64,9 @@ class Objective(nn.Module, ABC):
     """
 
     settings_type: ClassVar[type[ObjectiveSettings]]
+    # What the run builds and feeds: a promptable SAM-family model and prompted objects,
+    # or a semantic model (samforge.models.semantic) and labelled patches.
+    model_kind: ClassVar[Literal["promptable", "semantic"]] = "promptable"
     # Logged values the progress bar shows (all are logged).
     progress_bar: ClassVar[tuple[str, ...]] = ("loss",)
 
@@ -79,12 +81,13 @@ class Objective(nn.Module, ABC):
         """Raise ConfigError for a config this objective cannot train with (e.g. data
         without what it needs); called while the config is validated."""
 
-    def check_model(self, model: PromptableModel) -> None:
-        """Raise ConfigError for a prepared model this objective cannot train."""
+    def check_model(self, model: Any) -> None:
+        """Raise ConfigError for a prepared model this objective cannot train (a
+        :class:`PromptableModel` or, for ``model_kind`` "semantic", a semantic model)."""
 
     @abstractmethod
     def losses(
-        self, model: PromptableModel, batch: dict[str, Any], generator: torch.Generator
+        self, model: Any, batch: dict[str, Any], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
         """Scalar losses of one batch (as :func:`samforge.data.dataset.collate_objects`
         makes it): ``"loss"`` is minimised, every entry is logged."""

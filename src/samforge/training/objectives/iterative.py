@@ -50,6 +50,7 @@ from ...prompts import positive_points as sample_positive_points
 from ..losses import batch_dice_from_terms, dice_from_terms, upscale_logits
 from ..scoring import MaskScores, ScoringFrame
 from .base import Objective, ObjectiveSettings, register_objective, repeat_per_object
+from .joint_semantic import JointSemanticLoss
 
 # (image embeddings as returned by ``embed_images``, union of the objects (B, S, S) bool)
 # -> scalar loss: the seam for a semantic decoder trained jointly on the shared encoder.
@@ -74,6 +75,7 @@ class PromptingSettings(ObjectiveSettings):
     dice: Literal["squared", "linear"] = "squared"  # torch_em's (micro-sam's) or Σp + Σt
     loss_resolution: Literal["original", "model"] = "original"
     first_prompt: Literal["random", "alternate"] = "random"
+    e_sem: bool = False  # joint semantic decoder on the encoder (joint_semantic.py)
 
     @model_validator(mode="after")
     def _alternate_is_half_boxes(self) -> PromptingSettings:
@@ -107,6 +109,8 @@ class IterativePrompting(Objective):
         self, settings: PromptingSettings, semantic_loss: SemanticLoss | None = None
     ) -> None:
         super().__init__(settings)
+        if semantic_loss is None and settings.e_sem:
+            semantic_loss = JointSemanticLoss()
         self.semantic_loss = semantic_loss
 
     def losses(

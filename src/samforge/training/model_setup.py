@@ -67,21 +67,22 @@ def prepare_model(
     return model, report
 
 
-def checkpoint_encoder_blocks(model: PromptableModel) -> None:
+def checkpoint_encoder_blocks(model: PromptableModel | SemanticModel) -> None:
     """Recompute the ViT image encoder's blocks in the backward pass instead of keeping
     their activations: the same loss and gradients in less memory, for a second encoder
     forward pass per step.
 
     Not for SAM-UNet, which runs the ViT's blocks itself between its ResNet stages, nor
     MobileSAM's TinyViT: its batch norms would update their running statistics again in
-    the recomputation, so the trained model would differ from one trained without.
+    the recomputation, so the trained model would differ from one trained without. A
+    semantic model on SAM's ViT is covered; MONAI's baselines have no ViT to checkpoint.
     """
-    encoder = model.image_encoder
+    encoder = getattr(model, "image_encoder", None)
     if isinstance(model, SamUNet) or not isinstance(encoder, ImageEncoderViT):
         raise ConfigError(
             "trainer.activation_checkpointing covers SAM's ViT image encoder (SAM, SAM-Med2D, "
             f"RobustSAM), not the encoder of a {type(model).__name__} "
-            f"({type(encoder).__name__}); set it to false."
+            f"({type(encoder).__name__ if encoder is not None else 'none'}); set it to false."
         )
     encoder.activation_checkpointing = True
 

@@ -51,6 +51,7 @@ def test_segment_with_the_onnxruntime_engine_writes_the_torch_mask(tmp_path, mon
         output = tmp_path / f"{engine}.png"
         arguments = ["segment", str(tmp_path / "image.png"), "--box", "45", "35", "165", "115"]
         arguments += ["--model", "samforge_random_tiny", "-o", str(output), "--engine", engine]
+        arguments += ["--precision", "fp32"]  # the engines compared, not torch's bf16 encoder
         result = runner.invoke(app, arguments)
         assert result.exit_code == 0, result.output
         masks[engine] = np.asarray(Image.open(output))

@@ -44,7 +44,8 @@ def model():
 def engines(cache_root, model):
     """(torch predictor, onnxruntime predictor) of one model; the graphs are exported into
     the cache on the first use."""
-    return Predictor(model), Predictor(model, engine="onnxruntime")
+    # fp32 on both sides: the comparison is of the engines, not of the torch bf16 encoder.
+    return Predictor(model, precision="fp32"), Predictor(model, engine="onnxruntime")
 
 
 def assert_same_prediction(ours, reference) -> None:
@@ -104,7 +105,7 @@ def test_from_onnx_serves_the_exported_graphs(engines, model, tmp_path, one_thre
     folder = cached_export_folder(model)
     cache = DiskEmbeddingCache(tmp_path)
     from_folder = Predictor.from_onnx(folder, disk_cache=cache)
-    shared_torch = Predictor(model, disk_cache=cache)
+    shared_torch = Predictor(model, disk_cache=cache, precision="fp32")
     image = textured_image(130, 170, seed=4)
     for predictor in (from_folder, onnx_predictor, shared_torch):
         predictor.set_image(image)

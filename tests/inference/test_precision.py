@@ -82,3 +82,28 @@ def test_bf16_encoder_weights_follow_fine_tuning():
     with torch.inference_mode():
         after, fresh = runner(images), EncoderRunner(model, "bf16")(images)
     assert torch.equal(after, fresh) and not torch.equal(after, before)
+
+
+def test_threads_sharing_a_model_embed_in_bf16_together():
+    """The annotator's sessions share one model across threads: each must see whole bf16
+    weights (a copy of the encoder, never the model's own parameters swapped in place)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = build_model(get_config("vit_test"))
+    images = [np.random.default_rng(seed).uniform(0, 255, (60, 80)) for seed in range(6)]
+    expected = []
+    for image in images:
+        predictor = Predictor(model, precision="bf16", cache_size=0)
+        predictor.set_image(image)
+        expected.append(predictor.image_embedding.embedding)
+
+    def embed(index: int) -> torch.Tensor:
+        predictor = Predictor(model, precision="bf16", cache_size=0)
+        predictor.set_image(images[index])
+        return predictor.image_embedding.embedding
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(embed, range(len(images))))
+    for got, want in zip(together, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    assert all(parameter.dtype == torch.float32 for parameter in model.parameters())

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from ..data import IntensitySettings
 from ..inference.disk_cache import DiskEmbeddingCache
+from ..inference.precision import DEFAULT_PRECISION
 from ..workflows.embedding import EmbeddingJob, embed_dataset
 from .options import intensity_option, window_option
 
@@ -30,7 +31,11 @@ def embed(
         "auto", help="auto (ddp_spawn for CPU processes, ddp for GPUs/nodes), ddp, ddp_spawn."
     ),
     split: str | None = typer.Option(None, help="The dataset split to embed (default: all)."),
-    precision: str = typer.Option("fp32", help="Encoder arithmetic: fp32, bf16 or auto."),
+    precision: str = typer.Option(
+        DEFAULT_PRECISION,
+        help="Encoder arithmetic: auto (bf16 where the CPU or GPU computes it natively), fp32 "
+        "or bf16; a Predictor finds the cached embeddings only with the same precision.",
+    ),
     intensity: str = intensity_option(),
     window: str | None = window_option(),
 ) -> None:

@@ -21,6 +21,7 @@ from ..errors import ConfigError, InputImageError, PromptError
 from ..files import check_output_file
 from ..inference import Predictor, PropagationResult, PropagationSettings, propagate
 from ..inference.objects import segment_objects
+from ..inference.precision import DEFAULT_PRECISION
 from ..inference.tiled import tiled_if_needed
 from ..inference.volume_prompts import PROMPT_MODES
 from ..models import load_model
@@ -72,6 +73,11 @@ def segment(
     engine: str = typer.Option(
         "torch", help="torch, or onnxruntime (the model's ONNX graphs, exported on first use)."
     ),
+    precision: str = typer.Option(
+        DEFAULT_PRECISION,
+        help="Image encoder arithmetic: auto (bf16 where the CPU or GPU computes it natively, "
+        "else fp32), fp32 (exact, the official model's) or bf16.",
+    ),
     semantic: bool = typer.Option(
         False, "--semantic", help="Label every pixel/voxel with a semantic model's classes."
     ),
@@ -111,7 +117,8 @@ def segment(
         return
     if propagate_:
         settings = PropagationSettings(mode, iou_threshold, box_extension)
-        _propagate(case, image, groups, settings, output, model, intensity_settings, engine)
+        engine_options = {"engine": engine, "precision": precision}
+        _propagate(case, image, groups, settings, output, model, intensity_settings, engine_options)
         return
     if len(groups) > 1:
         raise PromptError("--slice is given more than once: only --propagate takes several.")
@@ -120,7 +127,13 @@ def segment(
     plane = _plane(case, slice_index, image)
     started = time.perf_counter()
     predictor = tiled_if_needed(
-        Predictor(load_model(model), intensity=intensity, window=window, engine=engine),
+        Predictor(
+            load_model(model),
+            intensity=intensity,
+            window=window,
+            engine=engine,
+            precision=precision,
+        ),
         tile,
         halo,
     )
@@ -140,7 +153,7 @@ def _propagate(
     output: Path,
     model: str,
     intensity: IntensitySettings,
-    engine: str,
+    engine_options: dict[str, str],
 ) -> None:
     """Segment one object through the volume from prompts on one or more slices."""
     if not case.is_volume:
@@ -151,7 +164,7 @@ def _propagate(
     prompts = dict(_slice_prompt(case, index, args, path) for index, args in groups)
     started = time.perf_counter()
     predictor = Predictor(
-        load_model(model), intensity=intensity.mode, window=intensity.window, engine=engine
+        load_model(model), intensity=intensity.mode, window=intensity.window, **engine_options
     )
     mapping = intensity.case_mapping(case)
     result = propagate(predictor, case.image, prompts, settings, mapping=mapping)

@@ -9,10 +9,11 @@ arithmetic); ``"bf16"`` forces bf16. Prompt decoding always runs in fp32.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
-from torch.func import functional_call
+from torch import nn
 
 from ..errors import ConfigError
 from ..models import Sam, SamModel
@@ -75,39 +76,39 @@ class EncoderRunner:
     model's embeddings, in the precision's dtype.
 
     bf16 on SAM's own ``embed_images`` (its image encoder alone: the ViT, or MobileSAM's
-    TinyViT) runs the encoder on bf16 copies of its weights, cast once per weight state
-    (the copies follow fine-tuning, see :func:`model_state_key`): autocast would re-cast
-    every weight on every call and keep LayerNorms and residual sums in fp32, 15% more
-    time for a ViT-B (docs/performance.md). Families whose embeddings need more than the
-    image encoder (SAM-UNet's ResNet branch, RobustSAM's features) run under autocast.
+    TinyViT) runs a bf16 copy of the image encoder, made once per weight state (the copy
+    follows fine-tuning, see :func:`model_state_key`): autocast would re-cast every weight
+    on every call and keep LayerNorms and residual sums in fp32, 15% more time for a ViT-B
+    (docs/performance.md). The copy is a module of its own, never swapped into the model,
+    so threads sharing a model (the annotator's sessions) never see half-cast weights.
+    Families whose embeddings need more than the image encoder (SAM-UNet's ResNet branch,
+    RobustSAM's features) run under autocast.
     """
 
     def __init__(self, model: SamModel, precision: str) -> None:
         self.model = model
         self.precision = precision
-        self._weights: dict[str, torch.Tensor] = {}
-        self._weights_state: tuple[int, int] | None = None
+        self._encoder: nn.Module | None = None
+        self._encoder_state: tuple[int, int] | None = None
 
     def __call__(self, images: torch.Tensor) -> Embeddings:
         if self.precision == "fp32":
             return self.model.embed_images(images)
         # SAM's own method, not a family's override nor one replaced on the instance.
         if getattr(self.model.embed_images, "__func__", None) is Sam.embed_images:
-            encoder = self.model.image_encoder
-            return functional_call(encoder, self._bf16_weights(), (images.bfloat16(),))
+            return self._bf16_encoder()(images.bfloat16())
         with torch.autocast(images.device.type, dtype=torch.bfloat16):
             return self.model.embed_images(images)
 
-    def _bf16_weights(self) -> dict[str, torch.Tensor]:
-        """bf16 copies of the image encoder's floating parameters and buffers."""
+    def _bf16_encoder(self) -> nn.Module:
+        """A bf16 copy of the image encoder for the model's current weights."""
         state = model_state_key(self.model)
-        if state != self._weights_state:
-            encoder = self.model.image_encoder
-            tensors = {**dict(encoder.named_parameters()), **dict(encoder.named_buffers())}
-            self._weights = {
-                name: tensor.detach().bfloat16()
-                for name, tensor in tensors.items()
-                if tensor.is_floating_point()
-            }
-            self._weights_state = state
-        return self._weights
+        encoder = self._encoder
+        if encoder is None or state != self._encoder_state:
+            # Outside inference mode: its tensors would be inference tensors, which a
+            # Parameter cannot wrap.
+            with torch.inference_mode(False), torch.no_grad():
+                encoder = copy.deepcopy(self.model.image_encoder).bfloat16().eval()
+                encoder.requires_grad_(False)
+            self._encoder, self._encoder_state = encoder, state
+        return encoder

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import CaseList, IntensitySettings, open_dataset
 from ..inference import Predictor
 from ..inference.disk_cache import DiskEmbeddingCache
+from ..inference.precision import DEFAULT_PRECISION
 from ..models import load_model
 
 
@@ -40,7 +41,7 @@ class EmbeddingJob:
     intensity: str = "auto"
     window: str | tuple[float, float] | None = None
     split: str | None = None
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION  # the Predictor's, so later predictors find the cache
     volume_batch: int = 4
 
 

@@ -164,7 +164,11 @@ def _propagate(
     prompts = dict(_slice_prompt(case, index, args, path) for index, args in groups)
     started = time.perf_counter()
     predictor = Predictor(
-        load_model(model), intensity=intensity.mode, window=intensity.window, **engine_options
+        load_model(model),
+        intensity=intensity.mode,
+        window=intensity.window,
+        engine=engine_options["engine"],
+        precision=engine_options["precision"],
     )
     mapping = intensity.case_mapping(case)
     result = propagate(predictor, case.image, prompts, settings, mapping=mapping)

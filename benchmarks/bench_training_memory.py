@@ -35,6 +35,7 @@ ViT-B's prompt encoder, decoder and 1024² frame around a tiny encoder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -174,19 +175,13 @@ def worker(args: argparse.Namespace) -> dict:
         generator = torch.Generator().manual_seed(index)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        if index == 0:
-            with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
-                out = iterative_prompting_loss(
-                    model,
-                    images,
-                    masks,
-                    settings,
-                    generator,
-                    None,
-                    sizes,
-                    None if previous else [originals],
-                )
-        else:
+        # The first step counts what is kept for the backward pass; later ones run bare.
+        counting = (
+            torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t)
+            if index == 0
+            else contextlib.nullcontext()
+        )
+        with counting:
             out = iterative_prompting_loss(
                 model,
                 images,

@@ -12,7 +12,6 @@ from rich.console import Console
 from ..data import IntensitySettings
 from ..inference.disk_cache import DiskEmbeddingCache
 from ..inference.precision import DEFAULT_PRECISION
-from ..workflows.embedding import EmbeddingJob, embed_dataset
 from .options import intensity_option, window_option
 
 console = Console()
@@ -46,6 +45,9 @@ def embed(
     embeds only what is missing.
     """
     IntensitySettings(intensity, window)  # a typo fails before any work
+    # Lightning costs two seconds and 170 MiB: only this command imports it.
+    from ..workflows.embedding import EmbeddingJob, embed_dataset
+
     job = EmbeddingJob(
         str(data), model, str(cache), intensity, window, split=split, precision=precision
     )

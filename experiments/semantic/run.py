@@ -13,7 +13,7 @@ Writes ``runs/semantic/<task>_*/`` (the training runs; a finished one is reused)
 ``runs/semantic/eval_<task>/`` (the evaluation report) and ``runs/semantic/<task>.md`` (the
 table: Dice, HD95, NSD, training time, the machine). Run from the repository root:
 
-    python experiments/semantic/run.py hc18 [--steps 100] [--tolerance-mm 2]
+    python experiments/semantic/run.py hc18 [--steps 800] [--tolerance-mm 2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import torch
 
 from samforge.files import write_text_atomically
 from samforge.testing.timing import machine_description
@@ -42,22 +45,30 @@ TEST_DATA = {
 }
 
 
-def train_run(config_file: Path, steps: int | None) -> tuple[Path, float, int]:
-    """(run folder, training seconds, steps) of one config; a finished run is reused."""
+def train_run(config_file: Path, steps: int | None, threads: int) -> tuple[Path, float, int]:
+    """(run folder, training seconds, steps) of one config. A finished run is reused; a run
+    that was stopped (no summary) or trained fewer steps continues from its checkpoint."""
     overrides = [f"trainer.max_steps={steps}"] if steps else []
     config = load_config(config_file, overrides)
-    if not (config.run_dir / "summary.json").is_file():
-        train(config)
+    checkpoints = list((config.run_dir / "checkpoints").glob("step-*.ckpt"))
+    finished = (config.run_dir / "summary.json").is_file()
+    ledger = config.run_dir / "training_seconds.json"  # run.py's: the parts' wall times
+    if not finished or read_run(config.run_dir).global_step < config.trainer.max_steps:
+        start = time.perf_counter()
+        train(config, resume=bool(checkpoints), threads=threads)
+        parts = json.loads(ledger.read_text()) if ledger.is_file() else []
+        write_text_atomically(ledger, json.dumps([*parts, time.perf_counter() - start]))
     result = read_run(config.run_dir)
-    seconds = training_seconds(config.run_dir)
+    seconds = sum(json.loads(ledger.read_text())) if ledger.is_file() else None
+    seconds = seconds or training_seconds(config.run_dir)
     print(f"{config.name}: {result.global_step} steps in {seconds:.0f} s", flush=True)
     return config.run_dir, seconds, result.global_step
 
 
 def training_seconds(run_dir: Path) -> float:
-    """Wall time from the run's start (its config.yaml) to its last step checkpoint: one
-    measure for runs trained in one go and runs stopped and resumed (whose summary counts
-    only the last part); model loading and the first data reads included."""
+    """Wall time from the run's start (its config.yaml) to its last step checkpoint, for a
+    run that ``run.py`` did not train (its parts' wall times are in training_seconds.json);
+    model loading and the first data reads included."""
     last = max((run_dir / "checkpoints").glob("step-*.ckpt"), key=lambda p: p.name)
     return last.stat().st_mtime - (run_dir / "config.yaml").stat().st_mtime
 
@@ -67,8 +78,12 @@ def main() -> None:
     parser.add_argument("task", choices=sorted(TEST_DATA))
     parser.add_argument("--steps", type=int, default=None, help="Override trainer.max_steps.")
     parser.add_argument("--tolerance-mm", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=1, help="Torch threads of training.")
     args = parser.parse_args()
-    runs = {key: train_run(HERE / f"{args.task}_{key}.yaml", args.steps) for key in MODELS}
+    torch.set_num_threads(args.threads)
+    runs = {
+        key: train_run(HERE / f"{args.task}_{key}.yaml", args.steps, args.threads) for key in MODELS
+    }
     out = Path("runs/semantic") / f"eval_{args.task}"
     command = [sys.executable, "-m", "samforge", "evaluate", "semantic", "--no-progress"]
     command += [arg for folder, _, _ in runs.values() for arg in ("-m", str(folder))]

@@ -71,4 +71,5 @@ class CheckpointAtMaxSteps(Callback):
         # The run stops after this batch, so this saves once. Every rank calls it (rank 0
         # writes, the others wait): a rank that skipped it would leave the others waiting.
         if step == trainer.max_steps > 0 and step % self.every_n_steps:
-            trainer.save_checkpoint(self.path_of_step(step))
+            # Full (optimiser and loops too): resumable. Lightning logs a notice otherwise.
+            trainer.save_checkpoint(self.path_of_step(step), weights_only=False)

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from helpers.synthetic import write_phantom_folder
 from samforge.cli.evaluate import app
+from samforge.data import read_case
+from samforge.data.phantoms import phantom_case
+from samforge.data.writers import write_volume_nifti
 from samforge.errors import ConfigError, DataError
 from samforge.evaluation import read_csv
 from samforge.inference import SemanticPredictor
-from samforge.models.semantic import MonaiSemanticModel, SemanticInfo, save_semantic_model
+from samforge.models.semantic import (
+    MonaiSemanticModel,
+    SemanticInfo,
+    load_semantic_model,
+    save_semantic_model,
+)
 
 runner = CliRunner()
 # The ultrasound phantoms label four structures.
@@ -21,11 +30,11 @@ CLASSES = ("background", "a", "b", "c", "d")
 TINY_UNET = {"channels": [4, 8], "strides": [2], "num_res_units": 0}
 
 
-def save_unet(path, classes=CLASSES, dims=2, seed=0):
+def save_unet(path, classes=CLASSES, dims=2, seed=0, label_values=None):
     import torch
 
     torch.manual_seed(seed)
-    info = SemanticInfo(dims, classes, (32,) * dims, 1)
+    info = SemanticInfo(dims, classes, (32,) * dims, 1, label_values=label_values)
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_semantic_model(MonaiSemanticModel("monai:unet", info, TINY_UNET), path)
 
@@ -104,3 +113,31 @@ def test_user_errors_say_what_to_do(phantoms, tmp_path):
         invoke("-m", model, "-d", phantoms, "-o", out, "--classes", "liver")
     with pytest.raises(DataError, match="has no split 'test'"):
         invoke("-m", model, "-d", phantoms, "-o", out, "--split", "test")
+
+
+def test_a_2d_model_with_selected_values_is_scored_on_volumes(tmp_path):
+    """A 2D model labels each slice of a volume (as ``segment --semantic`` does); trained
+    with ``data.classes: [2, 1]`` it is scored against the volumes' spleen (2) and liver (1),
+    other structures counting as background, as in its training."""
+    folder = tmp_path / "volumes"
+    for seed in (1, 2):  # the NIfTI folder layout: name.nii.gz + name_seg.nii.gz
+        case = phantom_case("ct", (6, 40, 40), seed=seed)
+        affine = np.diag([*reversed(case.spacing), 1.0])
+        write_volume_nifti(folder / f"ct{seed}.nii.gz", case.image, affine)
+        write_volume_nifti(folder / f"ct{seed}_seg.nii.gz", case.label, affine)
+    classes = ("background", "spleen", "liver")
+    model = save_unet(tmp_path / "m.pth", classes=classes, label_values=(0, 2, 1))
+    invoke("-m", model, "-d", folder, "-o", tmp_path / "eval")
+    rows = read_csv(tmp_path / "eval" / "results.csv")
+    assert len(rows) == 2 * 2
+    predictor = SemanticPredictor(load_semantic_model(model))
+    for seed in (1, 2):
+        case = read_case(folder / f"ct{seed}.nii.gz", folder / f"ct{seed}_seg.nii.gz")
+        predicted = predictor.predict_slices(case.image, modality=case.modality)
+        for row in (r for r in rows if r["case"] == f"ct{seed}"):
+            truth = case.label == {1: 2, 2: 1}[int(row["class_id"])]
+            mine = predicted == int(row["class_id"])
+            assert int(row["voxels"]) == truth.sum() > 0
+            assert int(row["voxels_predicted"]) == mine.sum()
+            dice = 2 * (truth & mine).sum() / (truth.sum() + mine.sum())
+            assert float(row["dice"]) == pytest.approx(dice)

@@ -22,8 +22,8 @@ runner = CliRunner()
 NAMES = ("background", "fat", "muscle")
 
 
-def use_model(monkeypatch, spatial_dims: int, patch: tuple[int, ...]) -> None:
-    info = SemanticInfo(spatial_dims, NAMES, patch, 1, intensity="none")
+def use_model(monkeypatch, spatial_dims: int, patch: tuple[int, ...], label_values=None) -> None:
+    info = SemanticInfo(spatial_dims, NAMES, patch, 1, intensity="none", label_values=label_values)
     model = PointwiseNet(info)
     monkeypatch.setattr("samforge.cli.segment_semantic.load_semantic_model", lambda path: model)
 
@@ -68,6 +68,19 @@ def test_a_png_gets_a_png_label_map(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     written = np.array(Image.open(tmp_path / "labels.png"))
     np.testing.assert_array_equal(written, expected_labels(image))
+
+
+def test_a_model_trained_on_selected_values_writes_those_values(monkeypatch, volume_path, tmp_path):
+    """A model trained with ``data.classes: [5, 6]`` (TotalSegmentator's liver and stomach)
+    labels in the dataset's values, 5 and 6, and its names file says which is which."""
+    use_model(monkeypatch, 3, (4, 16, 16), label_values=(0, 5, 6))
+    output = tmp_path / "labels.nii.gz"
+    result = run(str(volume_path), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    expected = np.array([0, 5, 6])[expected_labels(np.asarray(nib.load(volume_path).dataobj))]
+    np.testing.assert_array_equal(np.asarray(nib.load(output).dataobj), expected)
+    names = json.loads((tmp_path / "labels.labels.json").read_text())
+    assert names == {"0": "background", "5": "fat", "6": "muscle"}
 
 
 def test_prompts_are_refused_with_semantic(monkeypatch, volume_path, tmp_path):

@@ -171,9 +171,12 @@ def test_bad_input_is_refused_with_what_to_do():
         run_semantic(echo, [("d", [renamed])], SETTINGS, show_progress=False)
     renamed.meta["label_names"] = {1: "Organ"}  # the model's name, spelled otherwise
     run_semantic(echo, [("d", [renamed])], SETTINGS, show_progress=False)
-    two_d = SemanticSettings(SETTINGS.class_names, spatial_dims=2)
-    with pytest.raises(DataError, match="3D volume, but the model segments 2D images"):
-        run_semantic(echo, [("d", [volume])], two_d, show_progress=False)
+    three_d = SemanticSettings(SETTINGS.class_names, spatial_dims=3)
+    with pytest.raises(DataError, match="2D image, but the model segments 3D volumes"):
+        run_semantic(echo, [("d", [good])], three_d, show_progress=False)
+    two_d = SemanticSettings(SETTINGS.class_names, spatial_dims=2)  # labels volumes slice-wise
+    volume_echo = {"m": lambda image, spacing, modality: np.zeros(image.shape, np.uint8)}
+    assert run_semantic(volume_echo, [("d", [volume])], two_d, show_progress=False)
     wrong = {"m": lambda image, spacing, modality: np.zeros((5, 5), np.uint8)}
     with pytest.raises(InputImageError, match=r"shape \(5, 5\).*input's spatial shape"):
         run_semantic(wrong, [("d", [good])], SETTINGS, show_progress=False)

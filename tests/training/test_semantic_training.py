@@ -139,3 +139,19 @@ def test_lora_on_the_encoder_trains_with_the_decoder_and_merges_on_export(tmp_pa
     with torch.no_grad():
         torch.testing.assert_close(loaded(image), expected, rtol=1e-4, atol=1e-5)
     assert report.peft > 0
+
+
+def test_a_model_keeps_the_label_values_data_classes_selected(tmp_path):
+    """``data.classes: [4, 2]`` trains classes 1, 2 on the CT phantoms' kidney_left (4) and
+    spleen (2); the exported model says so, and maps labels as the training data did."""
+    overrides = [*QUICK, *CASES["monai_unet2d"][1], "data.classes=[4, 2]"]
+    config = load_config("semantic2d", [f"output_dir={tmp_path}", *overrides])
+    model = load_semantic_model(train(config).export_path)
+    assert model.info.label_values == (0, 4, 2)
+    assert model.info.class_names == ("background", "kidney_left", "spleen")
+    labels = np.random.default_rng(0).integers(0, 7, size=(30, 40)).astype(np.uint8)
+    case = Case(np.zeros((30, 40), np.float32), labels, (1.0, 1.0), None, "ct", "random")
+    renumbered = SemanticDataset([case], (30, 40), classes=[4, 2], num_classes=3)[0]["label"]
+    np.testing.assert_array_equal(model.info.indices_of(labels), renumbered[0])
+    back = SemanticPredictor(model).label_values(model.info.indices_of(labels))
+    np.testing.assert_array_equal(back, np.where(np.isin(labels, [2, 4]), labels, 0))

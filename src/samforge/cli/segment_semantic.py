@@ -16,7 +16,7 @@ from ..data import read_case, write_mask
 from ..errors import PromptError
 from ..files import check_output_file, write_text_atomically
 from ..inference import SemanticPredictor
-from ..models.semantic import load_semantic_model
+from ..models.semantic import SemanticInfo, load_semantic_model
 
 console = Console()
 
@@ -37,10 +37,13 @@ def segment_semantic(image: Path, output: Path, model: str, extra_args: list[str
     else:
         labels = predictor.predict(case.image, case.spacing, modality=case.modality)
     elapsed = time.perf_counter() - started
-    write_mask(output, labels, reference=case)
-    names = dict(enumerate(predictor.class_names))
+    # The training data's label values (TotalSegmentator's liver stays 5), named in the
+    # labels.json beside the map.
+    values = predictor.info.values
+    write_mask(output, predictor.label_values(labels), reference=case)
+    names = dict(zip(values, predictor.class_names, strict=True))
     write_text_atomically(labels_path(output), json.dumps(names, indent=2) + "\n")
-    _report(output, labels, predictor.class_names, float(np.prod(case.spacing)), elapsed)
+    _report(output, labels, predictor.info, float(np.prod(case.spacing)), elapsed)
 
 
 def labels_path(output: Path) -> Path:
@@ -50,14 +53,17 @@ def labels_path(output: Path) -> Path:
 
 
 def _report(
-    output: Path, labels: np.ndarray, names: tuple[str, ...], voxel: float, seconds: float
+    output: Path, labels: np.ndarray, info: SemanticInfo, voxel: float, seconds: float
 ) -> None:
+    """A table of each class's label value, name and size; ``labels`` holds class indices."""
+    names = info.class_names
     table = Table(title=f"samforge segment --semantic → {output}")
     for column, justify in (("label", "right"), ("class", "left"), ("voxels", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     table.add_column("mm³" if labels.ndim == 3 else "mm²", justify="right")
     counts = np.bincount(labels.ravel(), minlength=len(names))
     for index, name in enumerate(names[1:], start=1):
-        table.add_row(str(index), name, str(int(counts[index])), f"{counts[index] * voxel:.1f}")
+        value, size = info.values[index], counts[index]
+        table.add_row(str(value), name, str(int(size)), f"{size * voxel:.1f}")
     console.print(table)
     console.print(f"class names in {labels_path(output)}; done in {seconds:.2f} s")

@@ -39,6 +39,7 @@ import torch
 
 from ..data import Case
 from ..errors import ConfigError, DataError, InputImageError
+from ..models.semantic.info import renumbered
 from .runs import done_keys, progress_bar
 
 Segmenter = Callable[[np.ndarray, tuple[float, ...], str], np.ndarray]
@@ -58,13 +59,18 @@ class SemanticSettings:
         classes: the class ids scored (never 0); None: every class but the background.
         tolerance_mm: the NSD tolerance, in the units of the cases' spacing.
         spatial_dims: 2 or 3 when the model takes only images or only volumes; the cases
-            must match. None: any.
+            must match (a 2D model also labels volumes, slice by slice). None: any.
+        label_values: the data's label value of each class where the model's training
+            renumbered them (:attr:`samforge.models.semantic.SemanticInfo.label_values`):
+            the references are renumbered alike (other values become background). None:
+            the labels are the class ids.
     """
 
     class_names: tuple[str, ...]
     classes: tuple[int, ...] | None = None
     tolerance_mm: float = 2.0
     spatial_dims: int | None = None
+    label_values: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.class_names) < 2:
@@ -199,15 +205,20 @@ def checked_reference(case: Case, settings: SemanticSettings) -> np.ndarray:
             "data, so each needs its labels (see `samforge data inspect`)."
         )
     dims = len(case.spacing)
-    if settings.spatial_dims is not None and dims != settings.spatial_dims:
+    if settings.spatial_dims is not None and dims < settings.spatial_dims:
         kind = {2: "2D images", 3: "3D volumes"}
         raise DataError(
             f"case {case.name} is a {dims}D {'volume' if dims == 3 else 'image'}, but the model "
             f"segments {kind[settings.spatial_dims]}: evaluate it on "
             f"{kind[settings.spatial_dims]} or use a {dims}D model."
         )
-    unknown = sorted(set(np.unique(case.label).tolist()) - set(range(len(settings.class_names))))
-    renamed = _renamed_classes(case.meta.get("label_names") or {}, settings.class_names)
+    label, data_names = np.asarray(case.label), dict(case.meta.get("label_names") or {})
+    if settings.label_values is not None:  # as the model's training renumbered them
+        label = renumbered(label, settings.label_values)
+        index = {value: i for i, value in enumerate(settings.label_values)}
+        data_names = {index[int(v)]: n for v, n in data_names.items() if int(v) in index}
+    unknown = sorted(set(np.unique(label).tolist()) - set(range(len(settings.class_names))))
+    renamed = _renamed_classes(data_names, settings.class_names)
     if unknown or renamed:
         found = f"labels {unknown}" if unknown else f"classes named {renamed}"
         raise DataError(
@@ -215,7 +226,7 @@ def checked_reference(case: Case, settings: SemanticSettings) -> np.ndarray:
             f"({settings.describe_classes()}): evaluate on data labelled like the model's "
             "training data."
         )
-    return np.asarray(case.label)
+    return label
 
 
 def _renamed_classes(data_names: dict, class_names: Sequence[str]) -> dict[int, str]:

@@ -77,6 +77,12 @@ class SemanticPredictor:
             )
         return self._labels(self._inputs(np.asarray(image), modality))
 
+    def label_values(self, labels: np.ndarray) -> np.ndarray:
+        """Class indices (what ``predict`` returns) -> the label values of the data the
+        model trained on: a model trained with ``data.classes: [1, 2, 3, 5, 6]`` labels the
+        liver 5, as TotalSegmentator does, not 4. The indices where training kept them."""
+        return self.info.values_of(labels)
+
     def _labels(self, inputs: torch.Tensor) -> np.ndarray:
         labels = self._logits(inputs).argmax(dim=1)[0].cpu().numpy()
         return labels.astype(np.uint8 if len(self.class_names) <= 256 else np.int32)

@@ -43,6 +43,8 @@ def build_semantic_model(config: TrainConfig, sam: PromptableModel | None) -> Se
         in_channels=settings.in_channels,
         intensity=config.data.intensity,
         window=config.data.window,
+        # data.classes renumbers the labels 1..K; the model keeps which values they were.
+        label_values=(0, *config.data.classes) if config.data.classes else None,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.trainer.seed)

@@ -74,15 +74,11 @@ def load_segmenters(
     models = [load_semantic_model(file, device=device) for file in files]
     first = models[0].info
     for label, model in zip(labels, models, strict=True):
-        if (model.info.class_names, model.info.spatial_dims) != (
-            first.class_names,
-            first.spatial_dims,
-        ):
+        if _described(model.info) != _described(first):
             raise ConfigError(
-                f"models {labels[0]} and {label} differ: {first.spatial_dims}D "
-                f"{list(first.class_names)} vs {model.info.spatial_dims}D "
-                f"{list(model.info.class_names)}; compare models of the same classes and "
-                "dimensions."
+                f"models {labels[0]} and {label} differ: {_described(first)} vs "
+                f"{_described(model.info)}; compare models of the same classes (label values) "
+                "and dimensions."
             )
     segmenters = {
         label: _segmenter(SemanticPredictor(model, overlap=overlap, sw_batch_size=sw_batch_size))
@@ -91,8 +87,15 @@ def load_segmenters(
     return segmenters, first
 
 
+def _described(info: SemanticInfo) -> str:
+    classes = ", ".join(f"{v} {n}" for v, n in zip(info.values, info.class_names, strict=True))
+    return f"{info.spatial_dims}D [{classes}]"
+
+
 def _segmenter(predictor: SemanticPredictor) -> Segmenter:
     def segment(image: np.ndarray, spacing: tuple[float, ...], modality: str) -> np.ndarray:
+        if len(spacing) == 3 and predictor.info.spatial_dims == 2:  # a volume, slice by slice
+            return predictor.predict_slices(image, modality=modality)
         return predictor.predict(image, spacing, modality=modality)
 
     return segment
@@ -104,7 +107,9 @@ def evaluation_settings(
     """What a run scores: the models' classes (or the ``--classes`` among them)."""
     everything = SemanticSettings(info.class_names, spatial_dims=info.spatial_dims)
     chosen = everything.class_ids(classes) if classes else None
-    return SemanticSettings(info.class_names, chosen, tolerance_mm, info.spatial_dims)
+    return SemanticSettings(
+        info.class_names, chosen, tolerance_mm, info.spatial_dims, info.label_values
+    )
 
 
 def semantic_datasets(

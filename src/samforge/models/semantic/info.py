@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 from ...errors import ConfigError
 
@@ -21,6 +24,9 @@ class SemanticInfo:
         in_channels: channels of the input (1 for grey images and volumes, 3 for RGB).
         intensity: the intensity mode (:class:`samforge.data.intensity.IntensitySettings`).
         window: the CT window of that mode, a preset name or (level, width).
+        label_values: the dataset's label value of each class, background (0) first, where
+            training renumbered them (``data.classes: [1, 2, 3, 5, 6]`` of TotalSegmentator
+            gives (0, 1, 2, 3, 5, 6)); None: the class indices are the values.
     """
 
     spatial_dims: int
@@ -29,6 +35,7 @@ class SemanticInfo:
     in_channels: int
     intensity: str = "auto"
     window: str | tuple[float, float] | None = None
+    label_values: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.spatial_dims not in (2, 3):
@@ -45,6 +52,35 @@ class SemanticInfo:
             )
         if self.in_channels not in (1, 3):
             raise ConfigError(f"in_channels must be 1 (grey) or 3 (RGB), not {self.in_channels}.")
+        values = self.label_values
+        if values is not None and (
+            len(values) != len(self.class_names)
+            or values[0] != 0
+            or min(values) < 0
+            or len(set(values)) != len(values)
+        ):
+            raise ConfigError(
+                f"label_values {list(values)} must give one distinct value ≥ 0 per class of "
+                f"{list(self.class_names)}, 0 (the background) first."
+            )
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        """The dataset's label value of each class index (the indices where training kept
+        the values)."""
+        return self.label_values or tuple(range(self.num_classes))
+
+    def indices_of(self, labels: np.ndarray) -> np.ndarray:
+        """A map of the dataset's label values -> class indices, as training renumbered it:
+        the classes' values become their indices, any other value the background."""
+        labels = np.asarray(labels)
+        return labels if self.label_values is None else renumbered(labels, self.label_values)
+
+    def values_of(self, indices: np.ndarray) -> np.ndarray:
+        """Class indices -> the dataset's label values (uint8 where they fit, else int32)."""
+        values = np.asarray(self.values)
+        dtype = np.uint8 if values.max() <= np.iinfo(np.uint8).max else np.int32
+        return values.astype(dtype)[np.asarray(indices)]
 
     @property
     def num_classes(self) -> int:
@@ -57,6 +93,10 @@ class SemanticInfo:
         values["patch_size"] = list(self.patch_size)
         if isinstance(self.window, tuple):
             values["window"] = list(self.window)
+        if self.label_values is None:
+            del values["label_values"]  # files of models that kept the values stay as they were
+        else:
+            values["label_values"] = list(self.label_values)
         return values
 
     @classmethod
@@ -69,7 +109,20 @@ class SemanticInfo:
             in_channels=int(values["in_channels"]),
             intensity=str(values.get("intensity", "auto")),
             window=tuple(window) if isinstance(window, list | tuple) else window,
+            label_values=(
+                tuple(int(v) for v in values["label_values"])
+                if values.get("label_values") is not None
+                else None
+            ),
         )
+
+
+def renumbered(labels: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """``labels`` with ``values[i]`` -> i and any other value -> 0 (int64)."""
+    labels = np.asarray(labels)
+    table = np.zeros(max(int(labels.max(initial=0)), max(values)) + 1, np.int64)
+    table[list(values)] = np.arange(len(values))
+    return table[np.clip(labels, 0, None)]
 
 
 def default_class_names(num_classes: int) -> tuple[str, ...]:

@@ -22,10 +22,13 @@ runner = CliRunner()
 NAMES = ("background", "fat", "muscle")
 
 
-def use_model(monkeypatch, spatial_dims: int, patch: tuple[int, ...], label_values=None) -> None:
+def use_model(
+    monkeypatch, spatial_dims: int, patch: tuple[int, ...], label_values=None
+) -> PointwiseNet:
     info = SemanticInfo(spatial_dims, NAMES, patch, 1, intensity="none", label_values=label_values)
     model = PointwiseNet(info)
     monkeypatch.setattr("samforge.cli.segment_semantic.load_semantic_model", lambda path: model)
+    return model
 
 
 @pytest.fixture
@@ -81,6 +84,16 @@ def test_a_model_trained_on_selected_values_writes_those_values(monkeypatch, vol
     np.testing.assert_array_equal(np.asarray(nib.load(output).dataobj), expected)
     names = json.loads((tmp_path / "labels.labels.json").read_text())
     assert names == {"0": "background", "5": "fat", "6": "muscle"}
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("fp32", "float32"), ("bf16", "bfloat16")])
+def test_precision_reaches_the_network(monkeypatch, volume_path, tmp_path, precision, dtype):
+    model = use_model(monkeypatch, 3, (4, 16, 16))
+    seen = set()
+    model.register_forward_hook(lambda module, inputs, output: seen.add(str(output.dtype)))
+    result = run(str(volume_path), "-o", str(tmp_path / "l.nii.gz"), "--precision", precision)
+    assert result.exit_code == 0, result.output
+    assert seen == {f"torch.{dtype}"}
 
 
 def test_prompts_are_refused_with_semantic(monkeypatch, volume_path, tmp_path):

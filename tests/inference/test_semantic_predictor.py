@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from helpers.semantic_models import PointwiseNet
 from samforge import SemanticPredictor
@@ -60,3 +61,23 @@ def test_bad_inputs_are_refused():
         predictor.predict(np.zeros((4, 16, 16)), spacing=(1.0, 1.0))
     with pytest.raises(ConfigError, match="overlap"):
         SemanticPredictor(predictor.model, overlap=1.0)
+
+
+def test_bf16_runs_the_network_under_autocast_and_moves_only_boundary_labels():
+    """PointwiseNet's classes change at intensities 0.35 and 0.65 (of 0–1): in bf16
+    (8 significant bits) only voxels within a few bf16 steps of those boundaries may change
+    label; the logits come back in fp32."""
+    info = SemanticInfo(2, ("background", "low", "high"), (32, 32), 1, intensity="none")
+    model = PointwiseNet(info)
+    seen = []
+    model.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    image = np.random.default_rng(0).uniform(0, 255, size=(50, 70)).astype(np.float32)
+    exact = SemanticPredictor(model).predict(image)
+    assert seen[-1] == torch.float32
+    halved = SemanticPredictor(model, precision="bf16").predict(image)
+    assert seen[-1] == torch.bfloat16  # the convolution ran in bf16
+    near = np.abs(image[..., None] / 255 - np.array([0.35, 0.65])).min(axis=-1) < 0.01
+    np.testing.assert_array_equal(halved[~near], exact[~near])
+    assert (halved == exact).mean() > 0.97
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        SemanticPredictor(model, precision="fp16")

@@ -76,7 +76,8 @@ def segment(
     precision: str = typer.Option(
         DEFAULT_PRECISION,
         help="Image encoder arithmetic: auto (bf16 where the CPU or GPU computes it natively, "
-        "else fp32), fp32 (exact, the official model's) or bf16.",
+        "else fp32), fp32 (exact, the official model's) or bf16; with --semantic the whole "
+        "network's.",
     ),
     semantic: bool = typer.Option(
         False, "--semantic", help="Label every pixel/voxel with a semantic model's classes."
@@ -102,7 +103,7 @@ def segment(
     one of its classes (names in <output>.labels.json).
     """
     if semantic:
-        segment_semantic(image, output, model, list(ctx.args))
+        segment_semantic(image, output, model, list(ctx.args), precision)
         return
     intensity_settings = IntensitySettings(intensity, window)
     if tile is not None and (all_ or propagate_):

@@ -21,9 +21,12 @@ from ..models.semantic import SemanticInfo, load_semantic_model
 console = Console()
 
 
-def segment_semantic(image: Path, output: Path, model: str, extra_args: list[str]) -> None:
+def segment_semantic(
+    image: Path, output: Path, model: str, extra_args: list[str], precision: str = "fp32"
+) -> None:
     """Label ``image`` (an image, NIfTI volume or DICOM folder) with the semantic model in
-    the file ``model``; a 2D model labels a volume slice by slice."""
+    the file ``model``, in ``precision`` (:class:`SemanticPredictor`'s); a 2D model labels
+    a volume slice by slice."""
     if extra_args:
         raise PromptError(
             f"--semantic labels the whole input and takes no prompts or slices; drop {extra_args}."
@@ -31,7 +34,7 @@ def segment_semantic(image: Path, output: Path, model: str, extra_args: list[str
     check_output_file(output, [image])
     case = read_case(image)
     started = time.perf_counter()
-    predictor = SemanticPredictor(load_semantic_model(model), progress=True)
+    predictor = SemanticPredictor(load_semantic_model(model), progress=True, precision=precision)
     if case.is_volume and predictor.info.spatial_dims == 2:
         labels = predictor.predict_slices(case.image, modality=case.modality)
     else:

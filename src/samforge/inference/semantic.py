@@ -11,6 +11,11 @@ MONAI's ``sliding_window_inference`` over patches of the model's ``patch_size``,
 with Gaussian weights; inputs smaller than a patch are padded. Only ``sw_batch_size``
 patches run at once, so memory is bounded by the patch, not the volume (the blended
 logits, ``classes × voxels`` floats, are the only whole-volume buffer).
+
+``precision="bf16"`` runs the network under bf16 autocast (matrix products and
+convolutions of encoder and decoder in bf16, norms in fp32), logits blended in fp32;
+``"auto"`` picks it where the hardware computes bf16 natively
+(:func:`samforge.inference.precision.resolve_precision`). The default is fp32, exact.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from ..data import IntensitySettings
 from ..errors import ConfigError, InputImageError
 from ..models.semantic import SemanticModel
+from .precision import resolve_precision
 
 
 class SemanticPredictor:
@@ -34,6 +40,8 @@ class SemanticPredictor:
         overlap: fraction of a patch that neighbouring windows share (MONAI's ``overlap``).
         sw_batch_size: patches run through the network together.
         progress: show MONAI's progress bar over the windows.
+        precision: ``"fp32"`` (exact), ``"bf16"`` or ``"auto"`` (bf16 where the device
+            computes it natively).
     """
 
     def __init__(
@@ -43,6 +51,7 @@ class SemanticPredictor:
         overlap: float = 0.25,
         sw_batch_size: int = 4,
         progress: bool = False,
+        precision: str = "fp32",
     ) -> None:
         if not 0.0 <= overlap < 1.0 or sw_batch_size < 1:
             raise ConfigError(
@@ -53,6 +62,7 @@ class SemanticPredictor:
         self.info = model.info
         self.overlap, self.sw_batch_size, self.progress = overlap, sw_batch_size, progress
         self.intensity = IntensitySettings(self.info.intensity, self.info.window)
+        self.precision = resolve_precision(precision, _device_of(model))
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -136,13 +146,17 @@ class SemanticPredictor:
                 inputs,
                 roi_size=self.info.patch_size,
                 sw_batch_size=self.sw_batch_size,
-                predictor=self.model,
+                predictor=self.model if self.precision == "fp32" else self._bf16_network,
                 overlap=self.overlap,
                 mode="gaussian",
                 progress=self.progress,
             )
         assert isinstance(logits, torch.Tensor)  # the network returns one tensor
         return logits
+
+    def _bf16_network(self, patches: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(patches.device.type, dtype=torch.bfloat16):
+            return self.model(patches).float()
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:

@@ -94,16 +94,23 @@ def main() -> None:
     lines = [
         f"machine: {machine_description()}",
         "",
-        "| model | steps | training time | Dice | HD95 | NSD @ "
-        f"{args.tolerance_mm:g} | test cases |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| model | steps | training time | class | Dice | HD95 | NSD @ {args.tolerance_mm:g} "
+        "| HD95 undefined | test cases |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for key, (folder, seconds, steps) in runs.items():
-        row = next(r for r in summary["per_model"] if r["model"] == folder.name)
+        mean = next(r for r in summary["per_model"] if r["model"] == folder.name)
+        classes = [r for r in summary["per_class"] if r["model"] == folder.name]
         lines.append(
-            f"| {MODELS[key]} (`{folder.name}`) | {steps} | {seconds / 60:.1f} min | "
-            f"{row['dice']:.3f} | {row['hd95']:.1f} | {row['nsd']:.3f} | {row['cases']} |"
+            f"| {MODELS[key]} (`{folder.name}`) | {steps} | {seconds / 60:.1f} min | **mean** | "
+            f"**{mean['dice']:.3f}** | **{mean['hd95']:.1f}** | **{mean['nsd']:.3f}** | | "
+            f"{mean['cases']} |"
         )
+        lines += [
+            f"| | | | {r['class']} | {r['dice']:.3f} | {r['hd95']:.1f} | {r['nsd']:.3f} | "
+            f"{r['hd95_undefined']} | {r['cases']} |"
+            for r in classes
+        ]
     table = "\n".join(lines) + "\n"
     write_text_atomically(Path("runs/semantic") / f"{args.task}.md", table)
     print(table)

@@ -56,7 +56,7 @@ def spread_boxes(count: int, height: int, width: int) -> np.ndarray:
     """``count`` boxes of a fifth of the image, spread over it (x0, y0, x1, y1)."""
     rng = np.random.default_rng(0)
     corners = rng.uniform(0, 0.8, size=(count, 2)) * [width, height]
-    return np.concatenate([corners, corners + [width * 0.2, height * 0.2]], axis=1)
+    return np.concatenate([corners, corners + np.array([width * 0.2, height * 0.2])], axis=1)
 
 
 def main() -> None:

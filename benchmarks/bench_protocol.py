@@ -39,20 +39,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from helpers.micro_sam import import_micro_sam_inference  # noqa: E402
-from samforge.data import IntensitySettings, read_case  # noqa: E402
-from samforge.data.phantoms import make_phantom  # noqa: E402
-from samforge.evaluation import InteractiveSettings, evaluate_image  # noqa: E402
-from samforge.evaluation.interactive2d import interactive_rounds, object_masks  # noqa: E402
-from samforge.evaluation.metrics import dice  # noqa: E402
-from samforge.inference import ImageEmbedding, Predictor  # noqa: E402
-from samforge.models import build_model, get_config  # noqa: E402
-from samforge.testing.official import (  # noqa: E402
+from helpers.micro_sam import import_micro_sam_inference
+from samforge.data import IntensitySettings, read_case
+from samforge.data.phantoms import make_phantom
+from samforge.evaluation import InteractiveSettings, evaluate_image
+from samforge.evaluation.interactive2d import interactive_rounds, object_masks
+from samforge.evaluation.metrics import dice
+from samforge.inference import Predictor
+from samforge.models import build_model, get_config
+from samforge.testing.official import (
     OFFICIAL_ARCHITECTURES,
     build_official_sam,
     official_predictor,
 )
-from samforge.testing.timing import machine_description  # noqa: E402
+from samforge.testing.timing import machine_description
 
 GOAL_RATIO = 3.0
 MIN_SIZE = 20
@@ -133,7 +133,7 @@ class MicroSamRun:
     def __call__(self, names: list[str], start: str, rounds: int) -> None:
         self.runs += 1
         self.masks = {}
-        np.random.seed(0)
+        np.random.seed(0)  # noqa: NPY002 (micro-sam draws its points from numpy's global one)
         self.inference.run_inference_with_iterative_prompting(
             self.predictor,
             [self.folder / f"{name}.tif" for name in names],
@@ -190,11 +190,11 @@ def main() -> None:
         settings = InteractiveSettings(start=start, rounds=args.rounds, min_size=MIN_SIZE)
         predictions: dict[str, list[torch.Tensor]] = {}
 
-        def samforge_pass() -> None:
+        def samforge_pass(settings: InteractiveSettings = settings) -> None:
             for name, image, label in data:
                 evaluate_image(predictor, image, label, settings, name=name)
 
-        def micro_sam_pass() -> None:
+        def micro_sam_pass(start: str = start) -> None:
             micro_sam(names, start, args.rounds)
 
         samforge_pass(), micro_sam_pass()  # warm-up

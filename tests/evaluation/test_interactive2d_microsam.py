@@ -28,7 +28,7 @@ from samforge.testing.timing import SMALL_ARCHITECTURE
 
 pytest.importorskip("micro_sam")
 
-from helpers.micro_sam import import_micro_sam_inference  # noqa: E402
+from helpers.micro_sam import import_micro_sam_inference
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def micro_sam_first_round(official, embedding, image, instances, folder, start):
     inference._save_segmentation = lambda masks, path: saved.append(masks[:, 0].bool())
     inference.util.precompute_image_embeddings = lambda *args, **options: features
     try:
-        np.random.seed(0)
+        np.random.seed(0)  # noqa: NPY002 (micro-sam draws from numpy's global generator)
         inference.run_inference_with_iterative_prompting(
             predictor,
             [folder / "slice.tif"],
@@ -77,7 +77,7 @@ def micro_sam_first_round(official, embedding, image, instances, folder, start):
 
 def test_box_start_matches_micro_sam(models, tmp_path):
     official, ours = models
-    image, label, _ = make_phantom("ct", shape=(150, 190), seed=3)  # resized: 808×1024
+    _, label, _ = make_phantom("ct", shape=(150, 190), seed=3)  # resized: 808×1024
     masks, _ = object_masks(label, min_size=20)
     assert len(masks) >= 4  # several objects in one batch
     instances = np.zeros(label.shape, dtype=np.uint16)

@@ -65,7 +65,6 @@ def main() -> None:
     parser.add_argument("--batch-repeats", type=int, default=3)
     parser.add_argument("--image-shape", type=int, nargs=2, default=(768, 1024))
     parser.add_argument("--objects", type=int, nargs="+", default=OBJECT_COUNTS)
-    parser.add_argument("--precision", default="fp32", help="samforge's: fp32, bf16 or auto")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -76,7 +75,7 @@ def main() -> None:
     height, width = args.image_shape
     embedding = torch.randn(1, 256, 64, 64, generator=torch.Generator().manual_seed(0))
     reference = official_with_embedding(official, embedding, (height, width))
-    predictor = Predictor(ours, precision=args.precision)
+    predictor = Predictor(ours, precision="fp32")  # decoding is fp32 in every precision
     predictor.set_embedding(ImageEmbedding(embedding, (height, width)))
 
     box = np.array([width * 0.2, height * 0.3, width * 0.6, height * 0.7])
@@ -110,7 +109,7 @@ def main() -> None:
 
     print(
         f"# vit_b decoder, random weights, input 1024², image {height}×{width}, embedding "
-        f"precomputed, samforge precision {predictor.precision} (official fp32), "
+        f"precomputed, fp32, "
         f"{machine_description()}"
     )
     one_official, one = rows["1 box -> mask"]

@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 	# torch_em's UNETR (MedicoSAM's semantic decoder), a test reference only; its declared
 	# dependencies include torchvision and its model code needs only torch: --no-deps.
 	$(BIN)/python -m pip install --quiet --no-deps torch-em==0.10.9
+	# micro-sam's interactive 2D protocol, a test and benchmark reference only
+	# (benchmarks/bench_protocol.py); it imports elf, bioimage_cpp, zarr, kornia and more
+	# at start, for which tests/helpers/micro_sam.py stands in: --no-deps.
+	$(BIN)/python -m pip install --quiet --no-deps micro_sam==1.8.14
 	# Debian's chromium for the annotator's browser tests (Playwright drives it; its own
 	# browsers are never downloaded).
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; \

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from helpers.fake_models import BoxSam
 from samforge.cli import app
 from samforge.data.phantoms import make_phantom
+from samforge.inference import Predictor
 
 runner = CliRunner()
 SETTINGS = ["--points-per-side", "6", "--pred-iou-thresh", "0.5", "--stability-score-thresh", "0.8"]
@@ -71,6 +72,23 @@ def test_all_refuses_prompts_and_bad_settings(ct_png, tmp_path, extra, message):
     assert result.exit_code != 0
     assert message in str(result.exception) + result.output
     assert not output.exists() and not (tmp_path / "objects.json").exists()
+
+
+def test_all_takes_the_engine_and_precision(ct_png, tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr(
+        "samforge.cli.segment_all.Predictor",
+        lambda model, **options: made.append(options) or Predictor(model, **options),
+    )
+    output = tmp_path / "objects.png"
+    command = ["segment", "--all", str(ct_png), "-o", str(output), "-m", "samforge_nano"]
+    result = runner.invoke(app, [*command, "--precision", "fp32", *SETTINGS])
+    assert result.exit_code == 0, result.output
+    assert made[0]["precision"] == "fp32" and made[0]["engine"] == "torch"
+    result = runner.invoke(app, [*command, "--precision", "fp16", *SETTINGS])
+    assert "precision must be one of" in str(result.exception)
+    result = runner.invoke(app, [*command, "--engine", "tensorrt", *SETTINGS])
+    assert "engine must be one of" in str(result.exception)
 
 
 @pytest.fixture

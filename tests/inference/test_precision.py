@@ -11,6 +11,7 @@ from helpers.precision import bf16_mask_ious, pooled
 from samforge.data import open_dataset, read_case, slice_volume
 from samforge.data.phantoms import make_phantom
 from samforge.inference import Predictor
+from samforge.inference.engines import TorchEngine
 from samforge.inference.precision import EncoderRunner, cpu_has_native_bf16, precision_choice
 from samforge.models import build_model, get_config, load_model
 
@@ -40,6 +41,27 @@ def test_auto_picks_bf16_only_where_the_cpu_has_it(monkeypatch, capability, expe
 def test_predictor_defaults_to_auto():
     predictor = Predictor(build_model(get_config("vit_test")))
     assert predictor.precision == ("bf16" if cpu_has_native_bf16() else "fp32")
+
+
+def test_the_engine_chooses_the_encoder_for_the_precision():
+    """The Predictor embeds with what its engine gives for the precision, whatever the
+    engine's name: an engine that wraps the torch model still gets its own encoder."""
+    model = build_model(get_config("vit_test")).eval()
+    calls = []
+
+    class CountingEngine(TorchEngine):
+        name = "counting"
+
+        def embedder(self, precision):
+            runner = super().embedder(precision)
+            return lambda images: calls.append(precision) or runner(images)
+
+    predictor = Predictor(model, engine=CountingEngine(model), precision="fp32")
+    predictor.set_image(np.zeros((40, 50), dtype=np.uint8))
+    assert calls == ["fp32"]
+    torch_engine = TorchEngine(model)
+    assert torch_engine.embedder("bf16") is torch_engine.embedder("bf16")  # one copy each
+    assert torch_engine.embedder("bf16") is not torch_engine.embedder("fp32")
 
 
 def test_bf16_masks_match_fp32_on_phantoms(nano):

@@ -114,7 +114,18 @@ def segment(
     if all_:
         slice_index, options = split_slice(ctx.args)
         plane = _plane(case, slice_index, image)
-        segment_all(case, image, plane, slice_index, output, model, intensity_settings, options)
+        engine_options = {"engine": engine, "precision": precision}
+        segment_all(
+            case,
+            image,
+            plane,
+            slice_index,
+            output,
+            model,
+            intensity_settings,
+            options,
+            engine_options,
+        )
         return
     if propagate_:
         settings = PropagationSettings(mode, iou_threshold, box_extension)

@@ -90,13 +90,21 @@ def segment_all(
     model: str,
     intensity: IntensitySettings,
     args: list[str],
+    engine_options: dict[str, str],
 ) -> None:
     """Segment every object of ``plane`` (a 2D image, or slice ``slice_index`` of the
-    case's volume) and write the label map and its records."""
+    case's volume) and write the label map and its records; ``engine_options``: the
+    Predictor's ``engine`` and ``precision``."""
     settings = settings_from_args(args)
     json_path = check_output_file(records_path(output), [image_path])
     started = time.perf_counter()
-    predictor = Predictor(load_model(model), intensity=intensity.mode, window=intensity.window)
+    predictor = Predictor(
+        load_model(model),
+        intensity=intensity.mode,
+        window=intensity.window,
+        engine=engine_options["engine"],
+        precision=engine_options["precision"],
+    )
     generator = AutomaticMaskGenerator(predictor, settings)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("segment everything: crops", total=None)

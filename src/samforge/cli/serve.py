@@ -37,6 +37,14 @@ def serve(
     max_upload_mb: int = typer.Option(1024, "--max-upload-mb", help="Largest upload, MiB."),
     max_voxels: int = typer.Option(2**28, "--max-voxels", help="Largest image, voxels."),
     extra_model: list[str] = typer.Option([], "--extra-model", help="More models to offer."),
+    engine: str = typer.Option(
+        "torch", help="torch, or onnxruntime (the model's ONNX graphs, exported on first use)."
+    ),
+    precision: str = typer.Option(
+        "auto",
+        help="Image encoder arithmetic: auto (bf16 where the CPU or GPU computes it natively, "
+        "else fp32), fp32 (exact, the official model's) or bf16.",
+    ),
 ) -> None:
     """Annotate images and volumes in the browser: boxes, clicks, brush, 3D propagation."""
     import uvicorn
@@ -55,6 +63,8 @@ def serve(
         max_upload_bytes=max_upload_mb * MIB,
         max_voxels=max_voxels,
         extra_models=tuple(extra_model),
+        engine=engine,
+        precision=precision,
     )
     app = create_app(settings)
     url = settings.url + (f"?token={token}" if token else "")

@@ -23,7 +23,7 @@ from ..prompts import Prompts
 from .disk_cache import DiskEmbeddingCache
 from .embedding_cache import EmbeddingCache, content_key, model_state_key
 from .engines import Engine, create_engine
-from .precision import DEFAULT_PRECISION, EncoderRunner, PrecisionChoice, precision_choice
+from .precision import DEFAULT_PRECISION, PrecisionChoice, precision_choice
 from .prediction import ImageEmbedding, Prediction
 
 # Decoding memory grows with the objects decoded together: the decoder's activations with
@@ -84,11 +84,7 @@ class Predictor:
             reason = f"the {self.engine.name} engine runs float32 graphs"
             choice = PrecisionChoice(precision, self.precision, reason)
         self.precision_choice: PrecisionChoice = choice
-        self.encoder = (
-            EncoderRunner(model, self.precision)
-            if self.engine.name == "torch"
-            else self.engine.embed_images
-        )
+        self.encoder = self.engine.embedder(self.precision)
         self.transform = model.config.input_transform()
         self.intensity_settings = IntensitySettings(intensity, window)
         self.cache = EmbeddingCache(cache_size)

@@ -17,6 +17,7 @@ from ..errors import NotFoundError
 from ..inference import Predictor
 from ..inference.disk_cache import DiskEmbeddingCache
 from ..inference.embedding_cache import EmbeddingCache
+from ..inference.engines import Engine, create_engine
 from ..models import SamModel, get_model_spec, list_models, load_model
 from ..models.checkpoints import hub
 from ..models.sam.embeddings import Embeddings
@@ -50,6 +51,7 @@ class LoadedModel:
     name: str
     model: SamModel
     cache: SharedEmbeddingCache
+    engine: Engine  # shared by the model's predictors (one bf16 encoder copy, one ONNX export)
 
 
 class ModelPool:
@@ -104,13 +106,20 @@ class ModelPool:
             if name not in self._loaded:
                 model = self.loader(name)
                 capacity = max(16, self.settings.cache_mb * MIB // _embedding_bytes(model))
-                self._loaded[name] = LoadedModel(name, model, SharedEmbeddingCache(capacity))
+                engine = create_engine(self.settings.engine, model)
+                cache = SharedEmbeddingCache(capacity)
+                self._loaded[name] = LoadedModel(name, model, cache, engine)
             return self._loaded[name]
 
     def predictor(self, name: str) -> Predictor:
         """A new Predictor for model ``name``, sharing its memory cache and the disk cache."""
         loaded = self.get(name)
-        predictor = Predictor(loaded.model, disk_cache=self.disk_cache)
+        predictor = Predictor(
+            loaded.model,
+            disk_cache=self.disk_cache,
+            engine=loaded.engine,
+            precision=self.settings.precision,
+        )
         predictor.cache = loaded.cache
         return predictor
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from ..inference.engines import ENGINES
+from ..inference.precision import PRECISIONS
 
 LOOPBACK_NAMES = ("localhost",)
 MIB = 2**20
@@ -28,6 +30,9 @@ class ServerSettings:
         ``https://annotate.example.org``); the server's own is always allowed.
     max_upload_bytes, max_voxels, max_files: caps of one upload (and of any image opened).
     cache_mb: memory for image embeddings, per model (the disk cache has no cap).
+    engine, precision: what runs every model and in which arithmetic (as
+        :class:`~samforge.inference.Predictor`'s arguments: ``"torch"`` or
+        ``"onnxruntime"``; ``"auto"``, ``"fp32"`` or ``"bf16"``).
     """
 
     data_dir: Path
@@ -43,6 +48,8 @@ class ServerSettings:
     cache_mb: int = 2048
     embed_batch: int = 1
     extra_models: tuple[str, ...] = field(default=())
+    engine: str = "torch"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
@@ -67,6 +74,16 @@ class ServerSettings:
         for name in ("max_upload_bytes", "max_voxels", "max_files", "cache_mb", "embed_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1; got {getattr(self, name)}.")
+        if self.engine not in ENGINES:
+            raise ConfigError(
+                f"engine must be one of {ENGINES}, not {self.engine!r}: torch runs the model "
+                "itself, onnxruntime its exported ONNX graphs."
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"precision must be one of {PRECISIONS}, not {self.precision!r}: fp32 is "
+                "exact, bf16 faster on GPUs and AVX-512/AMX CPUs, auto picks for the device."
+            )
         if not 0 <= self.port < 65536:
             raise ConfigError(f"port must lie in [0, 65535]; got {self.port}.")
 

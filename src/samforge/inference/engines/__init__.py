@@ -12,6 +12,7 @@ same inputs and give the same outputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -19,6 +20,7 @@ import torch
 from ...errors import ConfigError
 from ...models import SamModel
 from ...models.sam.embeddings import Embeddings
+from ..precision import EncoderRunner
 
 ENGINES = ("torch", "onnxruntime")
 
@@ -52,6 +54,11 @@ class Engine(Protocol):
         :class:`ConfigError` for one it cannot run."""
         ...
 
+    def embedder(self, precision: str) -> Callable[[torch.Tensor], Embeddings]:
+        """What embeds (B, 3, S, S) model-ready images in ``precision`` (one that
+        :meth:`precision` returned)."""
+        ...
+
 
 class TorchEngine:
     """The model's own ``embed_images`` and ``decode``."""
@@ -60,11 +67,20 @@ class TorchEngine:
     cache_tag: tuple[str, ...] = ()
 
     def __init__(self, model: SamModel) -> None:
+        self.model = model
         self.embed_images = model.embed_images
         self.decode = model.decode
+        self._runners: dict[str, EncoderRunner] = {}
 
     def precision(self, requested: str, resolved: str) -> str:
         return resolved
+
+    def embedder(self, precision: str) -> Callable[[torch.Tensor], Embeddings]:
+        """The model's encoder in ``precision``: one runner per precision, so predictors
+        sharing this engine (the annotator's sessions) share one bf16 copy of the encoder."""
+        if precision not in self._runners:
+            self._runners[precision] = EncoderRunner(self.model, precision)
+        return self._runners[precision]
 
 
 def create_engine(engine: str | Engine, model: SamModel) -> Engine:

@@ -9,6 +9,7 @@ maps prompts into the model frame and masks back to the original as it does for 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,10 @@ class OnnxRuntimeEngine:
                 "'fp32' or 'auto' with it, or engine='torch' for bf16."
             )
         return "fp32"
+
+    def embedder(self, precision: str) -> Callable[[torch.Tensor], Embeddings]:
+        """The float32 encoder graph, whatever :meth:`precision` allowed."""
+        return self.embed_images
 
     def embed_images(self, images: torch.Tensor) -> Embeddings:
         """(B, 3, S, S) model-ready images -> (B, 256, S/16, S/16) embeddings, one

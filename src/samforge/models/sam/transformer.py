@@ -121,7 +121,9 @@ class TwoWayAttentionBlock(nn.Module):
         queries = self.norm3(queries + self.mlp(queries))
 
         q = queries + query_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token.image_to_tokens(k, q, queries))
+        keys = self.norm4(
+            self.cross_attn_image_to_token.image_to_tokens(k, q, queries, residual=keys)
+        )
         return queries, keys
 
 
@@ -195,20 +197,27 @@ class Attention(nn.Module):
         return self.out_proj(out)
 
     def image_to_tokens(
-        self, image_queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+        self,
+        image_queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        residual: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``forward(image_queries, keys, values)``.
+        """``residual + forward(image_queries, keys, values)`` (no residual: 0).
 
         Args:
             image_queries: (B or 1, L, C); batch 1 is shared by all B token sets.
             keys, values: (B, N, C) tokens.
+            residual: (B or 1, L, C) added to the result inside its last matrix product,
+                which saves a pass over the (B, L, C) image tokens.
 
         Returns:
             (B, L, C).
         """
         batch, count, channels = keys.shape
         if not self._foldable():
-            return self(q=image_queries.expand(batch, -1, -1), k=keys, v=values)
+            attended = self(q=image_queries.expand(batch, -1, -1), k=keys, v=values)
+            return attended if residual is None else residual + attended
         heads, width = self.num_heads, self.internal_dim // self.num_heads
         k = self.k_proj(keys).unflatten(-1, (heads, width))  # (B, N, heads, width)
         v = self.v_proj(values).unflatten(-1, (heads, width))
@@ -228,7 +237,10 @@ class Attention(nn.Module):
         values_out = torch.einsum("bnhd,chd->bhnc", v, out_weight)
         if self.out_proj.bias is not None:
             values_out = values_out + self.out_proj.bias / heads
-        return probs.transpose(1, 2) @ values_out.reshape(batch, -1, channels)  # (B, L, C)
+        values_out = values_out.reshape(batch, -1, channels)
+        if residual is None:
+            return probs.transpose(1, 2) @ values_out  # (B, L, C)
+        return torch.baddbmm(residual, probs.transpose(1, 2), values_out)
 
     def _foldable(self) -> bool:
         """Whether to fold: only without autograd, and only plain linear layers.

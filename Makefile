@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint format docs bench clean
 
-$(STAMP): pyproject.toml
+# The Makefile too: a new test reference installed below reaches an existing .venv.
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.micro_sam import import_micro_sam_inference
 from samforge.data.phantoms import make_phantom
 from samforge.evaluation import InteractiveSettings
 from samforge.evaluation.interactive2d import interactive_rounds, object_masks
@@ -25,10 +26,6 @@ from samforge.models import build_model
 from samforge.models.config import VIT_TEST
 from samforge.testing.official import build_official_sam, official_predictor
 from samforge.testing.timing import SMALL_ARCHITECTURE
-
-pytest.importorskip("micro_sam")
-
-from helpers.micro_sam import import_micro_sam_inference
 
 
 @pytest.fixture(scope="module")

@@ -292,6 +292,8 @@ def attention_with_relative_positions(
     Returns:
         (B, heads, N, C).
     """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, rel_h, rel_w)):
+        return differentiable_attention(q, k, v, rel_h, rel_w, scale)
     batch, heads, tokens, _ = q.shape
     mask_shape = (rel_h.shape[-1], rel_w.shape[-1])
     if q.device.type == "cpu":
@@ -304,24 +306,50 @@ def attention_with_relative_positions(
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     out = q.new_empty(q.shape)
     # One buffer for every slice's mask: fresh allocations of this size would be mapped and
-    # zeroed by the OS each time. Not when training: autograd keeps each slice's mask.
-    differentiable = torch.is_grad_enabled() and (rel_h.requires_grad or rel_w.requires_grad)
+    # zeroed by the OS each time.
     largest = [
         len(range(*piece.indices(size))) for piece, size in zip(pieces[0], q.shape[:3], strict=True)
     ]
-    buffer = None if differentiable else rel_h.new_empty(*largest, *mask_shape)
+    buffer = rel_h.new_empty(*largest, *mask_shape)
     for index in pieces:
         by_row, by_column = rel_h[index][..., :, None], rel_w[index][..., None, :]
-        if buffer is None:
-            mask = by_row + by_column
-        else:
-            mask = buffer[: by_row.shape[0], : by_row.shape[1], : by_row.shape[2]]
-            torch.add(by_row, by_column, out=mask)
+        mask = buffer[: by_row.shape[0], : by_row.shape[1], : by_row.shape[2]]
+        torch.add(by_row, by_column, out=mask)
         keys = index[:2]
         out[index] = F.scaled_dot_product_attention(
             q[index], k[keys], v[keys], attn_mask=mask.flatten(-2), scale=scale
         )
     return out
+
+
+def differentiable_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_h: torch.Tensor,
+    rel_w: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """:func:`attention_with_relative_positions` while autograd records: the official
+    encoder's arithmetic, whole tensors, (B, heads, N, C) -> (B, heads, N, C).
+
+    Neither of the inference paths suits training. PyTorch's CPU flash kernel cannot
+    differentiate an additive mask, so ``scaled_dot_product_attention`` falls back to its
+    unfused math path (with extra passes for rows that are all −∞); and autograd through
+    the mask slices writes a zero-filled gradient of the whole q, k and v per slice. Both
+    made a training forward+backward about 2× the official encoder's
+    (docs/performance.md). One ``baddbmm`` adds the bias while computing q kᵀ.
+    """
+    batch, heads, tokens, channels = q.shape
+    mask = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(batch * heads, tokens, tokens)
+    scores = torch.baddbmm(
+        mask,
+        q.reshape(batch * heads, tokens, channels),
+        k.reshape(batch * heads, tokens, channels).transpose(1, 2),
+        alpha=scale,
+    )
+    out = torch.bmm(scores.softmax(dim=-1), v.reshape(batch * heads, tokens, channels))
+    return out.view(batch, heads, tokens, channels)
 
 
 def attention_slices(

@@ -4,15 +4,16 @@ inference and in training, fp32, bf16 and (``--compile``) under ``torch.compile`
 Same random weights (relative-position tables included) in both, one (B, 3, S, S) input.
 Inference: the official encoder in fp32; samforge's in fp32 (exact) and on a bf16 copy of
 its weights (what ``precision="auto"`` runs on CPUs with native bf16, see
-samforge.inference.precision); with ``--compile`` also both under ``torch.compile``
-(inductor), their compile time (first call) printed apart. Training: forward + backward
-of a loss on the embedding with every parameter trainable, official and samforge in fp32
-and samforge under bf16 autocast (training's ``precision="bf16-mixed"``), with
-``--compile`` samforge compiled too. Each group is timed alternately after one warm-up
-call each, so that load from other processes falls on all alike; medians of wall and CPU
-seconds of this process, ratio = official / it (> 1: samforge faster), and the largest
-error of the output (inference: embedding; training: the input's gradient) relative to
-the official one's largest value.
+samforge.inference.precision), each also without oneDNN's fused kernels
+(samforge.models.sam.onednn) to show what they give; with ``--compile`` also both under
+``torch.compile`` (inductor), their compile time (first call) printed apart. Training:
+forward + backward of a loss on the embedding with every parameter trainable, official
+and samforge in fp32 and samforge under bf16 autocast (training's
+``precision="bf16-mixed"``), with ``--compile`` samforge compiled too. Each group is
+timed alternately after one warm-up call each, so that load from other processes falls
+on all alike; medians of wall and CPU seconds of this process, ratio = official / it
+(> 1: samforge faster), and the largest error of the output (inference: embedding;
+training: the input's gradient) relative to the official one's largest value.
 
     python benchmarks/bench_encoder.py --arch vit_b --repeats 3 --threads 2
     python benchmarks/bench_encoder.py --arch vit_b --depth 4 --image-size 512 --compile
@@ -27,6 +28,7 @@ from collections.abc import Callable
 
 import torch
 
+from samforge.models.sam import onednn
 from samforge.models.sam.image_encoder import ImageEncoderViT
 from samforge.testing.official import build_official_sam
 from samforge.testing.timing import (
@@ -50,6 +52,15 @@ def compiled(module: torch.nn.Module, images: torch.Tensor, name: str, log: list
     function(images)
     log.append(f"# compile {name}: {time.perf_counter() - start:.1f} s (first call)")
     return function
+
+
+def without_fused_kernels(encoder: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The encoder with its plain modules instead of oneDNN's fused CPU kernels."""
+    onednn.ENABLED = False
+    try:
+        return encoder(images.to(encoder.pos_embed.dtype))
+    finally:
+        onednn.ENABLED = True
 
 
 def training_step(encoder: Callable, images: torch.Tensor, weights: torch.Tensor, bf16: bool):
@@ -114,7 +125,9 @@ def main() -> None:
     inference = {
         "official fp32": lambda: official(images),
         "samforge fp32": lambda: ours(images),
+        "samforge fp32, plain kernels": lambda: without_fused_kernels(ours, images),
         "samforge bf16 weights": lambda: ours_bf16(images.bfloat16()),
+        "samforge bf16, plain kernels": lambda: without_fused_kernels(ours_bf16, images),
     }
     with torch.inference_mode():
         if args.compile:

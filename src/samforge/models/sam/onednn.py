@@ -14,6 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# Off: the plain modules everywhere (benchmarks/bench_encoder.py times both).
+ENABLED = True
+
 
 def fused_kernels_apply(x: torch.Tensor, layer: nn.Linear) -> bool:
     """Whether :func:`linear` and :func:`residual_mlp` may run x through oneDNN: CPU
@@ -21,7 +24,8 @@ def fused_kernels_apply(x: torch.Tensor, layer: nn.Linear) -> bool:
     cast), tracing and compilation."""
     # Compilation first: torch.compile resolves it without a graph break.
     return (
-        not torch.compiler.is_compiling()
+        ENABLED
+        and not torch.compiler.is_compiling()
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.bfloat16)
         and layer.weight.dtype == x.dtype

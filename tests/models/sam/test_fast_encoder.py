@@ -164,6 +164,8 @@ def test_adapter_encoder_is_unchanged_by_slicing(monkeypatch):
     assert relative_error(sliced, whole) <= 1e-5
 
 
+# The TorchScript tracer is deprecated but is what the ONNX export uses.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_fused_kernels_stay_out_of_training_and_tracing():
     """Autograd has no derivative for oneDNN's fused ops, and a traced (ONNX) graph must
     hold the plain ones."""

@@ -180,7 +180,7 @@ class Block(nn.Module):
         slice of tokens at a time: the (tokens, 4D) hidden activations of a slice stay in
         cache, where those of a whole 64×64 grid (48 MiB for ViT-B) would be written to and
         read back from memory twice."""
-        if onednn.fused_kernels_apply(x, self.mlp.lin1):
+        if onednn.fused_kernels_apply(x, self.mlp.lin1, self.mlp.lin2):
             normed = self.norm2(x)
             return onednn.residual_mlp(x.contiguous(), normed, self.mlp.lin1, self.mlp.lin2)
         tokens = x.reshape(-1, x.shape[-1])

@@ -19,17 +19,18 @@ from torch import nn
 ENABLED = True
 
 
-def fused_kernels_apply(x: torch.Tensor, layer: nn.Linear) -> bool:
-    """Whether :func:`linear` and :func:`residual_mlp` may run x through oneDNN: CPU
-    inference in fp32 or bf16 with the layer's dtype, outside autocast (these ops do not
+def fused_kernels_apply(x: torch.Tensor, *layers: nn.Module) -> bool:
+    """Whether :func:`linear` and :func:`residual_mlp` may run x through oneDNN: plain
+    ``nn.Linear`` layers (not a PEFT wrapper such as LoRA's, whose forward differs), CPU
+    inference in fp32 or bf16 with the layers' dtype, outside autocast (these ops do not
     cast), tracing and compilation."""
     # Compilation first: torch.compile resolves it without a graph break.
     return (
         ENABLED
         and not torch.compiler.is_compiling()
+        and all(type(layer) is nn.Linear and layer.weight.dtype == x.dtype for layer in layers)
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.bfloat16)
-        and layer.weight.dtype == x.dtype
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
         and torch.backends.mkldnn.is_available()

@@ -6,11 +6,13 @@ float64 attention written here. bf16 autocast against fp32 on the same weights.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from helpers.official import build_official_sam, randomize_parameters
-from samforge.models.sam import image_encoder
+from samforge.models.sam import image_encoder, onednn
 from samforge.models.sam.image_encoder import (
     ImageEncoderViT,
     attention_slices,
@@ -40,6 +42,18 @@ def set_budget(monkeypatch, budget: int | None) -> None:
         monkeypatch.setattr(image_encoder, "CPU_MASK_ELEMENTS_PER_THREAD", per_thread)
 
 
+def use_fused_kernels(monkeypatch, fused: bool) -> None:
+    """oneDNN's fused linear kernels where this build has them, else the plain modules
+    (with the token-sliced MLP)."""
+    if fused:
+        if not torch.backends.mkldnn.is_available():
+            pytest.skip("this torch build has no oneDNN")
+        with torch.inference_mode():
+            assert onednn.fused_kernels_apply(torch.zeros(1), torch.nn.Linear(1, 1))
+    else:
+        monkeypatch.setattr(onednn, "ENABLED", False)
+
+
 def paired_encoders(image_size: int, **arch):
     official = build_official_sam(image_size=image_size, **arch).image_encoder
     ours = ImageEncoderViT(
@@ -58,11 +72,13 @@ def encoders(request):
     return request.param, *paired_encoders(request.param, **ARCH)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["onednn", "plain"])
 @pytest.mark.parametrize("budget", list(BUDGETS))
-def test_encoder_matches_official(encoders, budget, monkeypatch):
+def test_encoder_matches_official(encoders, budget, fused, monkeypatch):
     image_size, official, ours = encoders
     assert all(block.attn.rel_pos_h.abs().mean() > 0.1 for block in ours.blocks)
     set_budget(monkeypatch, BUDGETS[budget])
+    use_fused_kernels(monkeypatch, fused)
     # Token slices of the MLP that do not divide the grid (16² or 32² tokens).
     monkeypatch.setattr(image_encoder, "MLP_TOKENS_PER_SLICE", 100)
     images = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(1))
@@ -146,6 +162,35 @@ def test_adapter_encoder_is_unchanged_by_slicing(monkeypatch):
         set_budget(monkeypatch, 3_000)
         sliced = encoder(images)
     assert relative_error(sliced, whole) <= 1e-5
+
+
+# The TorchScript tracer is deprecated but is what the ONNX export uses.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fused_kernels_stay_out_of_training_and_tracing():
+    """Autograd has no derivative for oneDNN's fused ops, and a traced (ONNX) graph must
+    hold the plain ones."""
+    x, layer = torch.zeros(2, 4), torch.nn.Linear(4, 4)
+    assert not onednn.fused_kernels_apply(x, layer)  # autograd records
+    with torch.no_grad():
+        assert not onednn.fused_kernels_apply(x.double(), layer.double())
+        assert not onednn.fused_kernels_apply(x.bfloat16(), layer)  # dtypes differ
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not onednn.fused_kernels_apply(x, layer)
+        traced = torch.jit.trace(lambda t: t * float(onednn.fused_kernels_apply(t, layer)), x)
+    assert traced(torch.ones(2, 4)).sum() == 0
+
+
+def test_bf16_weights_agree_with_fp32(encoders):
+    """The bf16 copy of the weights (``precision="bf16"``) through the fused kernels."""
+    image_size, _, ours = encoders
+    images = torch.randn(1, 3, image_size, image_size, generator=torch.Generator().manual_seed(8))
+    with torch.inference_mode():
+        fp32 = ours(images)
+        bf16 = copy.deepcopy(ours).bfloat16()(images.bfloat16())
+    assert bf16.dtype == torch.bfloat16
+    cosine = torch.nn.functional.cosine_similarity(bf16.float().flatten(), fp32.flatten(), dim=0)
+    assert cosine > 0.999
+    assert relative_error(bf16, fp32) < 0.1
 
 
 def test_bf16_autocast_agrees_with_fp32(encoders):

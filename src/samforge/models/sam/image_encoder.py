@@ -4,9 +4,12 @@ and decomposed relative positions, followed by a convolutional neck to 256 chann
 Parameter names follow the official ``segment_anything`` code so its checkpoints load
 strictly. Attention runs through ``scaled_dot_product_attention`` with the relative-position
 terms passed as an additive mask, built one cache-sized slice of (image, heads, queries) at
-a time rather than whole (12·4096² floats for a ViT-B global block); the MLP runs on slices
-of tokens for the same reason. Both are exact: fp32 results agree with the official
-encoder to float rounding (tests/models/sam/test_fast_encoder.py).
+a time rather than whole (12·4096² floats for a ViT-B global block). In CPU inference the
+linear layers run through oneDNN's fused kernels (bias, GELU and the MLP's residual sum
+inside the matrix products, :mod:`samforge.models.sam.onednn`), elsewhere the MLP runs on
+slices of tokens for the cache. While autograd records, attention takes the official
+arithmetic (:func:`differentiable_attention`). All exact: fp32 results agree with the
+official encoder to float rounding (tests/models/sam/test_fast_encoder.py).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SamConfig
+from . import onednn
 from .adapter import Adapter
 from .checkpointing import run_block
 from .common import MLPBlock, encoder_neck
+from .windows import window_partition, window_unpartition
 
 
 class ImageEncoderViT(nn.Module):
@@ -171,9 +176,13 @@ class Block(nn.Module):
         return self._residual_mlp(x)
 
     def _residual_mlp(self, x: torch.Tensor) -> torch.Tensor:
-        """``x + mlp(norm2(x))`` a slice of tokens at a time: the (tokens, 4D) hidden
-        activations of a slice stay in cache, where those of a whole 64×64 grid (48 MiB for
-        ViT-B) would be written to and read back from memory twice."""
+        """``x + mlp(norm2(x))``: through oneDNN's fused kernels where they apply, else a
+        slice of tokens at a time: the (tokens, 4D) hidden activations of a slice stay in
+        cache, where those of a whole 64×64 grid (48 MiB for ViT-B) would be written to and
+        read back from memory twice."""
+        if onednn.fused_kernels_apply(x, self.mlp.lin1, self.mlp.lin2):
+            normed = self.norm2(x)
+            return onednn.residual_mlp(x.contiguous(), normed, self.mlp.lin1, self.mlp.lin2)
         tokens = x.reshape(-1, x.shape[-1])
         if tokens.shape[0] <= MLP_TOKENS_PER_SLICE or x.requires_grad:
             return x + self.mlp(self.norm2(x))
@@ -206,12 +215,12 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, D) normalised tokens (whole grid or windows) -> (B, H, W, D)."""
         batch, height, width, _ = x.shape
-        qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1)
+        qkv = onednn.linear(x, self.qkv).reshape(batch, height * width, 3, self.num_heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
         rel_h, rel_w = relative_position_terms(q, self.rel_pos_h, self.rel_pos_w, (height, width))
         x = attention_with_relative_positions(q, k, v, rel_h, rel_w, self.scale)
         x = x.permute(0, 2, 1, 3).reshape(batch, height, width, -1)
-        return self.proj(x)
+        return onednn.linear(x, self.proj)
 
 
 def relative_positions(size: int, table: torch.Tensor) -> torch.Tensor:
@@ -292,6 +301,8 @@ def attention_with_relative_positions(
     Returns:
         (B, heads, N, C).
     """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, rel_h, rel_w)):
+        return differentiable_attention(q, k, v, rel_h, rel_w, scale)
     batch, heads, tokens, _ = q.shape
     mask_shape = (rel_h.shape[-1], rel_w.shape[-1])
     if q.device.type == "cpu":
@@ -304,24 +315,50 @@ def attention_with_relative_positions(
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     out = q.new_empty(q.shape)
     # One buffer for every slice's mask: fresh allocations of this size would be mapped and
-    # zeroed by the OS each time. Not when training: autograd keeps each slice's mask.
-    differentiable = torch.is_grad_enabled() and (rel_h.requires_grad or rel_w.requires_grad)
+    # zeroed by the OS each time.
     largest = [
         len(range(*piece.indices(size))) for piece, size in zip(pieces[0], q.shape[:3], strict=True)
     ]
-    buffer = None if differentiable else rel_h.new_empty(*largest, *mask_shape)
+    buffer = rel_h.new_empty(*largest, *mask_shape)
     for index in pieces:
         by_row, by_column = rel_h[index][..., :, None], rel_w[index][..., None, :]
-        if buffer is None:
-            mask = by_row + by_column
-        else:
-            mask = buffer[: by_row.shape[0], : by_row.shape[1], : by_row.shape[2]]
-            torch.add(by_row, by_column, out=mask)
+        mask = buffer[: by_row.shape[0], : by_row.shape[1], : by_row.shape[2]]
+        torch.add(by_row, by_column, out=mask)
         keys = index[:2]
         out[index] = F.scaled_dot_product_attention(
             q[index], k[keys], v[keys], attn_mask=mask.flatten(-2), scale=scale
         )
     return out
+
+
+def differentiable_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_h: torch.Tensor,
+    rel_w: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """:func:`attention_with_relative_positions` while autograd records: the official
+    encoder's arithmetic, whole tensors, (B, heads, N, C) -> (B, heads, N, C).
+
+    Neither of the inference paths suits training. PyTorch's CPU flash kernel cannot
+    differentiate an additive mask, so ``scaled_dot_product_attention`` falls back to its
+    unfused math path (with extra passes for rows that are all −∞); and autograd through
+    the mask slices writes a zero-filled gradient of the whole q, k and v per slice. Both
+    made a training forward+backward about 2× the official encoder's
+    (docs/performance.md). One ``baddbmm`` adds the bias while computing q kᵀ.
+    """
+    batch, heads, tokens, channels = q.shape
+    mask = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(batch * heads, tokens, tokens)
+    scores = torch.baddbmm(
+        mask,
+        q.reshape(batch * heads, tokens, channels),
+        k.reshape(batch * heads, tokens, channels).transpose(1, 2),
+        alpha=scale,
+    )
+    out = torch.bmm(scores.softmax(dim=-1), v.reshape(batch * heads, tokens, channels))
+    return out.view(batch, heads, tokens, channels)
 
 
 def attention_slices(
@@ -350,35 +387,3 @@ def attention_slices(
         for h in range(heads)
         for r in range(0, tokens, step)
     ]
-
-
-def window_partition(x: torch.Tensor, window_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """(B, H, W, C) -> (B·nWindows, w, w, C), zero-padding H and W up to multiples of w."""
-    batch, height, width, channels = x.shape
-    pad_h = (window_size - height % window_size) % window_size
-    pad_w = (window_size - width % window_size) % window_size
-    if pad_h or pad_w:
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    padded_h, padded_w = height + pad_h, width + pad_w
-    x = x.view(
-        batch, padded_h // window_size, window_size, padded_w // window_size, window_size, channels
-    )
-    windows = x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size, window_size, channels)
-    return windows, (padded_h, padded_w)
-
-
-def window_unpartition(
-    windows: torch.Tensor,
-    window_size: int,
-    padded_hw: tuple[int, int],
-    hw: tuple[int, int],
-) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: (B·nWindows, w, w, C) -> (B, H, W, C)."""
-    padded_h, padded_w = padded_hw
-    height, width = hw
-    batch = windows.shape[0] // (padded_h * padded_w // window_size // window_size)
-    x = windows.view(
-        batch, padded_h // window_size, padded_w // window_size, window_size, window_size, -1
-    )
-    x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, padded_h, padded_w, -1)
-    return x[:, :height, :width, :].contiguous()

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...sam.image_encoder import window_partition, window_unpartition
+from ...sam.windows import window_partition, window_unpartition
 
 
 class Conv2dBN(nn.Module):

@@ -38,6 +38,7 @@ from ..errors import ConfigError
 from .freeze import POLICIES
 from .imagenet import resnet_weights_hint
 from .objectives import OBJECTIVES, ObjectiveSettings, objective_class
+from .volume_config import VolumeSlicesConfig
 
 PRESETS = ("medsam", "simpleft", "medicosam", "robust", "samunet", "semantic2d", "semantic3d")
 
@@ -98,6 +99,7 @@ class DataConfig(_Section):
         "without_replacement"
     )
     allow_overlap: bool = False  # let val sources share cases with train sources
+    volumes: VolumeSlicesConfig | None = None  # slices prompted from their neighbour (3D)
 
 
 DEFAULT_OBJECTIVE = "iterative"

@@ -52,7 +52,8 @@ class VolumeSliceDataset(Dataset):
     Items are dicts: ``image`` (3, S, S); ``masks`` (n, S, S) float32 and
     ``original_masks`` (n, H, W) bool, the organs on the slice; ``boxes`` (n, 4) float32
     (model frame) and, in mode "mask", ``mask_input`` (n, 1, S/4, S/4): the prompts from the
-    adjacent slice as the Predictor hands them to the decoder; ``input_size``, ``original_size`` (2,) int64; ``name`` str.
+    adjacent slice as the Predictor hands them to the decoder; ``input_size``,
+    ``original_size`` (2,) int64; ``name`` str.
     """
 
     def __init__(

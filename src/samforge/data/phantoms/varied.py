@@ -46,9 +46,8 @@ def varied_volume(seed: int, modalities: tuple[str, ...] = VOLUME_MODALITIES) ->
     step = int(rng.integers(1, MAX_SLICE_STEP + 1))
     image, label, info = make_phantom(modality, shape=(depth, height, width), seed=seed)
     flips = rng.random(3) < 0.5
-    view = (slice(None, None, -step if flips[0] else step),) + tuple(
-        slice(None, None, -1 if flip else 1) for flip in flips[1:]
-    )
+    in_plane = [slice(None, None, -1 if flip else 1) for flip in flips[1:]]
+    view = (slice(None, None, -step if flips[0] else step), *in_plane)
     image, label = np.ascontiguousarray(image[view]), np.ascontiguousarray(label[view])
     spacing = (info["spacing"][0] * step, *info["spacing"][1:])
     # The flipped, thinned array no longer matches the generator's affine: leave it out.

@@ -202,7 +202,7 @@ def collate_with_slices(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return batch
     items = [sample["slice"] for sample in samples]
     count = min(len(item["masks"]) for item in items)
-    slices = {
+    slices: dict[str, Any] = {
         key: torch.stack([item[key][:count] for item in items])
         for key in ("masks", "boxes", "mask_input")
         if key in items[0]

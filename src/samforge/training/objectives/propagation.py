@@ -13,7 +13,7 @@ validation batches carry no slices and are scored by the 2D loss alone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -41,7 +41,7 @@ class PropagationTraining(IterativePrompting):
 
     settings_type = PropagationTrainingSettings
     settings: PropagationTrainingSettings
-    progress_bar = ("loss", "dice_last", "slice_dice")
+    progress_bar: ClassVar[tuple[str, ...]] = ("loss", "dice_last", "slice_dice")
 
     @classmethod
     def check_config(cls, settings: ObjectiveSettings, config: TrainConfig) -> None:

@@ -58,7 +58,7 @@ class DemoPlan:
     def make(cls, quick: bool) -> DemoPlan:
         if quick:
             return cls(2, 3, 128, (12, 128, 128), 2, 1, 10, 2, mni152_step=6)
-        return cls(8, 8, 128, (32, 128, 128), 6, 3, 200, 16, mni152_step=2)
+        return cls(8, 8, 128, (32, 128, 128), 6, 3, 200, 16, mni152_step=3)
 
     def eval_images(self, per_modality: int) -> list[EvalImage]:
         """2D phantoms of the four modalities for evaluation (seeds from EVAL_SEED)."""

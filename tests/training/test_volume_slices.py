@@ -10,7 +10,7 @@ import torch
 from samforge.data import ObjectSegmentationDataset
 from samforge.data.phantoms import as_case, phantom_cases
 from samforge.data.phantoms.varied import TRAINING_SEEDS, varied_volume
-from samforge.errors import ConfigError
+from samforge.errors import ConfigError, DataError
 from samforge.inference import Predictor, PropagationSettings
 from samforge.inference.propagation import _Runner  # one front, from a mask we choose
 from samforge.models import load_model
@@ -151,3 +151,8 @@ def test_training_with_slices_resumes_to_the_weights_of_one_long_run(tmp_path):
     assert losses == train_losses(longer.run_dir)
     header = (full.run_dir / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "train/slice_loss" in header and "train/slice_dice" in header
+
+
+def test_a_volume_without_labels_is_a_data_error():
+    with pytest.raises(DataError, match="labelled volumes"):
+        label_areas(np.zeros((4, 4), np.uint8))

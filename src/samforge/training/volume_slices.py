@@ -32,6 +32,7 @@ from ..data import Case, IntensitySettings, collate_objects, read_case, validate
 from ..data.builtin import mni152_case
 from ..data.corruptions import CORRUPTIONS, corrupt
 from ..data.phantoms.varied import TRAINING_SEEDS, varied_volume
+from ..errors import DataError
 from ..preprocessing import ModelInputTransform
 from ..prompts.volume_prompts import prompts_from_mask
 from .volume_config import VolumeSlicesConfig
@@ -78,7 +79,10 @@ class VolumeSliceDataset(Dataset):
             choice = _slice_pair(areas, self.config.min_size, rng)
             if choice is not None:
                 return self._item(case, *choice, rng)
-        raise RuntimeError(f"no organ of ≥ {self.config.min_size} px on two adjacent slices")
+        raise DataError(
+            f"{ATTEMPTS} volumes in a row had no organ of ≥ {self.config.min_size} px on two "
+            "adjacent slices: lower data.volumes.min_size or check the volumes' label files."
+        )
 
     def _volume(self, rng: np.random.Generator) -> tuple[Case, np.ndarray]:
         """A volume and its organs' areas per slice (see :func:`label_areas`)."""
@@ -152,7 +156,10 @@ class VolumeSliceDataset(Dataset):
 def label_areas(label: np.ndarray | None) -> np.ndarray:
     """(D, H, W) label map -> (K + 1, D) pixel count of each label on each slice."""
     if label is None or label.ndim != 3:
-        raise ValueError("training for propagation needs labelled volumes (D, H, W)")
+        raise DataError(
+            "training for propagation needs labelled volumes (D, H, W): give data.volumes "
+            "files with a `label` of the image's shape."
+        )
     depth = label.shape[0]
     flat = label.reshape(depth, -1).astype(np.int64)
     classes = int(flat.max()) + 1

@@ -27,10 +27,10 @@ import torch
 
 from samforge.data import volume_normalizer
 from samforge.inference import Predictor, PropagationSettings, propagate
-from samforge.inference.volume_prompts import PROMPT_MODES, mask_logits
 from samforge.models import Sam
 from samforge.models.config import VIT_TEST
 from samforge.prompts import Prompts
+from samforge.prompts.volume_prompts import PROMPT_MODES, mask_logits
 from samforge.testing.timing import machine_description
 
 # SAM's prompt encoder and mask decoder (identical in ViT-B/L/H) at SAM's 1024 input; the

@@ -1,23 +1,34 @@
-"""The measured numbers of the model card of ``samforge_nano`` (docs/samforge_nano.md).
+"""The goals of the built-in model (issue 19), measured for v1 and a candidate side by side.
 
-Evaluates a trained model next to a randomly initialised model of the same shape, on data
-the recipe (configs/recipes/samforge_nano.yaml) never trained on:
+Every measurement is on data the recipes (configs/recipes/samforge_nano*.yaml) never train on:
 
-- HC18 subjects 250–299 (real fetal-head ultrasound), interactive 2D;
-- 2D phantoms of the four modalities with seeds the recipe never drew, interactive 2D;
-- TotalSegmentator's CT and MR volumes (held out; labels are TotalSegmentator's output) and
-  the MNI152 brain template (grey/white matter), 3D propagation from a box on one slice.
+==========================  ============================================================  ======
+goal                        measured on                                                   target
+==========================  ============================================================  ======
+3D phantoms                 propagation from the exact box on each object's central       ≥ 0.75
+                            slice, default settings (box + mask, IoU stop 0.8): varied
+                            3D phantoms with seeds from 5000 (training draws ≥ 2^30)
+TotalSegmentator organs     the same on TotalSegmentator's example CT and MR (held out),   ≥ 0.60
+                            objects spanning ≥ 10 slices
+2D phantoms, box, round 1   2D phantoms of the four modalities, seeds from 5000           ≥ 0.85
+HC18, box, round 1          HC18 subjects 250–299 (real fetal-head ultrasound)            ≥ 0.94
+robustness                  box, round 1, on the 2D phantoms: each of the 12 corruptions  ≤ 0.05
+                            at severity 3 loses at most 0.05 Dice against clean           drop
+==========================  ============================================================  ======
 
-Interactive 2D: box start and point start, then 7 correction rounds (8 predictions).
-Writes ``results.json``, ``results.md`` and each evaluation's report into ``--out``.
+A candidate ships as ``samforge_nano`` only if it meets or beats v1 on every goal.
+Writes ``results.json``, ``results.md``, each evaluation's report and, with ``--run``, the
+candidate's training curve (``training_curve.png``) into ``--out``.
 
-    python experiments/nano_model_card.py [--model samforge_nano] [--data ../shared/data]
-        [--out nano-card] [--phantoms 8]
+    python experiments/nano_model_card.py [--candidate runs/samforge_nano_v2/model.pth]
+        [--run runs/samforge_nano_v2] [--data ../shared/data] [--out nano-card]
+        [--phantoms 8] [--volumes 8] [--robust-images 4] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import time
@@ -25,119 +36,214 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from samforge.data import read_case
-from samforge.data.builtin import mni152_case
+from samforge.data.corruptions import CORRUPTIONS, PAPER_SEVERITY
+from samforge.data.phantoms.varied import varied_volume
 from samforge.evaluation import InteractiveSettings, write_report
 from samforge.evaluation.interactive3d import Protocol3D, evaluate_case
-from samforge.files import write_text_atomically
+from samforge.evaluation.robustness import CLEAN, run_robustness, summarize_robustness
+from samforge.files import atomic_path, write_text_atomically
 from samforge.inference import Predictor, PropagationSettings
-from samforge.models import build_model, load_model
+from samforge.models import load_model
 from samforge.testing.timing import machine_description
-from samforge.workflows.interactive import (
-    evaluate_interactive2d,
-    model_free_dice,
-    phantom_images,
-)
+from samforge.workflows.interactive import evaluate_interactive2d, phantom_images
 from samforge.workflows.subjects import SubjectRange, subject_images
 
-ROUNDS = 8
-HC18_HELD_OUT = SubjectRange(250, 299)  # never trained on by the recipe
-PHANTOM_SEED = 5000  # the recipe trains on seed 1 and validates on seed 999
-VOLUMES = {
+HC18_HELD_OUT = SubjectRange(250, 299)  # never trained on by the recipes
+HELD_OUT_SEED = 5000  # 2D phantoms: the recipes train on seed 1, validate on 999
+HELD_OUT_VOLUMES = {
     "totalseg_ct": ("totalsegmentator/example_ct_sm.nii.gz", "totalsegmentator/example_seg.nii.gz"),
     "totalseg_mr": (
         "totalsegmentator/example_mr_sm.nii.gz",
         "totalsegmentator/example_seg_mr.nii.gz",
     ),
 }
+MIN_SLICES = 10  # organs of the TotalSegmentator goal span at least this many slices
+# (name, target, higher is better); the robustness goal is the largest drop from clean.
+GOALS = (
+    ("3D phantoms, box on the central slice", 0.75, True),
+    ("TotalSegmentator organs ≥ 10 slices", 0.60, True),
+    ("2D phantoms, box, round 1", 0.85, True),
+    ("HC18 250–299, box, round 1", 0.94, True),
+    ("largest drop under a corruption (sev. 3)", 0.05, False),
+)
 
 
 def default_data() -> Path:
     return Path(os.environ.get("SAMFORGE_SHARED_DATA") or "../shared/data")
 
 
-def random_twin(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """A randomly initialised model of the same architecture and preprocessing."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_model(model.config).eval()
-
-
-def interactive(predictors: dict, images: list, out: Path, title: str) -> dict:
-    """{model: {start: [Dice of round 1..ROUNDS]}} (mean over images of per-image Dice)."""
-    settings = InteractiveSettings(rounds=ROUNDS, seed=0)
-    run = evaluate_interactive2d(predictors, images, out, title, settings)
+def propagation_dice(predictors: dict, cases: list, out: Path, min_slices: int = 0) -> dict:
+    """{model: mean Dice of the objects spanning ≥ ``min_slices`` slices}, from the exact
+    box on each object's central slice, propagation's default settings."""
+    protocol = Protocol3D(start="box", min_size=100)
+    rows: list[dict] = []
+    for case in cases:
+        for label, predictor in predictors.items():
+            found = evaluate_case(predictor, case, [PropagationSettings()], protocol)
+            rows += [{"model": label, **row} for row in found if row["slices_true"] >= min_slices]
+    summary = {"cases": [case.name for case in cases], "min_slices": min_slices}
+    write_report(out, rows, summary, {}, "3D propagation from a box on the central slice")
     return {
-        model: {start: [curve[r] for r in sorted(curve)] for start, curve in starts.items()}
-        for model, starts in run.dice_by_round().items()
+        label: float(np.mean([r["dice"] for r in rows if r["model"] == label]))
+        for label in predictors
     }
 
 
-def volumes(predictors: dict, data: Path, out: Path) -> dict:
-    """{volume: {model: mean 3D Dice over its largest objects}} from a box on one slice."""
-    cases = [
-        read_case(data / image, data / label, name=name)
-        for name, (image, label) in VOLUMES.items()
-        if (data / image).is_file()
-    ]
-    cases.append(mni152_case(step=2))
-    protocol = Protocol3D(start="box", max_objects=8, min_size=100)
-    table: dict = {}
-    for case in cases:
-        rows = []
-        for label, predictor in predictors.items():
-            found = evaluate_case(predictor, case, [PropagationSettings()], protocol)
-            rows += [{"model": label, **row} for row in found]
-            table.setdefault(case.name, {})[label] = float(np.mean([r["dice"] for r in found]))
-        table[case.name]["objects"] = len(rows) // len(predictors)
-        summary = {"volume": list(case.image.shape), "modality": case.modality}
-        write_report(out / case.name, rows, summary, {}, f"3D propagation: {case.name}")
+def box_round1(predictors: dict, images: list, out: Path, title: str) -> dict:
+    """{model: mean Dice over images of the first prediction from the exact box}."""
+    run = evaluate_interactive2d(
+        predictors, images, out, title, InteractiveSettings(rounds=1), starts=("box",)
+    )
+    return {model: starts["box"][1] for model, starts in run.dice_by_round().items()}
+
+
+def robustness(predictors: dict, images: list, out: Path) -> dict:
+    """{model: {"clean": Dice, corruption: Dice}} at severity 3, box start, round 1."""
+    settings = InteractiveSettings(rounds=1)
+    rows = run_robustness(
+        predictors, images, sorted(CORRUPTIONS), (PAPER_SEVERITY,), settings, show_progress=False
+    )
+    summary = summarize_robustness(rows)
+    write_text_atomically(out / "robustness.json", json.dumps(summary, indent=2))
+    table: dict = {model: {} for model in predictors}
+    for cell in summary["per_corruption"]:
+        table[cell["model"]][cell["corruption"]] = cell["dice"]
     return table
 
 
+def largest_drop(cells: dict) -> float:
+    return max(cells[CLEAN] - dice for kind, dice in cells.items() if kind != CLEAN)
+
+
+def goal_rows(results: dict) -> list[dict]:
+    """One row per goal: each model's value and whether it meets the target."""
+    values = {
+        GOALS[0][0]: results["3d_phantoms"],
+        GOALS[1][0]: results.get("totalseg"),
+        GOALS[2][0]: results["phantoms_2d"],
+        GOALS[3][0]: results.get("hc18"),
+        GOALS[4][0]: {m: largest_drop(c) for m, c in results["robustness"].items()},
+    }
+    rows = []
+    for name, target, higher in GOALS:
+        measured = values[name] or {}
+        row: dict = {"goal": name, "target": target, "higher_is_better": higher}
+        for model, value in measured.items():
+            row[model] = value
+            row[f"{model} met"] = value >= target if higher else value <= target
+        rows.append(row)
+    return rows
+
+
 def markdown(results: dict) -> str:
-    lines = ["| data | model | start | round 1 | round 8 |", "|---|---|---|---:|---:|"]
-    for group, table in results["interactive2d"].items():
-        for model, starts in table.items():
-            for start, curve in starts.items():
-                lines.append(f"| {group} | {model} | {start} | {curve[0]:.3f} | {curve[-1]:.3f} |")
-    lines += ["", "| volume | objects | " + " | ".join(results["models"]) + " |"]
-    lines.append("|---|---:|" + "---:|" * len(results["models"]))
-    for name, row in results["volumes"].items():
-        values = " | ".join(f"{row[m]:.3f}" for m in results["models"])
-        lines.append(f"| {name} | {row['objects']} | {values} |")
+    models = results["models"]
+    header = "| goal | target | " + " | ".join(models) + " |"
+    lines = [header, "|---|---:|" + "---:|" * len(models)]
+    for row in results["goals"]:
+        cells = []
+        for model in models:
+            if model not in row:
+                cells.append("n/a")
+                continue
+            cells.append(f"{row[model]:.3f} {'met' if row[f'{model} met'] else 'not met'}")
+        sign = "≥" if row["higher_is_better"] else "≤"
+        lines.append(f"| {row['goal']} | {sign} {row['target']} | " + " | ".join(cells) + " |")
+    lines += ["", "| corruption (sev. 3), box, round 1 | " + " | ".join(models) + " |"]
+    lines.append("|---|" + "---:|" * len(models))
+    for kind in [CLEAN, *sorted(CORRUPTIONS)]:
+        values = " | ".join(f"{results['robustness'][m][kind]:.3f}" for m in models)
+        lines.append(f"| {kind} | {values} |")
     return "\n".join(lines) + "\n"
+
+
+def verdict(results: dict) -> str:
+    """Whether the candidate meets or beats v1 on every goal (what shipping needs)."""
+    if "candidate" not in results["models"]:
+        return "no candidate given"
+    worse = []
+    for row in results["goals"]:
+        if "candidate" not in row:
+            continue
+        sign = 1 if row["higher_is_better"] else -1
+        if sign * (row["candidate"] - row["v1"]) < 0:
+            worse.append(row["goal"])
+    if worse:
+        return "do NOT ship: the candidate is worse than v1 on " + "; ".join(worse)
+    return "the candidate meets or beats v1 on every goal"
+
+
+def training_curve(run: Path, out: Path) -> Path | None:
+    """Plot train/loss, train/dice_last and train/slice_dice of a run folder's log."""
+    log = run / "logs" / "metrics.csv"
+    if not log.is_file():
+        return None
+    with log.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    figure = Figure(figsize=(9, 3.2))
+    names = ("train/loss", "train/dice_last", "train/slice_dice")
+    for axes, name in zip(figure.subplots(1, 3), names, strict=True):
+        points = [(int(r["step"]), float(r[name])) for r in rows if r.get(name)]
+        if points:
+            steps, values = np.array(points).T
+            axes.plot(steps, values, lw=0.8, alpha=0.4)
+            window = min(10, len(values))
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            axes.plot(steps[window - 1 :], smooth, lw=1.6)
+        axes.set_title(name)
+        axes.set_xlabel("step")
+    figure.tight_layout()
+    path = out / "training_curve.png"
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="samforge_nano")
+    parser.add_argument("--candidate", type=Path, help="a model file to compare with v1")
+    parser.add_argument("--run", type=Path, help="the candidate's run folder (its curve)")
     parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--out", type=Path, default=Path("nano-card"))
-    parser.add_argument("--phantoms", type=int, default=8, help="per modality")
+    parser.add_argument("--phantoms", type=int, default=8, help="2D phantoms per modality")
+    parser.add_argument("--volumes", type=int, default=8, help="held-out 3D phantoms")
+    parser.add_argument("--robust-images", type=int, default=4, help="per modality")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    trained = load_model(args.model)
-    models = {"samforge_nano": trained, "random (same shape)": random_twin(trained)}
+    models = {"v1": load_model("samforge_nano_v1")}
+    if args.candidate is not None:
+        models["candidate"] = load_model(args.candidate)
     predictors = {label: Predictor(model) for label, model in models.items()}
     started = time.perf_counter()
-    results: dict = {"models": list(models), "interactive2d": {}, "references": {}}
-    size = trained.config.image_size
-    groups = {"phantoms (held-out seeds)": phantom_images(args.phantoms, size, PHANTOM_SEED)}
+    size = models["v1"].config.image_size
+    results: dict = {"models": list(models)}
+    volumes = [varied_volume(HELD_OUT_SEED + i) for i in range(args.volumes)]
+    results["3d_phantoms"] = propagation_dice(predictors, volumes, args.out / "phantoms_3d")
+    held_out = [
+        read_case(args.data / image, args.data / label, name=name)
+        for name, (image, label) in HELD_OUT_VOLUMES.items()
+        if (args.data / image).is_file()
+    ]
+    if held_out:
+        folder = args.out / "totalseg"
+        results["totalseg"] = propagation_dice(predictors, held_out, folder, MIN_SLICES)
+    phantoms = phantom_images(args.phantoms, size, HELD_OUT_SEED)
+    results["phantoms_2d"] = box_round1(predictors, phantoms, args.out / "phantoms_2d", "2D")
     if (args.data / "hc18").is_dir():
         hc18, _ = subject_images(args.data / "hc18", HC18_HELD_OUT, "hc18")
-        groups = {"HC18 250–299": hc18, **groups}
-    for group, images in groups.items():
-        folder = args.out / group.split()[0].lower()
-        results["interactive2d"][group] = interactive(predictors, images, folder, group)
-        results["references"][group] = model_free_dice(images)
-    results["volumes"] = volumes(predictors, args.data, args.out / "volumes")
+        results["hc18"] = box_round1(predictors, hc18, args.out / "hc18", "HC18 250–299")
+    robust_images = phantom_images(args.robust_images, size, HELD_OUT_SEED)
+    results["robustness"] = robustness(predictors, robust_images, args.out / "robustness")
+    results["goals"] = goal_rows(results)
+    results["verdict"] = verdict(results)
+    curve = training_curve(args.run, args.out) if args.run else None
     results["settings"] = {
-        "model": args.model,
-        "rounds": ROUNDS,
+        "candidate": str(args.candidate) if args.candidate else None,
+        "training_curve": str(curve) if curve else None,
         "threads": args.threads,
         "seconds": time.perf_counter() - started,
         "machine": machine_description(),
@@ -145,7 +251,7 @@ def main() -> None:
     write_text_atomically(args.out / "results.json", json.dumps(results, indent=2))
     write_text_atomically(args.out / "results.md", markdown(results))
     print(markdown(results))
-    print(json.dumps(results["references"], indent=2))
+    print(results["verdict"])
 
 
 if __name__ == "__main__":

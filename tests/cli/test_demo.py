@@ -17,7 +17,9 @@ PLOTS = (
     "interactive2d/examples.png",
     "interactive2d/dice_vs_round.png",
     "propagation3d/ct_phantom/propagation.png",
-    "propagation3d/mni152/propagation.png",
+    "propagation3d/mni152_brain/propagation.png",
+    "propagation3d/mni152_ventricles/propagation.png",
+    "propagation3d/mni152_ventricles/propagation_candidate.png",
     "robustness/robustness.png",
     "finetune/loss.png",
     "finetune/eval/examples.png",
@@ -40,8 +42,10 @@ def numbers(node, path=(), in_dice=False):
 
 
 def test_quick_demo_writes_a_report_with_finite_numbers(tmp_path, one_thread):
+    """With a candidate (here v1 by its version name) beside the default model."""
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--quick", "--out", str(out)], env={"COLUMNS": "200"})
+    command = ["demo", "--quick", "--out", str(out), "--candidate", "samforge_nano_v1"]
+    result = runner.invoke(app, command, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert DEMO_MODEL == "samforge_nano"
     assert "untrained" not in result.output  # the trained built-in model: no warning
@@ -68,11 +72,20 @@ def test_quick_demo_writes_a_report_with_finite_numbers(tmp_path, one_thread):
             }
     assert len(summary["robustness"]["dice"]["per_corruption"]) == 12
     assert summary["training"]["steps"] >= 1
-    assert set(summary["propagation3d"]) == {"ct_phantom", "mni152"}  # phantom and real MRI
+    # a phantom, and what a clinician boxes in a real MRI (and, with the shared data, CT)
+    assert {"ct_phantom", "mni152_brain", "mni152_ventricles"} <= set(summary["propagation3d"])
+    for volume in summary["propagation3d"].values():
+        assert volume["compared"]["candidate"]["dice"].keys() == volume["dice"].keys()
+    # The candidate is the same weights as the default model: the same figures.
+    assert (
+        summary["interactive2d"]["compared"]["candidate"]["dice"]
+        == (summary["interactive2d"]["dice"]["before_finetune"])
+    )
+    assert "3D mni152_brain (candidate)" in result.output
     assert {
         "interactive2d",
         "propagation3d_ct_phantom",
-        "propagation3d_mni152",
+        "propagation3d_mni152_brain",
         "robustness",
         "finetune",
         "total",

@@ -18,7 +18,9 @@ from helpers.fake_models import BoxSam, ObjectOracleSam
 from helpers.synthetic import bent_tube, disc, ending_object, expected_run, image_of, sphere
 from samforge.errors import ConfigError, PromptError
 from samforge.inference import Predictor, PropagationSettings, propagate
-from samforge.inference.volume_prompts import (
+from samforge.models.config import VIT_TEST
+from samforge.prompts import Prompts
+from samforge.prompts.volume_prompts import (
     MASK_LOGIT,
     PROMPT_MODES,
     extended_box,
@@ -27,8 +29,6 @@ from samforge.inference.volume_prompts import (
     prompts_from_mask,
     single_point_from_mask,
 )
-from samforge.models.config import VIT_TEST
-from samforge.prompts import Prompts
 
 
 def box_of(mask2d: np.ndarray) -> np.ndarray:

@@ -122,3 +122,20 @@ def test_the_samforge_nano_recipe_is_valid(monkeypatch):
     assert config.model == "random:vit_nano"
     held_out = {tuple(s.subjects or ()) for s in config.data.val if s.path is not None}
     assert held_out == {("250-299",)}
+
+
+def test_the_samforge_nano_v2_recipe_is_valid_and_keeps_the_card_s_data_out(monkeypatch):
+    """v2 trains for propagation and never on what experiments/nano_model_card.py measures:
+    HC18 250–299, TotalSegmentator's example_ct_sm / example_mr_sm, the MNI152 template."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root.parent / "shared" / "data" / "hc18").is_dir():
+        pytest.skip("../shared/data is absent beside the repository")
+    monkeypatch.chdir(root)
+    config = load_config(root / "configs" / "recipes" / "samforge_nano_v2.yaml")
+    assert config.model == "samforge_nano_v1" and config.objective.kind == "propagation"
+    volumes = config.data.volumes
+    assert volumes is not None and not volumes.mni152 and volumes.mode == "mask"
+    trained = [s.image for s in config.data.train] + [f.image for f in volumes.files]
+    assert not any(path is not None and "_sm." in path.name for path in trained)
+    subjects = [s.subjects for s in config.data.train if s.path is not None]
+    assert subjects == [["000-249"]]

@@ -26,6 +26,9 @@ def demo(
     out: Path = typer.Option(Path("demo-report"), "--out", "-o", help="Folder for all outputs."),
     model: str = typer.Option(DEMO_MODEL, "--model", "-m", help="Registry name or checkpoint."),
     quick: bool = typer.Option(False, "--quick", help="A smaller run of every step (< 1 min)."),
+    candidate: str | None = typer.Option(
+        None, "--candidate", help="A second model (file or name) run on the same 2D and 3D tasks."
+    ),
 ) -> None:
     """Evaluate, propagate in 3D, stress with corruptions, fine-tune and evaluate again."""
     if model in UNTRAINED_MODELS:
@@ -37,7 +40,7 @@ def demo(
                 style="yellow",
             )
         )
-    result = run_demo(_writable(out), model, quick, observer=_ConsoleSteps())
+    result = run_demo(_writable(out), model, quick, observer=_ConsoleSteps(), candidate=candidate)
     console.print(_table(result.summary))
     console.print(f"report: {result.report}; summary: {result.summary_path}", highlight=False)
 

@@ -33,7 +33,7 @@ from ..evaluation.interactive3d import (
 )
 from ..evaluation.report import RESULTS_CSV, write_csv
 from ..files import locked_folder
-from ..inference.volume_prompts import PROMPT_MODES
+from ..prompts.volume_prompts import PROMPT_MODES
 from ..workflows.leakage import check_evaluation_overlap
 from ..workflows.predictors import load_predictors
 from .options import intensity_option, window_option

@@ -23,9 +23,9 @@ from ..inference import Predictor, PropagationResult, PropagationSettings, propa
 from ..inference.objects import segment_objects
 from ..inference.precision import DEFAULT_PRECISION
 from ..inference.tiled import tiled_if_needed
-from ..inference.volume_prompts import PROMPT_MODES
 from ..models import load_model
 from ..prompts import Prompts
+from ..prompts.volume_prompts import PROMPT_MODES
 from .options import intensity_option, window_option
 from .prompt_args import parse_prompt_args
 from .segment_all import segment_all, split_slice, write_plane_mask

@@ -9,9 +9,11 @@ itself is slow and not needed).
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import DataError
 from .readers.case import read_case
@@ -63,3 +65,49 @@ def mni152_case(step: int = 2) -> Case:
     spacing = tuple(float(s) * step for s in t1.spacing)
     image = np.ascontiguousarray(t1.image[keep]).astype(np.uint8)
     return Case(image, label[keep].copy(), spacing, affine, "mr", "mni152", "mni152", meta)
+
+
+def mni152_structures(step: int = 2) -> tuple[Case, Case]:
+    """What a clinician boxes in a brain MRI, derived from the MNI152 tissue maps: the
+    whole brain (label 1) and the left (1) and right (2) lateral ventricles, as two cases.
+
+    nilearn ships no ventricle or brain mask, so both come from the grey- and white-matter
+    maps: the brain is the tissue mask closed and with its holes filled; the ventricles
+    are the dark (below the 5th percentile of tissue T1) non-tissue pockets inside it,
+    keeping the largest component on each side of the midline within the middle half of
+    the brain (the basal cisterns and the third ventricle lie on the midline).
+    """
+    case = mni152_case(step)
+    folder = mni152_folder()
+    keep = (slice(None, None, step),) * 3
+    grey, white = (
+        read_case(folder / MNI152_FILES[key], modality="mr").image[keep].astype(np.float32)
+        for key in ("gm", "wm")
+    )
+    tissue = grey + white >= 128
+    closing = max(1, 3 // step)
+    brain = ndimage.binary_fill_holes(ndimage.binary_closing(tissue, iterations=closing))
+    dark = case.image < np.percentile(case.image[tissue], 5)
+    pockets, count = ndimage.label(brain & ~tissue & dark)
+    ventricles = np.zeros(brain.shape, np.uint8)
+    centres = ndimage.center_of_mass(brain)
+    extent = np.ptp(np.argwhere(brain), axis=0)
+    sizes = ndimage.sum_labels(pockets > 0, pockets, range(1, count + 1))
+    for label, sign in ((1, -1), (2, +1)):
+        best, best_size = 0, 0.0
+        for index, size in enumerate(sizes, start=1):
+            centre = ndimage.center_of_mass(pockets == index)
+            offset = np.subtract(centre, centres)
+            central = bool(np.all(np.abs(offset[:2]) < extent[:2] / 4))
+            lateral = sign * offset[2] > 2 / step
+            if central and lateral and size > best_size:
+                best, best_size = index, float(size)
+        if best:
+            ventricles[pockets == best] = label
+    meta = {**case.meta, "label_names": {1: "whole brain"}}
+    brain_case = replace(case, label=brain.astype(np.uint8), name="mni152_brain", meta=meta)
+    names = {1: "lateral ventricle (array left)", 2: "lateral ventricle (array right)"}
+    ventricle_case = replace(
+        case, label=ventricles, name="mni152_ventricles", meta={**case.meta, "label_names": names}
+    )
+    return brain_case, ventricle_case

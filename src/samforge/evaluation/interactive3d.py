@@ -36,7 +36,7 @@ import torch
 from ..data import Case, IntensitySettings, ObjectInstance, instances_from_labels
 from ..errors import ConfigError, InputImageError
 from ..inference import Predictor, PropagationSettings, propagate
-from ..inference.volume_prompts import PROMPT_MODES
+from ..prompts.volume_prompts import PROMPT_MODES
 from .interactive3d_report import (
     mean_dice_per_setting,
     setting_fields,

@@ -8,7 +8,7 @@ The prompted slices are segmented from the user's prompts first. Then propagatio
 down from the lowest and up from the highest prompted slice, and fills each gap between
 two prompted slices from both ends (the lower half from below, the upper half from above).
 Each new slice is prompted from the mask of the slice before it
-(:mod:`samforge.inference.volume_prompts`); a front stops, without writing the slice, at
+(:mod:`samforge.prompts.volume_prompts`); a front stops, without writing the slice, at
 the volume's edge, when the new mask is empty, or when IoU(previous mask, new mask) falls
 below ``iou_threshold`` (the object ended, or the model jumped to another one).
 
@@ -27,15 +27,15 @@ import numpy as np
 from ..data import IntensityMapping
 from ..errors import ConfigError, InputImageError, PromptError
 from ..prompts import Prompts, wants_multimask
+from ..prompts.volume_prompts import check_box_extension, check_mode, prompts_from_mask
 from .predictor import Predictor
-from .volume_prompts import check_box_extension, check_mode, prompts_from_mask
 
 
 @dataclass(frozen=True)
 class PropagationSettings:
     """How masks travel from slice to slice.
 
-    mode: one of :data:`samforge.inference.volume_prompts.PROMPT_MODES`.
+    mode: one of :data:`samforge.prompts.volume_prompts.PROMPT_MODES`.
     iou_threshold: stop when IoU(previous slice's mask, new mask) is below this, in [0, 1].
     box_extension: fraction (< 1) of the box size, or pixels (≥ 1), added to each side.
     """

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..data import WINDOWS
 from ..errors import NotFoundError
 from ..inference import PropagationSettings
-from ..inference.volume_prompts import PROMPT_MODES
+from ..prompts.volume_prompts import PROMPT_MODES
 from ..workflows.annotation import SlicePrompts
 from ..workflows.annotation.export import labels_file_name
 from ..workflows.annotation.segment import MAX_BRUSH_RADIUS

@@ -38,6 +38,7 @@ from ..errors import ConfigError
 from .freeze import POLICIES
 from .imagenet import resnet_weights_hint
 from .objectives import OBJECTIVES, ObjectiveSettings, objective_class
+from .volume_config import VolumeSlicesConfig
 
 PRESETS = ("medsam", "simpleft", "medicosam", "robust", "samunet", "semantic2d", "semantic3d")
 
@@ -51,10 +52,9 @@ class DataSource(_Section):
     its label file (``image`` + ``label``: a NIfTI volume, a DICOM series folder, a PNG...),
     or generated phantoms.
 
-    ``split`` picks a named split of a dataset that has them (MedSegBench: train/val/test,
-    SA-Med2D-20M: its index files' splits, nnU-Net: train/test); by default a training
-    source reads ``train`` and a validation source ``val`` where the dataset has it (never
-    a MedSegBench file's test arrays)."""
+    ``split`` picks a named split (MedSegBench: train/val/test, SA-Med2D-20M: its index
+    files' splits, nnU-Net: train/test); by default a training source reads ``train`` and a
+    validation source ``val`` where the dataset has it (never MedSegBench's test arrays)."""
 
     path: Path | None = None
     image: Path | None = None
@@ -92,12 +92,12 @@ class DataConfig(_Section):
     num_workers: int = Field(0, ge=0)
     degradations: list[str] | None = None  # corruption names or groups (and "clear"); robust
     severity: int = Field(3, ge=1, le=5)
-    # without_replacement (MedicoSAM), with_replacement (SAM-Med2D, SAM-UNet: always n_obj
-    # draws), largest (RobustMedSAM: the largest object only)
+    # MedicoSAM's; SAM-Med2D/SAM-UNet's (n_obj draws); RobustMedSAM's (the largest only)
     object_sampling: Literal["without_replacement", "with_replacement", "largest"] = (
         "without_replacement"
     )
     allow_overlap: bool = False  # let val sources share cases with train sources
+    volumes: VolumeSlicesConfig | None = None  # slices prompted from their neighbour (3D)
 
 
 DEFAULT_OBJECTIVE = "iterative"

@@ -23,6 +23,7 @@ from ..data import ObjectSegmentationDataset, collate_objects
 from ..preprocessing import ModelInputTransform
 from .config import DataConfig, DataSource
 from .sources import Role, collect_cases
+from .volume_slices import VolumeSliceDataset, WithAdjacentSlices, collate_with_slices
 
 
 class EpochDataset(Protocol):
@@ -126,6 +127,19 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def _dataset(self, sources: Sequence[DataSource], role: Role, seed: int) -> EpochDataset:
         assert self.transform is not None  # given for prompted training
+        images = self._images(sources, role, seed)
+        volumes = self.config.volumes
+        if role == "val" or volumes is None:
+            return images
+        # One volume slice beside each 2D item: the propagation objective trains on both.
+        self.collate_fn = collate_with_slices
+        slices = VolumeSliceDataset(volumes, self.transform, len(images), seed)
+        return WithAdjacentSlices(images, slices)
+
+    def _images(
+        self, sources: Sequence[DataSource], role: Role, seed: int
+    ) -> ObjectSegmentationDataset:
+        assert self.transform is not None
         return ObjectSegmentationDataset(
             collect_cases(sources, role),
             n_obj=self.config.n_obj,

@@ -30,6 +30,7 @@ from ..models import load_model
 from . import demo_steps as steps
 
 DEMO_MODEL = "samforge_nano"
+CANDIDATE = "candidate"  # the label of a second model compared on the same tasks
 UNTRAINED_MODELS = ("samforge_random_tiny",)
 
 T = TypeVar("T")
@@ -71,9 +72,12 @@ def run_demo(
     model: str = DEMO_MODEL,
     quick: bool = False,
     observer: StepObserver | None = None,
+    candidate: str | Path | None = None,
 ) -> DemoResult:
     """Evaluate, propagate in 3D, stress with corruptions, fine-tune and evaluate again;
-    write everything into ``out`` (which must be writable)."""
+    write everything into ``out`` (which must be writable). With ``candidate`` (a model
+    file or name), the 2D evaluation and every 3D structure also run with it, and the
+    summary shows both models' Dice on the same tasks."""
     observer = observer or Silent()
     started = time.perf_counter()
     plan = steps.DemoPlan.make(quick)
@@ -88,19 +92,32 @@ def run_demo(
         return value
 
     predictor = step("load_model", f"load {model}", lambda: Predictor(load_model(model)))
+    compared = {}
+    if candidate is not None:
+        compared[CANDIDATE] = step(
+            "load_candidate", f"load {candidate}", lambda: Predictor(load_model(candidate))
+        )
     images = plan.eval_images(plan.images_per_modality)
     before, rows_before = step(
         "interactive2d",
         f"interactive 2D: {len(images)} images, box/point + {plan.rounds - 1} corrections",
-        lambda: steps.interactive2d({"start": predictor}, images, plan, out / "interactive2d"),
+        lambda: steps.interactive2d(
+            {"start": predictor, **compared}, images, plan, out / "interactive2d"
+        ),
     )
     volumes = {
-        case.name: step(
-            f"propagation3d_{case.name}",
-            f"3D propagation from one slice, {case.name} {case.image.shape}",
-            partial(steps.propagation3d, predictor, case, plan, out / "propagation3d" / case.name),
+        item.case.name: step(
+            f"propagation3d_{item.case.name}",
+            f"3D propagation from one box, {item.case.name} {item.case.image.shape}",
+            partial(
+                steps.propagation3d,
+                {model: predictor, **compared},
+                item,
+                plan,
+                out / "propagation3d" / item.case.name,
+            ),
         )
-        for case in steps.volume_cases(plan)
+        for item in steps.volume_cases(plan, steps.shared_data())
     }
     robust = step(
         "robustness",
@@ -126,7 +143,8 @@ def run_demo(
         "images_2d": len(images),
         "rounds": plan.rounds,
         "interactive2d": {
-            "dice": {"before_finetune": before["start"], "after_finetune": after["finetuned"]}
+            "dice": {"before_finetune": before["start"], "after_finetune": after["finetuned"]},
+            **({"compared": {CANDIDATE: {"dice": before[CANDIDATE]}}} if compared else {}),
         },
         "propagation3d": volumes,
         "robustness": robust,
@@ -151,14 +169,20 @@ def _figures(out: Path, rows: list[dict]) -> dict[str, Path]:
         "examples (start model)": out / "interactive2d" / "examples.png",
         "Dice per modality (start model)": out / "interactive2d" / "dice_per_dataset.png",
         **{
-            f"3D propagation from one slice: {folder.name}": folder / "propagation.png"
+            f"3D propagation from one box: {folder.name} ({_model_of(figure)})": figure
             for folder in sorted((out / "propagation3d").glob("*"))
+            for figure in sorted(folder.glob("propagation*.png"))
         },
         "robustness (Dice per corruption)": out / "robustness" / "robustness.png",
         "fine-tune loss": out / "finetune" / "loss.png",
         "examples (fine-tuned model)": out / "finetune" / "eval" / "examples.png",
     }
     return {name: path for name, path in figures.items() if path.is_file()}
+
+
+def _model_of(figure: Path) -> str:
+    """``propagation_<model>.png`` -> the model; ``propagation.png`` is the demo's model."""
+    return figure.stem.removeprefix("propagation").lstrip("_") or "demo model"
 
 
 def headline_rows(summary: dict) -> list[dict]:
@@ -175,10 +199,22 @@ def headline_rows(summary: dict) -> list[dict]:
                         "value": values.get(f"round_{round_}", float("nan")),
                     }
                 )
+    for label, entry in summary["interactive2d"].get("compared", {}).items():
+        for start, values in entry["dice"].items():
+            for round_ in (1, rounds):
+                value = values.get(f"round_{round_}", float("nan"))
+                measure = f"Dice {start} start, round {round_}"
+                rows.append({"step": f"2D ({label})", "measure": measure, "value": value})
     for name, volume in summary["propagation3d"].items():
-        for key, measure in (("largest_object", "largest object"), ("mean_over_objects", "mean")):
-            value = volume["dice"][key]
-            rows.append({"step": f"3D {name}", "measure": f"Dice {measure}", "value": value})
+        scored = {summary["model"]: volume, **volume.get("compared", {})}
+        for model, scores in scored.items():
+            for key, measure in (
+                ("largest_object", "largest object"),
+                ("mean_over_objects", "mean"),
+            ):
+                value = scores["dice"][key]
+                label = f"3D {name}" + (f" ({model})" if len(scored) > 1 else "")
+                rows.append({"step": label, "measure": f"Dice {measure}", "value": value})
     robust = summary["robustness"]["dice"]
     rows.append({"step": "robustness", "measure": "Dice clean", "value": robust["clean"]})
     rows.append(

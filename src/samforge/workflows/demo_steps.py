@@ -9,14 +9,15 @@ the built-in cases (phantoms and nilearn's MNI152 template, no download), the si
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..data import Case
-from ..data.builtin import mni152_case
+from ..data import Case, read_case
+from ..data.builtin import mni152_structures
 from ..data.corruptions import PAPER_SEVERITY, resolve_corruption_names
 from ..data.phantoms import phantom_case
 from ..evaluation import (
@@ -57,7 +58,7 @@ class DemoPlan:
     def make(cls, quick: bool) -> DemoPlan:
         if quick:
             return cls(2, 3, 128, (12, 128, 128), 2, 1, 10, 2, mni152_step=6)
-        return cls(8, 8, 128, (32, 128, 128), 6, 3, 200, 16, mni152_step=2)
+        return cls(8, 8, 128, (32, 128, 128), 6, 3, 200, 16, mni152_step=3)
 
     def eval_images(self, per_modality: int) -> list[EvalImage]:
         """2D phantoms of the four modalities for evaluation (seeds from EVAL_SEED)."""
@@ -81,40 +82,86 @@ def interactive2d(
     return table, run.rows
 
 
-def volume_cases(plan: DemoPlan) -> list[Case]:
-    """A generated CT phantom volume and a real brain MRI (nilearn's MNI152 template, grey
-    and white matter labels, read from nilearn's package): nothing to download."""
+# TotalSegmentator's example CT (held out from the built-in model's training) and the ids
+# of its total task: 3 kidney_left, 5 liver.
+TOTALSEG_CT = ("totalsegmentator/example_ct_sm.nii.gz", "totalsegmentator/example_seg.nii.gz")
+TOTALSEG_STRUCTURES = {"totalseg_kidney": 3, "totalseg_liver": 5}
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A volume and how many of its largest objects a user boxes (one per structure)."""
+
+    case: Case
+    objects: int
+
+
+def shared_data() -> Path | None:
+    """The real data beside the project (``SAMFORGE_SHARED_DATA`` or ../shared/data), if
+    it is there; the demo's TotalSegmentator structures need it, the rest does not."""
+    folder = Path(os.environ.get("SAMFORGE_SHARED_DATA") or "../shared/data")
+    return folder if (folder / TOTALSEG_CT[0]).is_file() else None
+
+
+def volume_cases(plan: DemoPlan, data: Path | None = None) -> list[Structure]:
+    """What a clinician would box in 3D: the largest organs of a CT phantom volume; the
+    whole brain and the two lateral ventricles of a real brain MRI (nilearn's MNI152
+    template, no download); with ``data``, the left kidney and the liver of
+    TotalSegmentator's example CT."""
     phantom = phantom_case("ct", shape=plan.volume_shape, seed=VOLUME_SEED, name="ct_phantom")
-    return [phantom, mni152_case(step=plan.mni152_step)]
+    brain, ventricles = mni152_structures(step=plan.mni152_step)
+    found = [Structure(phantom, plan.volume_objects), Structure(brain, 1), Structure(ventricles, 2)]
+    if data is not None:
+        ct = read_case(data / TOTALSEG_CT[0], data / TOTALSEG_CT[1], name="totalseg_ct")
+        assert ct.label is not None  # read with its label file
+        for name, class_id in TOTALSEG_STRUCTURES.items():
+            organ = replace(ct, label=(ct.label == class_id).astype(np.uint8), name=name)
+            found.append(Structure(organ, 1))
+    return found
 
 
-def propagation3d(predictor: Predictor, case: Case, plan: DemoPlan, out: Path) -> dict:
-    """The largest objects of a volume, each prompted with a box on its central slice and
-    propagated through the volume; 3D Dice per object."""
-    protocol = Protocol3D(start="box", max_objects=plan.volume_objects, min_size=50)
+def propagation3d(
+    predictors: dict[str, Predictor], structure: Structure, plan: DemoPlan, out: Path
+) -> dict:
+    """The structure's objects, each prompted with a box on its central slice and
+    propagated through the volume by every model; 3D Dice per object and one overlay
+    figure per model (``propagation.png`` for the first, ``propagation_<model>.png``)."""
+    case = structure.case
+    protocol = Protocol3D(start="box", max_objects=structure.objects, min_size=50)
     setting = PropagationSettings()
     rows = [
-        {"model": "demo", "split": "test", **row}
+        {"model": model, "split": "test", **row}
+        for model, predictor in predictors.items()
         for row in evaluate_case(predictor, case, [setting], protocol)
     ]
     largest = max(case_objects(case, protocol), key=lambda o: o.area)
     index, prompts = start_prompt(largest.mask, protocol.start)
     # The figure shows the scored run: the protocol's mapping, which knows the modality.
     mapping = protocol.intensity_settings.volume_mapping(case.image, case.modality)
-    result = propagate(predictor, case.image, {index: prompts}, setting, mapping=mapping)
-    figure = plot_propagation(case.image, largest.mask, result.mask, index, out / "propagation.png")
+    figures = {}
+    for number, (model, predictor) in enumerate(predictors.items()):
+        result = propagate(predictor, case.image, {index: prompts}, setting, mapping=mapping)
+        name = "propagation.png" if number == 0 else f"propagation_{model}.png"
+        figures[f"propagated_object_{model}"] = plot_propagation(
+            case.image, largest.mask, result.mask, index, out / name
+        )
     summary = {
         "protocol": {"start": "box", "setting": setting.label(), "volume": list(case.image.shape)},
         "objects": rows,
     }
-    title = f"Demo: 3D propagation from one slice, {case.name}"
-    write_report(out, rows, summary, {"propagated_object": figure}, title)
-    dices = [row["dice"] for row in rows]
-    biggest = max(rows, key=lambda row: row["voxels"])["dice"]
+    write_report(out, rows, summary, figures, f"Demo: 3D propagation from one slice, {case.name}")
+    scores = {}
+    for model in predictors:
+        own = [row for row in rows if row["model"] == model]
+        biggest = max(own, key=lambda row: row["voxels"])["dice"]
+        mean = float(np.mean([row["dice"] for row in own]))
+        scores[model] = {"dice": {"largest_object": biggest, "mean_over_objects": mean}}
+    first, *others = predictors
     return {
         "shape": list(case.image.shape),
         "modality": case.modality,
-        "dice": {"largest_object": biggest, "mean_over_objects": float(np.mean(dices))},
+        **scores[first],
+        **({"compared": {model: scores[model] for model in others}} if others else {}),
     }
 
 

@@ -45,6 +45,18 @@ def test_nano_ships_verified_within_the_size_budget_and_loads_in_official_sam():
     official_sam_from_state_dict(state, **official_arch(model.config))
 
 
+def test_v1_stays_loadable_by_name_with_the_same_weights():
+    """``samforge_nano_v1`` is today's file and checksum, so figures of v1 stay reproducible
+    after ``samforge_nano`` moves on to a later version (issue 19)."""
+    v1 = get_model_spec("samforge_nano_v1")
+    assert (v1.filename, v1.checksum) == ("samforge_nano.pth", NANO.checksum)
+    assert hub.packaged_path(v1) == hub.packaged_path(NANO)
+    by_version, by_default = load_model("samforge_nano_v1"), load_model("samforge_nano")
+    assert by_version.provenance["source"] == str(hub.packaged_path(v1))
+    for name, tensor in by_default.state_dict().items():
+        assert torch.equal(tensor, by_version.state_dict()[name]), name
+
+
 def box_dice(predictor: Predictor, seeds: range) -> float:
     """Mean Dice of one box prompt per labelled structure of 2D CT and US phantoms."""
     scores = []

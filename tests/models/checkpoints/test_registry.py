@@ -27,6 +27,7 @@ REQUIRED = [
     "sammed2d_vit_b",
     "samforge_random_tiny",
     "samforge_nano",
+    "samforge_nano_v1",
 ]
 HEX_LENGTH = {"sha256": 64, "md5": 32, "xxh128": 32}
 

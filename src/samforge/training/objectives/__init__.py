@@ -23,6 +23,7 @@ from .iterative import (
     SemanticLoss,
     iterative_prompting_loss,
 )
+from .propagation import PropagationTraining, PropagationTrainingSettings, adjacent_slice_loss
 from .robust import RobustObjective, RobustOutput, RobustSettings, robust_loss
 from .semantic import SemanticObjective, SemanticSettings
 
@@ -33,12 +34,15 @@ __all__ = [
     "ObjectiveOutput",
     "ObjectiveSettings",
     "PromptingSettings",
+    "PropagationTraining",
+    "PropagationTrainingSettings",
     "RobustObjective",
     "RobustOutput",
     "RobustSettings",
     "SemanticLoss",
     "SemanticObjective",
     "SemanticSettings",
+    "adjacent_slice_loss",
     "build_objective",
     "iterative_prompting_loss",
     "objective_class",

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from pydantic import Field, model_validator
@@ -103,7 +103,7 @@ class IterativePrompting(Objective):
 
     settings_type = PromptingSettings
     settings: PromptingSettings
-    progress_bar = ("loss", "dice_last")
+    progress_bar: ClassVar[tuple[str, ...]] = ("loss", "dice_last")
 
     def __init__(
         self, settings: PromptingSettings, semantic_loss: SemanticLoss | None = None

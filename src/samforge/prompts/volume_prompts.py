@@ -1,5 +1,9 @@
 """Prompts for the next slice of a volume, derived from the mask of the slice before it.
 
+One code for 3D propagation (:mod:`samforge.inference.propagation`) and for training it
+(:mod:`samforge.training.volume_slices`), so that the model trains on exactly the prompts
+propagation feeds it.
+
 Five modes, as in micro-sam's ``segment_mask_in_volume`` (the reference of MedicoSAM's
 interactive 3D protocol):
 
@@ -28,7 +32,8 @@ from skimage.segmentation import find_boundaries
 
 from ..errors import ConfigError
 from ..preprocessing import ModelInputTransform
-from ..prompts import Prompts, box_from_masks
+from .record import Prompts
+from .sampler import box_from_masks
 
 PROMPT_MODES: tuple[str, ...] = ("box", "mask", "points", "points_and_mask", "single_point")
 

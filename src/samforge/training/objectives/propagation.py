@@ -1,0 +1,90 @@
+"""Training for 3D propagation beside MedicoSAM's objective, kind ``propagation`` (issue 19).
+
+Every step takes MedicoSAM's iterative-prompting loss on the batch's 2D objects
+(:mod:`.iterative`, the same settings) and adds ``slice_weight`` × the loss of one
+propagation step on ``batch["slices"]`` (:mod:`samforge.training.volume_slices`): each
+slice's organs decoded once, single-mask as propagation decodes them, from the prompts
+propagation derives from the adjacent slice. That loss is MedicoSAM's per prediction (Dice
++ MSE of the predicted IoU), scored at the slice's original size.
+
+The config needs ``data.volumes`` (:class:`~samforge.training.volume_config.VolumeSlicesConfig`);
+validation batches carry no slices and are scored by the 2D loss alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+
+from ...errors import ConfigError
+from ...models import PromptableModel
+from ..scoring import ScoringFrame
+from .base import ObjectiveSettings, register_objective, repeat_per_object
+from .iterative import IterativePrompting, PromptingSettings, _mask_loss
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
+
+
+class PropagationTrainingSettings(PromptingSettings):
+    """MedicoSAM's settings for the 2D objects, plus the weight of the slice loss."""
+
+    kind: Literal["propagation"] = "propagation"  # type: ignore[assignment]
+    slice_weight: float = Field(1.0, ge=0.0)
+
+
+@register_objective
+class PropagationTraining(IterativePrompting):
+    """MedicoSAM's objective on 2D objects + one propagation step on volume slices."""
+
+    settings_type = PropagationTrainingSettings
+    settings: PropagationTrainingSettings
+    progress_bar: ClassVar[tuple[str, ...]] = ("loss", "dice_last", "slice_dice")
+
+    @classmethod
+    def check_config(cls, settings: ObjectiveSettings, config: TrainConfig) -> None:
+        if config.data.volumes is None:
+            raise ConfigError(
+                "objective.kind propagation trains on volume slices: add a data.volumes "
+                "section (files, mni152 or phantoms; see docs/samforge_nano.md)."
+            )
+
+    def losses(
+        self, model: PromptableModel, batch: dict[str, Any], generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        logs = super().losses(model, batch, generator)
+        if "slices" not in batch:
+            return logs
+        slice_loss, slice_dice = adjacent_slice_loss(model, batch["slices"], self.settings)
+        logs["slice_loss"], logs["slice_dice"] = slice_loss, slice_dice
+        logs["loss"] = logs["loss"] + self.settings.slice_weight * slice_loss
+        return logs
+
+
+def adjacent_slice_loss(
+    model: PromptableModel, slices: dict[str, Any], settings: PromptingSettings
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, mean hard Dice, detached) of one propagation step on B slices of n organs.
+
+    ``slices``: ``image`` (B, 3, S, S), ``masks`` (B, n, S, S), ``original_masks`` per
+    slice (n, H, W), ``boxes`` (B, n, 4), optionally ``mask_input`` (B, n, 1, s, s).
+    """
+    images, masks = slices["image"], slices["masks"]
+    n_obj = masks.shape[1]
+    device = masks.device
+    boxes = slices["boxes"].flatten(0, 1).to(device)
+    mask_input = slices.get("mask_input")
+    if mask_input is not None:
+        mask_input = mask_input.flatten(0, 1).to(device)
+    embeddings = repeat_per_object(model.embed_images(images), n_obj)
+    low_res, iou_pred = model.decode(embeddings, None, boxes, mask_input, False)
+    transform = model.config.input_transform()
+    frame = ScoringFrame(masks.flatten(0, 1) > 0.5, slices["original_masks"], transform)
+    denominator = "linear" if settings.dice_reduction == "batch" else settings.dice
+    scores = frame.score(low_res, denominator, settings.focal_weight > 0)
+    loss = _mask_loss(scores, settings)
+    if iou_pred is not None:
+        loss = loss + settings.iou_weight * torch.mean((iou_pred - scores.true_iou) ** 2)
+    return loss, scores.hard_dice.detach().mean()

@@ -1,0 +1,221 @@
+"""Training items for 3D propagation: a slice of a volume, prompted as propagation would.
+
+Propagation (:mod:`samforge.inference.propagation`) segments slice z ± 1 from the mask of
+slice z, through :func:`samforge.prompts.volume_prompts.prompts_from_mask`. Each item here
+is one such step with the adjacent slice's label (grown or shrunk a little, as a predicted
+mask differs from the label) in place of the previous mask, prompted by that same function
+with the config's ``mode`` and ``box_extension`` (propagation's defaults: box + mask logits,
+no extension). The target is the same organ's label on the slice itself.
+
+Volumes: the config's label files, nilearn's MNI152, and a new varied phantom
+(:func:`samforge.data.phantoms.varied.varied_volume`) for every phantom item, its seed drawn
+from [TRAINING_SEEDS, 2·TRAINING_SEEDS) so no evaluation seed is ever trained on. Everything
+an item draws comes from a generator seeded by (seed, epoch, index), like
+:class:`~samforge.data.ObjectSegmentationDataset`, so a resumed run sees the same items.
+
+:class:`WithAdjacentSlices` pairs these items with the 2D dataset's, one each per index,
+and :func:`collate_with_slices` batches them under ``batch["slices"]`` for the
+``propagation`` objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch.utils.data import Dataset
+
+from ..data import Case, IntensitySettings, collate_objects, read_case, validate_image
+from ..data.builtin import mni152_case
+from ..data.corruptions import CORRUPTIONS, corrupt
+from ..data.phantoms.varied import TRAINING_SEEDS, varied_volume
+from ..errors import DataError
+from ..preprocessing import ModelInputTransform
+from ..prompts.volume_prompts import prompts_from_mask
+from .volume_config import VolumeSlicesConfig
+
+# A volume without a usable pair of slices (every organ under min_size) is redrawn.
+ATTEMPTS = 8
+
+
+class VolumeSliceDataset(Dataset):
+    """``length`` items per epoch, each a slice of a volume with prompts from its neighbour.
+
+    Args:
+        config: the ``data.volumes`` section.
+        transform: the model's input transform; its mask prompts are (S/4)², SAM's.
+        length: items per epoch.
+        seed: seed of everything the items draw.
+
+    Items are dicts: ``image`` (3, S, S); ``masks`` (n, S, S) float32 and
+    ``original_masks`` (n, H, W) bool, the organs on the slice; ``boxes`` (n, 4) float32
+    (model frame) and, in mode "mask", ``mask_input`` (n, 1, S/4, S/4): the prompts from the
+    adjacent slice as the Predictor hands them to the decoder; ``input_size``,
+    ``original_size`` (2,) int64; ``name`` str.
+    """
+
+    def __init__(
+        self, config: VolumeSlicesConfig, transform: ModelInputTransform, length: int, seed: int
+    ) -> None:
+        self.config, self.transform, self.length, self.seed = config, transform, length, seed
+        self.low_res_size = transform.image_size // 4
+        self.intensity = IntensitySettings("auto")
+        self.epoch = 0
+        self._files: list[tuple[Case, np.ndarray]] | None = None  # read on first use
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, self.epoch, index, 19])
+        for _ in range(ATTEMPTS):
+            case, areas = self._volume(rng)
+            choice = _slice_pair(areas, self.config.min_size, rng)
+            if choice is not None:
+                return self._item(case, *choice, rng)
+        raise DataError(
+            f"{ATTEMPTS} volumes in a row had no organ of ≥ {self.config.min_size} px on two "
+            "adjacent slices: lower data.volumes.min_size or check the volumes' label files."
+        )
+
+    def _volume(self, rng: np.random.Generator) -> tuple[Case, np.ndarray]:
+        """A volume and its organs' areas per slice (see :func:`label_areas`)."""
+        files = self._real_volumes()
+        if self.config.phantoms and (not files or rng.random() < self.config.p_phantom):
+            seed = int(rng.integers(TRAINING_SEEDS, 2 * TRAINING_SEEDS))
+            case = varied_volume(seed, tuple(self.config.phantoms))
+            return case, label_areas(case.label)
+        return files[int(rng.integers(len(files)))]
+
+    def _real_volumes(self) -> list[tuple[Case, np.ndarray]]:
+        if self._files is None:
+            cases = [read_case(f.image, f.label, f.modality) for f in self.config.files]
+            if self.config.mni152:
+                cases.append(mni152_case(step=2))
+            self._files = [(case, label_areas(case.label)) for case in cases]
+        return self._files
+
+    def _item(
+        self, case: Case, index: int, step: int, organs: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        assert case.label is not None  # label_areas read it
+        chosen = rng.choice(organs, size=min(self.config.n_obj, len(organs)), replace=False)
+        label, adjacent = case.label[index], case.label[index + step]
+        targets = np.stack([label == organ for organ in chosen])
+        prompts = [
+            prompts_from_mask(
+                self._as_predicted(adjacent == organ, rng),
+                self.config.mode,
+                self.transform,
+                self.low_res_size,
+                self.config.box_extension,
+            )
+            for organ in chosen
+        ]
+        values = self.intensity.case_mapping(case).apply(validate_image(case.image[index]))
+        if rng.random() < self.config.p_corrupt:
+            kind = sorted(CORRUPTIONS)[int(rng.integers(len(CORRUPTIONS)))]
+            values = corrupt(values, kind, int(rng.integers(1, 6)), seed=rng)
+        image = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
+        masks = self.transform.label_masks(torch.from_numpy(targets).float()[None])
+        item = {
+            "image": self.transform.image(image)[0].contiguous(),
+            "masks": masks[0].float(),
+            "original_masks": torch.from_numpy(targets),
+            # In the model frame, as the Predictor passes boxes to the decoder.
+            "boxes": self.transform.boxes(
+                torch.cat([p.boxes for p in prompts if p.boxes is not None]), label.shape
+            ),
+            "input_size": torch.tensor(self.transform.resized_shape(label.shape)),
+            "original_size": torch.tensor(label.shape, dtype=torch.int64),
+            "name": f"{case.name}_z{index:03d}{'+' if step > 0 else '-'}",
+        }
+        if self.config.mode == "mask":
+            item["mask_input"] = torch.cat([p.mask_input for p in prompts])  # type: ignore[misc]
+        return item
+
+    def _as_predicted(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``mask`` grown or shrunk by 1..``prompt_noise_px`` pixels in half the draws (a
+        shrunk mask that would vanish stays as it is)."""
+        radius = self.config.prompt_noise_px
+        if radius == 0 or rng.random() < 0.5:
+            return mask
+        pixels = int(rng.integers(1, radius + 1))
+        if rng.random() < 0.5:
+            return ndimage.binary_dilation(mask, iterations=pixels)
+        shrunk = ndimage.binary_erosion(mask, iterations=pixels)
+        return shrunk if shrunk.any() else mask
+
+
+def label_areas(label: np.ndarray | None) -> np.ndarray:
+    """(D, H, W) label map -> (K + 1, D) pixel count of each label on each slice."""
+    if label is None or label.ndim != 3:
+        raise DataError(
+            "training for propagation needs labelled volumes (D, H, W): give data.volumes "
+            "files with a `label` of the image's shape."
+        )
+    depth = label.shape[0]
+    flat = label.reshape(depth, -1).astype(np.int64)
+    classes = int(flat.max()) + 1
+    offsets = np.arange(depth)[:, None] * classes
+    return np.bincount((flat + offsets).ravel(), minlength=depth * classes).reshape(depth, -1).T
+
+
+def _slice_pair(
+    areas: np.ndarray, min_size: int, rng: np.random.Generator
+) -> tuple[int, int, np.ndarray] | None:
+    """(slice, step ±1, organs on both) drawn uniformly among the usable pairs, or None."""
+    present = areas[1:] >= min_size  # (K, D), background left out
+    pairs = []
+    for step in (-1, 1):
+        both = present[:, 1:] & present[:, :-1]  # organ k on slices d and d + 1
+        slices = np.nonzero(both.any(axis=0))[0] + (1 if step < 0 else 0)
+        pairs += [(int(index), step) for index in slices]
+    if not pairs:
+        return None
+    index, step = pairs[int(rng.integers(len(pairs)))]
+    organs = np.nonzero(present[:, index] & present[:, index + step])[0] + 1
+    return index, step, organs
+
+
+class WithAdjacentSlices(Dataset):
+    """The 2D dataset's item ``i`` with a volume slice item under ``"slice"``."""
+
+    def __init__(self, images: Any, slices: VolumeSliceDataset) -> None:
+        self.images, self.slices = images, slices
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.images.set_epoch(epoch)
+        self.slices.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.images[index], "slice": self.slices[index]}
+
+
+def collate_with_slices(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`collate_objects`, plus the slice items (when present) as ``batch["slices"]``
+    batched the same way (the smallest object count of the batch for every slice)."""
+    batch = collate_objects(samples)
+    if "slice" not in samples[0]:
+        return batch
+    items = [sample["slice"] for sample in samples]
+    count = min(len(item["masks"]) for item in items)
+    slices: dict[str, Any] = {
+        key: torch.stack([item[key][:count] for item in items])
+        for key in ("masks", "boxes", "mask_input")
+        if key in items[0]
+    }
+    slices["image"] = torch.stack([item["image"] for item in items])
+    slices["original_masks"] = [item["original_masks"][:count] for item in items]
+    slices["input_size"] = torch.stack([item["input_size"] for item in items])
+    slices["name"] = [item["name"] for item in items]
+    return {**batch, "slices": slices}

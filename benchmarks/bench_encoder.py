@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import torch
 
+from samforge.models.onnx.checks import relative_error
 from samforge.models.sam import onednn
 from samforge.models.sam.image_encoder import ImageEncoderViT
 from samforge.testing.official import build_official_sam
@@ -37,11 +38,6 @@ from samforge.testing.timing import (
     benchmark_architecture,
     machine_description,
 )
-
-
-def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
-    ours, reference = ours.double(), reference.double()
-    return ((ours - reference).abs().max() / reference.abs().max()).item()
 
 
 def compiled(module: torch.nn.Module, images: torch.Tensor, name: str, log: list[str]):

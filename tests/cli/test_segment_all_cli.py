@@ -94,7 +94,7 @@ def test_all_takes_the_engine_and_precision(ct_png, tmp_path, monkeypatch):
 @pytest.fixture
 def box_model(monkeypatch):
     model = BoxSam().eval()
-    monkeypatch.setattr("samforge.cli.segment.load_model", lambda name: model)
+    monkeypatch.setattr("samforge.cli.segment_all.load_model", lambda name: model)
     return model
 
 

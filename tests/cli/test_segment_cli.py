@@ -27,7 +27,7 @@ runner = CliRunner()
 @pytest.fixture
 def oracle(monkeypatch):
     model = BoxSam(VIT_TEST).eval()
-    monkeypatch.setattr("samforge.cli.segment.load_model", lambda name: model)
+    monkeypatch.setattr("samforge.cli.segment_all.load_model", lambda name: model)
     return model
 
 

@@ -38,7 +38,7 @@ def box_of(mask2d: np.ndarray) -> list[str]:
 @pytest.fixture
 def oracle(monkeypatch):
     model = ObjectOracleSam()
-    monkeypatch.setattr("samforge.cli.segment.load_model", lambda name: model)
+    monkeypatch.setattr("samforge.cli.segment_all.load_model", lambda name: model)
     return model
 
 

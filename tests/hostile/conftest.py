@@ -44,7 +44,7 @@ def samforge(monkeypatch, capsys):
 def box_model(monkeypatch):
     """``segment --model anything`` gets the box oracle: it segments exactly the box."""
     model = BoxSam(VIT_TEST).eval()
-    monkeypatch.setattr("samforge.cli.segment.load_model", lambda name: model)
+    monkeypatch.setattr("samforge.cli.segment_all.load_model", lambda name: model)
     return model
 
 

@@ -19,16 +19,15 @@ from rich.table import Table
 from ..data import Case, IntensitySettings, read_case, write_mask
 from ..errors import ConfigError, InputImageError, PromptError
 from ..files import check_output_file
-from ..inference import Predictor, PropagationResult, PropagationSettings, propagate
+from ..inference import PropagationResult, PropagationSettings, propagate
 from ..inference.objects import segment_objects
 from ..inference.precision import DEFAULT_PRECISION
 from ..inference.tiled import tiled_if_needed
-from ..models import load_model
 from ..prompts import Prompts
 from ..prompts.volume_prompts import PROMPT_MODES
 from .options import intensity_option, window_option
 from .prompt_args import parse_prompt_args
-from .segment_all import segment_all, split_slice, write_plane_mask
+from .segment_all import predictor_for, segment_all, split_slice, write_plane_mask
 from .segment_semantic import segment_semantic
 
 console = Console()
@@ -106,6 +105,7 @@ def segment(
         segment_semantic(image, output, model, list(ctx.args), precision)
         return
     intensity_settings = IntensitySettings(intensity, window)
+    engine_options = {"engine": engine, "precision": precision}
     if tile is not None and (all_ or propagate_):
         raise ConfigError("--tile is for prompts on a 2D image; --all crops with --crop-n-layers.")
     groups = [] if all_ else _slice_groups(ctx.args)
@@ -114,7 +114,6 @@ def segment(
     if all_:
         slice_index, options = split_slice(ctx.args)
         plane = _plane(case, slice_index, image)
-        engine_options = {"engine": engine, "precision": precision}
         segment_all(
             case,
             image,
@@ -129,7 +128,6 @@ def segment(
         return
     if propagate_:
         settings = PropagationSettings(mode, iou_threshold, box_extension)
-        engine_options = {"engine": engine, "precision": precision}
         _propagate(case, image, groups, settings, output, model, intensity_settings, engine_options)
         return
     if len(groups) > 1:
@@ -139,15 +137,7 @@ def segment(
     plane = _plane(case, slice_index, image)
     started = time.perf_counter()
     predictor = tiled_if_needed(
-        Predictor(
-            load_model(model),
-            intensity=intensity,
-            window=window,
-            engine=engine,
-            precision=precision,
-        ),
-        tile,
-        halo,
+        predictor_for(model, intensity_settings, engine_options), tile, halo
     )
     # A volume's slice gets the whole volume's one mapping, as in training and evaluation.
     predictor.set_image(plane, mapping=intensity_settings.case_mapping(case))
@@ -175,13 +165,7 @@ def _propagate(
         raise PromptError(f"slices {indices} repeat: give all prompts of a slice together.")
     prompts = dict(_slice_prompt(case, index, args, path) for index, args in groups)
     started = time.perf_counter()
-    predictor = Predictor(
-        load_model(model),
-        intensity=intensity.mode,
-        window=intensity.window,
-        engine=engine_options["engine"],
-        precision=engine_options["precision"],
-    )
+    predictor = predictor_for(model, intensity, engine_options)
     mapping = intensity.case_mapping(case)
     result = propagate(predictor, case.image, prompts, settings, mapping=mapping)
     elapsed = time.perf_counter() - started

@@ -98,13 +98,7 @@ def segment_all(
     settings = settings_from_args(args)
     json_path = check_output_file(records_path(output), [image_path])
     started = time.perf_counter()
-    predictor = Predictor(
-        load_model(model),
-        intensity=intensity.mode,
-        window=intensity.window,
-        engine=engine_options["engine"],
-        precision=engine_options["precision"],
-    )
+    predictor = predictor_for(model, intensity, engine_options)
     generator = AutomaticMaskGenerator(predictor, settings)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("segment everything: crops", total=None)
@@ -136,4 +130,18 @@ def segment_all(
     console.print(
         f"{len(ordered)} objects → {output} (labels 1–{len(ordered)}, largest first) and "
         f"{json_path}; done in {elapsed:.2f} s"
+    )
+
+
+def predictor_for(
+    model: str, intensity: IntensitySettings, engine_options: dict[str, str]
+) -> Predictor:
+    """The Predictor every ``segment`` path uses: the model by name or file, the intensity
+    rule and the engine options (``engine``, ``precision``) given on the command line."""
+    return Predictor(
+        load_model(model),
+        intensity=intensity.mode,
+        window=intensity.window,
+        engine=engine_options["engine"],
+        precision=engine_options["precision"],
     )

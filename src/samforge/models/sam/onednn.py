@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Off: the plain modules everywhere (benchmarks/bench_encoder.py times both).
-ENABLED = True
+# Off: the plain modules everywhere (benchmarks/bench_encoder.py times both). A build
+# without these private ops (another platform or torch version) takes the plain modules.
+ENABLED = hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 def fused_kernels_apply(x: torch.Tensor, *layers: nn.Module) -> bool:

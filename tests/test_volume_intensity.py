@@ -85,8 +85,9 @@ def slices_fed(images: list[torch.Tensor], expected: list[torch.Tensor]) -> list
 @pytest.fixture
 def recorder(monkeypatch) -> InputRecorder:
     model = InputRecorder()
-    # segment loads its model itself; every evaluate command through load_predictors.
-    for module in ("samforge.cli.segment", "samforge.workflows.predictors"):
+    # segment loads its model in segment_all.predictor_for; every evaluate command
+    # through load_predictors.
+    for module in ("samforge.cli.segment_all", "samforge.workflows.predictors"):
         monkeypatch.setattr(f"{module}.load_model", lambda name: model)
     return model
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SamConfig
+from . import onednn
 from .common import MLP, LayerNorm2d
 from .transformer import TwoWayTransformer
 
@@ -69,11 +70,24 @@ def image_plus_dense(image_embeddings: torch.Tensor, dense: torch.Tensor) -> tor
 
     Batch 1 when one image is shared and the dense prompt is the same for every prompt
     (no mask prompt: an expanded ``no_mask_embed``), so that the transformer computes the
-    image side once instead of B times (see :class:`TwoWayTransformer`)."""
+    image side once instead of B times (see :class:`TwoWayTransformer`).
+
+    The sum is written channels-last, which is the transformer's token layout (B, h·w, C):
+    the transformer then reads it without another copy of the image tokens."""
     batch = dense.shape[0]
     if image_embeddings.shape[0] == 1 and (batch == 1 or dense.stride(0) == 0):
-        return image_embeddings + dense[:1]
-    return expand_to_batch(image_embeddings, batch) + dense
+        image_embeddings, dense = image_embeddings, dense[:1]
+    else:
+        image_embeddings = expand_to_batch(image_embeddings, batch)
+    if torch.is_grad_enabled():  # autograd cannot differentiate an ``out=`` sum
+        return image_embeddings + dense
+    total = torch.empty(
+        dense.shape,
+        dtype=torch.result_type(image_embeddings, dense),
+        device=dense.device,
+        memory_format=torch.channels_last,
+    )
+    return torch.add(image_embeddings, dense, out=total)
 
 
 class MaskDecoder(nn.Module):
@@ -266,10 +280,24 @@ def _transposed_conv_matrix(conv: nn.ConvTranspose2d) -> torch.Tensor:
     return conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.weight.shape[0])
 
 
-def _block_linear(conv: nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
-    """(..., C_in) pixels -> (..., 2, 2, C_out): the transposed convolution, pixel by pixel."""
-    bias = None if conv.bias is None else conv.bias.repeat(4)
-    out = F.linear(x, _transposed_conv_matrix(conv).to(x.dtype), bias)
+def _block_linear(
+    conv: nn.ConvTranspose2d, x: torch.Tensor, activation: nn.Module | None = None
+) -> torch.Tensor:
+    """(..., C_in) pixels -> (..., 2, 2, C_out): the transposed convolution, pixel by pixel,
+    then ``activation`` if given.
+
+    An exact GELU, and the bias, are applied inside oneDNN's product where it may run
+    (:mod:`.onednn`): ``F.linear`` would first copy the bias into a fresh output, and the
+    GELU make another pass over it, on the largest tensors of a decoder pass."""
+    bias = None if conv.bias is None else conv.bias.repeat(4).to(x.dtype)
+    weight = _transposed_conv_matrix(conv).to(x.dtype)
+    fused_gelu = _is_exact_gelu(activation)
+    if onednn.fused_kernels_take(x) and (activation is None or fused_gelu):
+        out = onednn.linear_weights(x, weight, bias, gelu=fused_gelu)
+    else:
+        out = F.linear(x, weight, bias)
+        if activation is not None:
+            out = activation(out)
     return out.unflatten(-1, (2, 2, -1))
 
 
@@ -303,8 +331,14 @@ def upscale_blocks(
     )
     x = keys.reshape(keys.shape[0], height, width, keys.shape[-1])
     x = _block_linear(conv1, x)  # (B, h, w, 2, 2, C/4)
-    x = act1(F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
-    return act2(_block_linear(conv2, x))  # (B, h, w, 2, 2, 2, 2, C/8)
+    x = F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps)
+    # The normalised tensor is ours alone: its GELU may overwrite it (inference only).
+    x = torch.ops.aten.gelu_(x) if _is_exact_gelu(act1) and not torch.is_grad_enabled() else act1(x)
+    return _block_linear(conv2, x, act2)  # (B, h, w, 2, 2, 2, 2, C/8)
+
+
+def _is_exact_gelu(module: nn.Module | None) -> bool:
+    return type(module) is nn.GELU and module.approximate == "none"
 
 
 def _is_sam_upscaling(upscaling: nn.Module) -> bool:

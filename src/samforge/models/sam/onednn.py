@@ -1,4 +1,5 @@
-"""oneDNN's fused linear kernels for the image encoder's CPU inference.
+"""oneDNN's fused linear kernels for CPU inference (the image encoder's linear layers and the
+mask decoder's upscaling).
 
 ``torch.ops.mkldnn._linear_pointwise`` (the kernel inductor emits for CPU linear layers)
 applies the bias, an exact GELU or a residual sum inside the matrix product, where
@@ -25,11 +26,17 @@ def fused_kernels_apply(x: torch.Tensor, *layers: nn.Module) -> bool:
     ``nn.Linear`` layers (not a PEFT wrapper such as LoRA's, whose forward differs), CPU
     inference in fp32 or bf16 with the layers' dtype, outside autocast (these ops do not
     cast), tracing and compilation."""
+    return all(
+        type(layer) is nn.Linear and layer.weight.dtype == x.dtype for layer in layers
+    ) and fused_kernels_take(x)
+
+
+def fused_kernels_take(x: torch.Tensor) -> bool:
+    """:func:`fused_kernels_apply` without the layers: whether x may go through oneDNN."""
     # Compilation first: torch.compile resolves it without a graph break.
     return (
         ENABLED
         and not torch.compiler.is_compiling()
-        and all(type(layer) is nn.Linear and layer.weight.dtype == x.dtype for layer in layers)
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.bfloat16)
         and not torch.is_grad_enabled()
@@ -44,6 +51,16 @@ def linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
     if not fused_kernels_apply(x, layer):
         return layer(x)
     return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "none", [], "")
+
+
+def linear_weights(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False
+) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, followed by an exact GELU if ``gelu``: (..., in) ->
+    (..., out). Only where :func:`fused_kernels_take` and ``weight`` has x's dtype."""
+    if gelu:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
 def residual_mlp(

@@ -62,8 +62,12 @@ class TwoWayTransformer(nn.Module):
         keys = image_embedding.flatten(2).transpose(1, 2).contiguous()
         key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()
         queries = point_embedding
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, query_pe=point_embedding, key_pe=key_pe)
+        for index, layer in enumerate(self.layers):
+            # After the first layer the keys are this pass's own tensor (a LayerNorm's output),
+            # which the next layer may update in place.
+            queries, keys = layer(
+                queries, keys, query_pe=point_embedding, key_pe=key_pe, own_keys=index > 0
+            )
         attended = self.final_attn_token_to_image.tokens_to_image(
             queries + point_embedding, keys + key_pe, keys
         )
@@ -104,7 +108,10 @@ class TwoWayAttentionBlock(nn.Module):
         keys: torch.Tensor,
         query_pe: torch.Tensor,
         key_pe: torch.Tensor,
+        own_keys: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N, C) queries and (B or 1, L, C) keys -> updated (B, N, C) and (B, L, C).
+        ``own_keys``: keys belong to the caller's pass alone and may be overwritten."""
         if self.skip_first_layer_pe:
             # The first layer's queries are the prompt embeddings themselves, which already
             # hold their positions.
@@ -122,7 +129,9 @@ class TwoWayAttentionBlock(nn.Module):
 
         q = queries + query_pe
         keys = self.norm4(
-            self.cross_attn_image_to_token.image_to_tokens(k, q, queries, residual=keys)
+            self.cross_attn_image_to_token.image_to_tokens(
+                k, q, queries, residual=keys, in_place=own_keys
+            )
         )
         return queries, keys
 
@@ -178,6 +187,8 @@ class Attention(nn.Module):
         if not self._foldable():
             shared = (batch, -1, -1)
             return self(q=queries, k=image_keys.expand(shared), v=image_values.expand(shared))
+        if not self._fold_pays(batch, count, image_keys.shape[0], channels):
+            return self._project_once(queries, image_keys, image_values)
         heads, width = self.num_heads, self.internal_dim // self.num_heads
         q = self.q_proj(queries).unflatten(-1, (heads, width))  # (B, N, heads, width)
         # q·b_k is the same for every image token: softmax ignores it.
@@ -202,6 +213,7 @@ class Attention(nn.Module):
         keys: torch.Tensor,
         values: torch.Tensor,
         residual: torch.Tensor | None = None,
+        in_place: bool = False,
     ) -> torch.Tensor:
         """``residual + forward(image_queries, keys, values)`` (no residual: 0).
 
@@ -210,6 +222,8 @@ class Attention(nn.Module):
             keys, values: (B, N, C) tokens.
             residual: (B or 1, L, C) added to the result inside its last matrix product,
                 which saves a pass over the (B, L, C) image tokens.
+            in_place: the sum may be written into ``residual`` (a (B, L, C) tensor that
+                nothing else reads), which saves copying it into a new one.
 
         Returns:
             (B, L, C).
@@ -240,7 +254,33 @@ class Attention(nn.Module):
         values_out = values_out.reshape(batch, -1, channels)
         if residual is None:
             return probs.transpose(1, 2) @ values_out  # (B, L, C)
+        if in_place and residual.shape[0] == batch:
+            return residual.baddbmm_(probs.transpose(1, 2), values_out)
         return torch.baddbmm(residual, probs.transpose(1, 2), values_out)
+
+    def _fold_pays(self, batch: int, count: int, image_batch: int, channels: int) -> bool:
+        """Whether :meth:`tokens_to_image` should fold rather than project the image side.
+
+        Multiply-adds per image token: the fold takes 2·B·heads·N·C (scores and mixing at
+        full width); projecting takes 2·B'·C·C' for the keys and values of the B' images,
+        then 2·B·N·C' for the attention. A shared image (B' = 1) and several prompts, or
+        many tokens (late correction rounds of the interactive protocol), favour projecting.
+        (:meth:`image_to_tokens` always folds: there the fold also saves the per-prompt
+        output projection of the L image tokens, and it measured faster.)"""
+        fold = batch * self.num_heads * count * channels
+        project = image_batch * channels * self.internal_dim + batch * count * self.internal_dim
+        return fold <= project
+
+    def _project_once(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``forward`` where any of q, k, v may have batch 1 for all B: a shared (image)
+        side is projected once, not once per prompt. (B or 1, N, C) each -> (B, Nq, C)."""
+        batch = max(q.shape[0], k.shape[0])
+        q, k, v = (
+            self._split_heads(projection(x)).expand(batch, -1, -1, -1)
+            for projection, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v))
+        )
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.out_proj(out.transpose(1, 2).reshape(batch, -1, self.internal_dim))
 
     def _foldable(self) -> bool:
         """Whether to fold: only without autograd, and only plain linear layers.

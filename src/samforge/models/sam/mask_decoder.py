@@ -13,7 +13,7 @@ from torch import nn
 from ..config import SamConfig
 from . import onednn
 from .common import MLP, LayerNorm2d
-from .transformer import TwoWayTransformer
+from .transformer import TwoWayTransformer, eager_inference
 
 
 class DecoderOutput(NamedTuple):
@@ -79,7 +79,7 @@ def image_plus_dense(image_embeddings: torch.Tensor, dense: torch.Tensor) -> tor
         image_embeddings, dense = image_embeddings, dense[:1]
     else:
         image_embeddings = expand_to_batch(image_embeddings, batch)
-    if torch.is_grad_enabled():  # autograd cannot differentiate an ``out=`` sum
+    if not eager_inference():  # autograd and tracers do not take an ``out=`` sum
         return image_embeddings + dense
     total = torch.empty(
         dense.shape,
@@ -333,7 +333,7 @@ def upscale_blocks(
     x = _block_linear(conv1, x)  # (B, h, w, 2, 2, C/4)
     x = F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps)
     # The normalised tensor is ours alone: its GELU may overwrite it (inference only).
-    x = torch.ops.aten.gelu_(x) if _is_exact_gelu(act1) and not torch.is_grad_enabled() else act1(x)
+    x = torch.ops.aten.gelu_(x) if _is_exact_gelu(act1) and eager_inference() else act1(x)
     return _block_linear(conv2, x, act2)  # (B, h, w, 2, 2, 2, 2, C/8)
 
 

@@ -254,7 +254,7 @@ class Attention(nn.Module):
         values_out = values_out.reshape(batch, -1, channels)
         if residual is None:
             return probs.transpose(1, 2) @ values_out  # (B, L, C)
-        if in_place and residual.shape[0] == batch:
+        if in_place and residual.shape[0] == batch and eager_inference():
             return residual.baddbmm_(probs.transpose(1, 2), values_out)
         return torch.baddbmm(residual, probs.transpose(1, 2), values_out)
 
@@ -308,3 +308,9 @@ def _shared_bmm(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         batch, rows, inner = left.shape
         return (left.reshape(1, batch * rows, inner) @ right).view(batch, rows, -1)
     return left @ right
+
+
+def eager_inference() -> bool:
+    """Whether tensors may be written in place or through ``out=``: no autograd, and no
+    tracer or compiler recording the graph (ONNX export, ``torch.compile``)."""
+    return not (torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling())

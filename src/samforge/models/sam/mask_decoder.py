@@ -270,7 +270,8 @@ class MaskDecoder(nn.Module):
         )
         src = image_plus_dense(image_embeddings, dense_prompt_embeddings)
         _, _, height, width = src.shape
-        hs, keys = self.transformer(src, image_pe, tokens)
+        # image_plus_dense made src for this pass alone (a new tensor in eager inference).
+        hs, keys = self.transformer(src, image_pe, tokens, own_image=eager_inference())
         return hs, upscale_blocks(self.output_upscaling, keys, height, width)
 
 

@@ -46,7 +46,11 @@ class TwoWayTransformer(nn.Module):
         )
 
     def forward(
-        self, image_embedding: torch.Tensor, image_pe: torch.Tensor, point_embedding: torch.Tensor
+        self,
+        image_embedding: torch.Tensor,
+        image_pe: torch.Tensor,
+        point_embedding: torch.Tensor,
+        own_image: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
@@ -54,6 +58,8 @@ class TwoWayTransformer(nn.Module):
                 prompts (computed once until the prompts make the image tokens differ).
             image_pe: (B or 1, C, h, w) positional encoding of the grid.
             point_embedding: (B, N, C) prompt tokens (and output tokens).
+            own_image: image_embedding is the caller's temporary, which the transformer
+                may overwrite.
 
         Returns:
             tokens (B, N, C) and image features (B, h·w, C).
@@ -66,7 +72,11 @@ class TwoWayTransformer(nn.Module):
             # After the first layer the keys are this pass's own tensor (a LayerNorm's output),
             # which the next layer may update in place.
             queries, keys = layer(
-                queries, keys, query_pe=point_embedding, key_pe=key_pe, own_keys=index > 0
+                queries,
+                keys,
+                query_pe=point_embedding,
+                key_pe=key_pe,
+                own_keys=own_image or index > 0,
             )
         attended = self.final_attn_token_to_image.tokens_to_image(
             queries + point_embedding, keys + key_pe, keys

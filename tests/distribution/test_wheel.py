@@ -43,7 +43,8 @@ def test_wheel_ships_the_package_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in (
         "samforge/py.typed",
-        "samforge/weights/samforge_nano.pth",
+        "samforge/weights/samforge_nano.pth",  # v1
+        "samforge/weights/samforge_nano_v2.pth",
         "samforge/configs/medicosam.yaml",
         "samforge/configs/recipes/samforge_nano.yaml",
         "samforge/server/static/index.html",

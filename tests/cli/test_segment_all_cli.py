@@ -16,7 +16,10 @@ from samforge.data.phantoms import make_phantom
 from samforge.inference import Predictor
 
 runner = CliRunner()
-SETTINGS = ["--points-per-side", "6", "--pred-iou-thresh", "0.5", "--stability-score-thresh", "0.8"]
+# Filters loose enough that samforge_nano keeps several masks of this phantom: v2 predicts
+# lower IoUs than v1 did (at most 0.46 here against 0.62; docs/samforge_nano.md), and
+# what this file tests is the writing of the label map and its records.
+SETTINGS = ["--points-per-side", "6", "--pred-iou-thresh", "0.3", "--stability-score-thresh", "0.5"]
 
 
 @pytest.fixture

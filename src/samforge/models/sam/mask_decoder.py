@@ -76,7 +76,7 @@ def image_plus_dense(image_embeddings: torch.Tensor, dense: torch.Tensor) -> tor
     the transformer then reads it without another copy of the image tokens."""
     batch = dense.shape[0]
     if image_embeddings.shape[0] == 1 and (batch == 1 or dense.stride(0) == 0):
-        image_embeddings, dense = image_embeddings, dense[:1]
+        dense = dense[:1]
     else:
         image_embeddings = expand_to_batch(image_embeddings, batch)
     if not eager_inference():  # autograd and tracers do not take an ``out=`` sum

@@ -50,7 +50,7 @@ def linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
     """``layer(x)``: (..., in) -> (..., out), the bias added inside the product."""
     if not fused_kernels_apply(x, layer):
         return layer(x)
-    return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "none", [], "")
+    return linear_weights(x, layer.weight, layer.bias)
 
 
 def linear_weights(

@@ -205,3 +205,39 @@ def test_bf16_autocast_agrees_with_fp32(encoders):
     cosine = torch.nn.functional.cosine_similarity(bf16.flatten(), fp32.flatten(), dim=0)
     assert cosine > 0.999
     assert relative_error(bf16, fp32) < 0.1
+
+
+@pytest.mark.parametrize("budget", [10**9, 900, 100])
+@pytest.mark.parametrize("size", [(14, 14), (5, 7), (16, 16)])
+def test_bf16_bias_product_is_the_broadcast_sum(size, budget, monkeypatch):
+    """Small bf16 windows take their bias from a product with a 0/1 matrix instead of the
+    broadcast sum (``_mask_writer``); ViT-B's 14×14 windows, an odd shape, and 16 + 16 (the
+    largest that takes the product). The attention must be the same bits either way, sliced
+    or whole."""
+    assert sum(size) <= image_encoder.BIAS_PRODUCT_MAX_TERMS
+    set_budget(monkeypatch, budget)
+    generator = torch.Generator().manual_seed(7)
+    tokens = size[0] * size[1]
+    q, k, v = torch.randn(3, 3, 2, tokens, 16, generator=generator).bfloat16().unbind(0)
+    # Large terms of both signs: the sum rounds to bf16, so a product that rounded twice
+    # or added in a lower precision would differ.
+    rel_h = (torch.randn(3, 2, tokens, size[0], generator=generator) * 50).bfloat16()
+    rel_w = (torch.randn(3, 2, tokens, size[1], generator=generator) * 0.37).bfloat16()
+    product = image_encoder._mask_writer(rel_h, rel_w)
+    assert product is not image_encoder._broadcast_sum
+    expected = rel_h[..., :, None].float() + rel_w[..., None, :].float()
+    written = product(rel_h, rel_w, rel_h.new_empty(*rel_h.shape, size[1]))
+    assert torch.equal(written, expected.bfloat16())
+    with torch.inference_mode():
+        ours = attention_with_relative_positions(q, k, v, rel_h, rel_w, 0.25)
+        monkeypatch.setattr(image_encoder, "BIAS_PRODUCT_MAX_TERMS", 0)  # the sum everywhere
+        summed = attention_with_relative_positions(q, k, v, rel_h, rel_w, 0.25)
+    assert torch.equal(ours, summed)
+
+
+def test_bias_product_only_where_it_pays():
+    """fp32, and windows larger than the limit (ViT-B's 64×64 global grid), keep the sum."""
+    small = torch.zeros(1, 1, 4, 14)
+    assert image_encoder._mask_writer(small, small) is image_encoder._broadcast_sum
+    large = torch.zeros(1, 1, 4, 64).bfloat16()
+    assert image_encoder._mask_writer(large, large) is image_encoder._broadcast_sum

@@ -14,6 +14,8 @@ official encoder to float rounding (tests/models/sam/test_fast_encoder.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -310,9 +312,10 @@ def attention_with_relative_positions(
     else:
         budget = ACCELERATOR_MASK_ELEMENTS
     pieces = attention_slices(batch, heads, tokens, budget)
+    write_mask = _mask_writer(rel_h, rel_w)
     if len(pieces) == 1:
-        mask = torch.add(rel_h[..., None], rel_w[..., None, :]).flatten(-2)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        mask = write_mask(rel_h, rel_w, rel_h.new_empty(*q.shape[:3], *mask_shape))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.flatten(-2), scale=scale)
     out = q.new_empty(q.shape)
     # One buffer for every slice's mask: fresh allocations of this size would be mapped and
     # zeroed by the OS each time.
@@ -321,14 +324,57 @@ def attention_with_relative_positions(
     ]
     buffer = rel_h.new_empty(*largest, *mask_shape)
     for index in pieces:
-        by_row, by_column = rel_h[index][..., :, None], rel_w[index][..., None, :]
+        by_row, by_column = rel_h[index], rel_w[index]
         mask = buffer[: by_row.shape[0], : by_row.shape[1], : by_row.shape[2]]
-        torch.add(by_row, by_column, out=mask)
+        write_mask(by_row, by_column, mask)
         keys = index[:2]
         out[index] = F.scaled_dot_product_attention(
             q[index], k[keys], v[keys], attn_mask=mask.flatten(-2), scale=scale
         )
     return out
+
+
+# Windows at most this many rows + columns (ViT-B's 14 + 14) get their bias from one product
+# in bf16 on CPU (:func:`_mask_writer`).
+BIAS_PRODUCT_MAX_TERMS = 32
+
+MaskWriter = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _broadcast_sum(rel_h: torch.Tensor, rel_w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """(..., H), (..., W) -> ``out`` (..., H, W) = rel_h[..., :, None] + rel_w[..., None, :]."""
+    return torch.add(rel_h[..., :, None], rel_w[..., None, :], out=out)
+
+
+def _mask_writer(rel_h: torch.Tensor, rel_w: torch.Tensor) -> MaskWriter:
+    """How the bias of one slice is written: the broadcast sum, or, for small windows in
+    bf16 on CPU, one product of the terms [rel_h, rel_w] with a 0/1 matrix that picks
+    rel_h[i] and rel_w[j] for column i·W + j.
+
+    PyTorch's broadcast add of 14×14 windows in bf16 runs far below memory speed (3.1 ms
+    per slice of 4 windows × 12 heads against 0.33 ms for the product, 2 threads; about 9 %
+    of a ViT-B forward): the product is the same bits, since its fp32 accumulator adds
+    exactly rel_h[i]·1 + rel_w[j]·1 (and zeros) before the one rounding to bf16 that the
+    add makes too. In fp32 the sum stays (the gain is small, and an fp32 product may run
+    at reduced internal precision when a user allows it)."""
+    height, width = rel_h.shape[-1], rel_w.shape[-1]
+    if (
+        rel_h.dtype != torch.bfloat16
+        or rel_h.device.type != "cpu"
+        or height + width > BIAS_PRODUCT_MAX_TERMS
+    ):
+        return _broadcast_sum
+    columns = torch.arange(height * width, device=rel_h.device)
+    selector = rel_h.new_zeros(height + width, height * width)
+    selector[columns // width, columns] = 1
+    selector[height + columns % width, columns] = 1
+
+    def product(rows: torch.Tensor, cols: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        terms = torch.cat([rows, cols], dim=-1).flatten(0, -2)
+        torch.mm(terms, selector, out=out.view(-1, height * width))
+        return out
+
+    return product
 
 
 def differentiable_attention(

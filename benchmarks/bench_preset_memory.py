@@ -39,11 +39,17 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from samforge.testing.timing import (
+    WorkerFailed,
+    machine_description,
+    print_worker_result,
+    run_worker,
+)
 
 PROMPT_PRESETS = ("medicosam", "medsam", "simpleft", "robust", "samunet")
 SEMANTIC_PRESETS = ("semantic2d", "semantic3d")
@@ -150,10 +156,8 @@ def main() -> None:
     if args.steps < 1 or args.warmup < 1:
         parser.error("--steps and --warmup must be ≥ 1 (a step's time ends at the next)")
     if args.worker:
-        print("RESULT " + json.dumps(worker(args)), flush=True)
+        print_worker_result(worker(args))
         return
-
-    from samforge.testing.timing import machine_description
 
     hc18 = Path(args.data) / "hc18"
     print(f"machine: {machine_description()}, fp32, {args.threads} threads")
@@ -173,14 +177,11 @@ def main() -> None:
         command += ["--threads", str(args.threads), "--data", args.data]
         command += ["--checkpointing"] if checkpointing else []
         name += " + checkpointing" if checkpointing else ""
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-        if done.returncode or not lines:
-            # e.g. SAM-UNet needs four global-attention blocks, which vit_test lacks
-            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            print(f"  {name}: not run (exit {done.returncode}): {reason}", flush=True)
+        try:
+            row = run_worker(command)
+        except WorkerFailed as failure:  # e.g. SAM-UNet on vit_test (one global block)
+            print(f"  {name}: not run ({failure})", flush=True)
             continue
-        row = json.loads(lines[-1][len("RESULT ") :])
         print(
             f"  {name}: steps {', '.join(f'{x:.1f}' for x in row['step_s'])} s; peak RSS "
             f"{row['peak_steps_mib']:.0f} MiB in the steps, {row['peak_run_mib']:.0f} MiB "

@@ -160,8 +160,12 @@ def main() -> None:
     parser.add_argument("--mode", choices=("forward", "step"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print("RESULT " + json.dumps(worker(args)), flush=True)
+        from samforge.testing.timing import print_worker_result
+
+        print_worker_result(worker(args))
         return
+
+    from samforge.testing.timing import WorkerFailed, run_worker
 
     info = machine()
     if args.threads:
@@ -185,12 +189,11 @@ def main() -> None:
             command += ["--n-obj", str(args.n_obj), "--n-steps", str(args.n_steps)]
             if args.threads:
                 command += ["--threads", str(args.threads)]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-            if done.returncode or not lines:
-                sys.stderr.write(done.stderr)
-                raise SystemExit(f"{name}/{mode} failed (exit {done.returncode})")
-            row[mode] = json.loads(lines[-1][len("RESULT ") :])
+            try:
+                row[mode] = run_worker(command)
+            except WorkerFailed as failure:
+                sys.stderr.write(failure.stderr)
+                raise SystemExit(f"{name}/{mode} failed ({failure})") from None
             for key in ("forward_s", "step_s"):
                 if row[mode][key]:
                     seconds = ", ".join(f"{x:.3f}" for x in row[mode][key])

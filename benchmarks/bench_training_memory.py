@@ -40,7 +40,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -228,12 +227,14 @@ def main() -> None:
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be ≥ 1 and --warmup ≥ 0")
     if args.worker:
-        print("RESULT " + json.dumps(worker(args)), flush=True)
+        from samforge.testing.timing import print_worker_result
+
+        print_worker_result(worker(args))
         return
 
     import torch
 
-    from samforge.testing.timing import machine_description
+    from samforge.testing.timing import WorkerFailed, machine_description, run_worker
 
     torch.set_num_threads(args.threads)
     print(f"machine: {machine_description()}, fp32")
@@ -252,12 +253,11 @@ def main() -> None:
         command += ["--n-obj", str(args.n_obj), "--n-steps", str(args.n_steps)]
         if args.image_size:
             command += ["--image-size", str(args.image_size)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-        if done.returncode or not lines:
-            sys.stderr.write(done.stderr[-4000:])
-            raise SystemExit(f"{name} failed (exit {done.returncode})")
-        row = json.loads(lines[-1][len("RESULT ") :])
+        try:
+            row = run_worker(command)
+        except WorkerFailed as failure:
+            sys.stderr.write(failure.stderr[-4000:])
+            raise SystemExit(f"{name} failed ({failure})") from None
         seconds = ", ".join(f"{x:.2f}" for x in row["step_s"])
         saved = ", ".join(f"{k} {v:.0f}" for k, v in row["saved_mib"].items())
         print(

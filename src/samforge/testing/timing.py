@@ -8,11 +8,13 @@ processes falls on all of them alike, and reports medians.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -102,3 +104,36 @@ def machine_description(device: torch.device | str = "cpu") -> str:
         f"{hardware}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, Python {platform.python_version()}"
     )
+
+
+# A benchmark worker's answer: one line on stdout (anything else it prints is left alone).
+WORKER_RESULT = "RESULT "
+
+
+class WorkerFailed(RuntimeError):
+    """A benchmark worker exited with an error or printed no result."""
+
+    def __init__(self, returncode: int, stderr: str) -> None:
+        self.returncode, self.stderr = returncode, stderr
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        super().__init__(f"exit {returncode}: {last}")
+
+
+def print_worker_result(result: dict) -> None:
+    """Answer :func:`run_worker` from inside the worker."""
+    print(WORKER_RESULT + json.dumps(result), flush=True)
+
+
+def run_worker(command: Sequence[str]) -> dict:
+    """Run a benchmark's worker command in a fresh process (its peak memory is its own)
+    and return the dict it printed with :func:`print_worker_result`.
+
+    Raises:
+        WorkerFailed: the worker exited with an error or printed no result.
+    """
+    done = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(WORKER_RESULT)]
+    if done.returncode or not lines:
+        raise WorkerFailed(done.returncode, done.stderr)
+    result: dict = json.loads(lines[-1][len(WORKER_RESULT) :])
+    return result

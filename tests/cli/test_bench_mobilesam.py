@@ -53,3 +53,24 @@ def test_bench_random_times_the_tiny_vit_architecture():
     assert result.exit_code == 0, result.output
     assert "mobilesam_vit_t (random weights)" in result.output
     assert "embed image" in result.output and "decode 32 boxes" in result.output
+
+
+def test_bench_compare_prints_every_step_beside_the_first_model():
+    """``--compare`` times a second model in the same run: each model's own table, then one
+    with both medians per step and their ratio, which must agree with the two tables."""
+    arguments = [*ARGUMENTS, "--random", "--compare", "samforge_random_tiny"]
+    result = runner.invoke(app, arguments, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert sum("encoder path" in line for line in lines) == 2
+    header = next(line for line in lines if "samforge_random_tiny / mobilesam_vit_t" in line)
+    assert "mobilesam_vit_t ms" in header and "samforge_random_tiny ms" in header
+    for step in ("embed image", "decode 1 box", "decode 32 boxes"):
+        rows = [line for line in lines if step in line]
+        # each model's own table (median, min, per object, objects/s), then the comparison
+        assert len(rows) == 3, rows
+        first, second = (float(row.split("│")[2]) for row in rows[:2])
+        cells = [cell.strip() for cell in rows[2].split("│")]
+        assert float(cells[2]) == pytest.approx(first, abs=0.051)
+        assert float(cells[3]) == pytest.approx(second, abs=0.051)
+        assert float(cells[4].rstrip("×")) == pytest.approx(second / first, rel=0.05, abs=0.01)

@@ -34,6 +34,13 @@ def bench(
         help="Time a registered model's architecture with random weights instead of "
         "fetching its file (the timings do not depend on the weights).",
     ),
+    compare: list[str] = typer.Option(
+        [],
+        "--compare",
+        help="Also time this model in the same run and print every step beside the first "
+        "model's (repeat the option for more), e.g. --model mobilesam_vit_t --compare "
+        "sam_vit_b.",
+    ),
 ) -> None:
     """Time image embedding, one-box decoding and 32 boxes in one call on this machine."""
     if precision not in PRECISIONS:
@@ -45,21 +52,33 @@ def bench(
             raise ConfigError(f"--threads must be at least 1; got {threads}.")
         torch.set_num_threads(threads)
     console = Console()
+    results: dict[str, list[Timing]] = {}
+    for name in [model, *compare]:
+        # One model in memory at a time; each timed in full before the next.
+        predictor = Predictor(_network(name, random_weights), cache_size=0, precision=precision)
+        if not results:
+            console.print(machine_line(predictor), highlight=False, soft_wrap=True)
+        label = f"{name} (random weights)" if random_weights else name
+        console.print(f"{name}: {encoder_path(predictor)}", highlight=False, soft_wrap=True)
+        results[name] = measure(predictor, image_side, repeats)
+        console.print(timing_table(results[name], label, image_side, repeats))
+    if compare:
+        title = f"{image_side}×{image_side} image, median of {repeats}, one model after the other"
+        if random_weights:
+            title += ", random weights"
+        console.print(comparison_table(results, title))
+
+
+def _network(name: str, random_weights: bool):
+    """The model to time: its file, or its architecture with random weights."""
     if random_weights:
-        network = build_model(get_model_spec(model).config)
-    else:
-        try:
-            network = load_model(model)
-        except DownloadError as error:
-            raise DownloadError(
-                f"{error} To time {model}'s architecture without its weights, add --random."
-            ) from None
-    predictor = Predictor(network, cache_size=0, precision=precision)
-    console.print(machine_line(predictor), highlight=False, soft_wrap=True)
-    console.print(encoder_path(predictor), highlight=False, soft_wrap=True)
-    timings = measure(predictor, image_side, repeats)
-    label = f"{model} (random weights)" if random_weights else model
-    console.print(timing_table(timings, label, image_side, repeats))
+        return build_model(get_model_spec(name).config)
+    try:
+        return load_model(name)
+    except DownloadError as error:
+        raise DownloadError(
+            f"{error} To time {name}'s architecture without its weights, add --random."
+        ) from None
 
 
 def timing_table(timings: list[Timing], model: str, side: int, repeats: int) -> Table:
@@ -74,5 +93,25 @@ def timing_table(timings: list[Timing], model: str, side: int, repeats: int) -> 
             f"{min(timing.seconds) * 1000:.1f}",
             f"{per_object * 1000:.1f}",
             f"{1 / per_object:.1f}",
+        )
+    return table
+
+
+def comparison_table(results: dict[str, list[Timing]], title: str) -> Table:
+    """Every step's median ms per model, and each later model's time over the first's."""
+    first, *others = results
+    table = Table(title=title)
+    table.add_column("step")
+    for label in results:
+        table.add_column(f"{label} ms", justify="right")
+    for label in others:
+        table.add_column(f"{label} / {first}", justify="right")
+    steps = zip(*results.values(), strict=True)
+    for timings in steps:
+        medians = [timing.median for timing in timings]
+        table.add_row(
+            timings[0].step,
+            *(f"{median * 1000:.1f}" for median in medians),
+            *(f"{median / medians[0]:.2f}×" for median in medians[1:]),
         )
     return table

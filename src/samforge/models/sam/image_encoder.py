@@ -314,7 +314,7 @@ def attention_with_relative_positions(
     pieces = attention_slices(batch, heads, tokens, budget)
     write_mask = _mask_writer(rel_h, rel_w)
     if len(pieces) == 1:
-        mask = write_mask(rel_h, rel_w, rel_h.new_empty(*q.shape[:3], *mask_shape))
+        mask = write_mask(rel_h, rel_w, None)  # a fresh tensor: a traced graph has no out=
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.flatten(-2), scale=scale)
     out = q.new_empty(q.shape)
     # One buffer for every slice's mask: fresh allocations of this size would be mapped and
@@ -338,11 +338,16 @@ def attention_with_relative_positions(
 # in bf16 on CPU (:func:`_mask_writer`).
 BIAS_PRODUCT_MAX_TERMS = 32
 
-MaskWriter = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+MaskWriter = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
-def _broadcast_sum(rel_h: torch.Tensor, rel_w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """(..., H), (..., W) -> ``out`` (..., H, W) = rel_h[..., :, None] + rel_w[..., None, :]."""
+def _broadcast_sum(
+    rel_h: torch.Tensor, rel_w: torch.Tensor, out: torch.Tensor | None
+) -> torch.Tensor:
+    """(..., H), (..., W) -> (..., H, W) rel_h[..., :, None] + rel_w[..., None, :], written
+    into ``out`` if given."""
+    if out is None:
+        return torch.add(rel_h[..., :, None], rel_w[..., None, :])
     return torch.add(rel_h[..., :, None], rel_w[..., None, :], out=out)
 
 
@@ -369,8 +374,10 @@ def _mask_writer(rel_h: torch.Tensor, rel_w: torch.Tensor) -> MaskWriter:
     selector[columns // width, columns] = 1
     selector[height + columns % width, columns] = 1
 
-    def product(rows: torch.Tensor, cols: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    def product(rows: torch.Tensor, cols: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
         terms = torch.cat([rows, cols], dim=-1).flatten(0, -2)
+        if out is None:
+            return (terms @ selector).view(*rows.shape, width)
         torch.mm(terms, selector, out=out.view(-1, height * width))
         return out
 

@@ -176,6 +176,15 @@ def test_any_finite_image_maps_into_range(image, mode):
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 255
 
 
+def test_a_range_of_subnormal_floats_maps_onto_the_full_range():
+    """Found by the property test above: 255 / 1e-45 overflows float32, and 0 · inf made
+    the darkest pixel NaN."""
+    image = np.array([[1e-45, 0.0]], dtype=np.float32)
+    out = normalize_intensity(image, mode="auto")
+    assert np.isfinite(out).all()
+    assert out[0, 0].tolist() == [255.0] * 3 and out[0, 1].tolist() == [0.0] * 3
+
+
 def test_intensity_settings_check_mode_and_window_when_made():
     with pytest.raises(ConfigError, match="unknown intensity mode"):
         IntensitySettings("zscore")

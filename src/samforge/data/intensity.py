@@ -71,8 +71,11 @@ class IntensityMapping:
             return values.astype(np.float32, copy=False)
         if self.high <= self.low:
             return np.zeros(values.shape, dtype=np.float32)
-        scale = np.float32(255.0 / (self.high - self.low))
-        out = (values.astype(np.float32) - np.float32(self.low)) * scale
+        scale = 255.0 / (self.high - self.low)
+        if np.isfinite(np.float32(scale)):
+            out = (values.astype(np.float32) - np.float32(self.low)) * np.float32(scale)
+        else:  # a span of subnormal floats: 255 / span overflows float32 (0 · inf = NaN)
+            out = ((values.astype(np.float64) - self.low) * scale).astype(np.float32)
         np.clip(out, 0.0, 255.0, out=out)
         if self.keep_zero:
             out[values == 0] = 0.0

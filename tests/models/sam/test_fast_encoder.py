@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from helpers.official import build_official_sam, randomize_parameters
-from samforge.models.sam import image_encoder, onednn
+from samforge.models.sam import bias_masks, image_encoder, onednn
 from samforge.models.sam.image_encoder import (
     ImageEncoderViT,
     attention_slices,
@@ -211,10 +211,10 @@ def test_bf16_autocast_agrees_with_fp32(encoders):
 @pytest.mark.parametrize("size", [(14, 14), (5, 7), (16, 16)])
 def test_bf16_bias_product_is_the_broadcast_sum(size, budget, monkeypatch):
     """Small bf16 windows take their bias from a product with a 0/1 matrix instead of the
-    broadcast sum (``_mask_writer``); ViT-B's 14×14 windows, an odd shape, and 16 + 16 (the
-    largest that takes the product). The attention must be the same bits either way, sliced
-    or whole."""
-    assert sum(size) <= image_encoder.BIAS_PRODUCT_MAX_TERMS
+    broadcast sum (``bias_masks.mask_writer``); ViT-B's 14×14 windows, an odd shape, and
+    16 + 16 (the largest that takes the product). The attention must be the same bits
+    either way, sliced or whole."""
+    assert sum(size) <= bias_masks.BIAS_PRODUCT_MAX_TERMS
     set_budget(monkeypatch, budget)
     generator = torch.Generator().manual_seed(7)
     tokens = size[0] * size[1]
@@ -223,8 +223,8 @@ def test_bf16_bias_product_is_the_broadcast_sum(size, budget, monkeypatch):
     # or added in a lower precision would differ.
     rel_h = (torch.randn(3, 2, tokens, size[0], generator=generator) * 50).bfloat16()
     rel_w = (torch.randn(3, 2, tokens, size[1], generator=generator) * 0.37).bfloat16()
-    product = image_encoder._mask_writer(rel_h, rel_w)
-    assert product is not image_encoder._broadcast_sum
+    product = bias_masks.mask_writer(rel_h, rel_w)
+    assert product is not bias_masks.broadcast_sum
     expected = rel_h[..., :, None].float() + rel_w[..., None, :].float()
     written = product(rel_h, rel_w, rel_h.new_empty(*rel_h.shape, size[1]))
     assert torch.equal(written, expected.bfloat16())
@@ -238,6 +238,6 @@ def test_bf16_bias_product_is_the_broadcast_sum(size, budget, monkeypatch):
 def test_bias_product_only_where_it_pays():
     """fp32, and windows larger than the limit (ViT-B's 64×64 global grid), keep the sum."""
     small = torch.zeros(1, 1, 4, 14)
-    assert image_encoder._mask_writer(small, small) is image_encoder._broadcast_sum
+    assert bias_masks.mask_writer(small, small) is bias_masks.broadcast_sum
     large = torch.zeros(1, 1, 4, 64).bfloat16()
-    assert image_encoder._mask_writer(large, large) is image_encoder._broadcast_sum
+    assert bias_masks.mask_writer(large, large) is bias_masks.broadcast_sum

@@ -14,8 +14,6 @@ official encoder to float rounding (tests/models/sam/test_fast_encoder.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +21,7 @@ from torch import nn
 from ..config import SamConfig
 from . import onednn
 from .adapter import Adapter
+from .bias_masks import mask_writer
 from .checkpointing import run_block
 from .common import MLPBlock, encoder_neck
 from .windows import window_partition, window_unpartition
@@ -312,7 +311,7 @@ def attention_with_relative_positions(
     else:
         budget = ACCELERATOR_MASK_ELEMENTS
     pieces = attention_slices(batch, heads, tokens, budget)
-    write_mask = _mask_writer(rel_h, rel_w)
+    write_mask = mask_writer(rel_h, rel_w)
     if len(pieces) == 1:
         mask = write_mask(rel_h, rel_w, None)  # a fresh tensor: a traced graph has no out=
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.flatten(-2), scale=scale)
@@ -332,56 +331,6 @@ def attention_with_relative_positions(
             q[index], k[keys], v[keys], attn_mask=mask.flatten(-2), scale=scale
         )
     return out
-
-
-# Windows at most this many rows + columns (ViT-B's 14 + 14) get their bias from one product
-# in bf16 on CPU (:func:`_mask_writer`).
-BIAS_PRODUCT_MAX_TERMS = 32
-
-MaskWriter = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
-
-
-def _broadcast_sum(
-    rel_h: torch.Tensor, rel_w: torch.Tensor, out: torch.Tensor | None
-) -> torch.Tensor:
-    """(..., H), (..., W) -> (..., H, W) rel_h[..., :, None] + rel_w[..., None, :], written
-    into ``out`` if given."""
-    if out is None:
-        return torch.add(rel_h[..., :, None], rel_w[..., None, :])
-    return torch.add(rel_h[..., :, None], rel_w[..., None, :], out=out)
-
-
-def _mask_writer(rel_h: torch.Tensor, rel_w: torch.Tensor) -> MaskWriter:
-    """How the bias of one slice is written: the broadcast sum, or, for small windows in
-    bf16 on CPU, one product of the terms [rel_h, rel_w] with a 0/1 matrix that picks
-    rel_h[i] and rel_w[j] for column i·W + j.
-
-    PyTorch's broadcast add of 14×14 windows in bf16 runs far below memory speed (3.1 ms
-    per slice of 4 windows × 12 heads against 0.33 ms for the product, 2 threads; about 9 %
-    of a ViT-B forward): the product is the same bits, since its fp32 accumulator adds
-    exactly rel_h[i]·1 + rel_w[j]·1 (and zeros) before the one rounding to bf16 that the
-    add makes too. In fp32 the sum stays (the gain is small, and an fp32 product may run
-    at reduced internal precision when a user allows it)."""
-    height, width = rel_h.shape[-1], rel_w.shape[-1]
-    if (
-        rel_h.dtype != torch.bfloat16
-        or rel_h.device.type != "cpu"
-        or height + width > BIAS_PRODUCT_MAX_TERMS
-    ):
-        return _broadcast_sum
-    columns = torch.arange(height * width, device=rel_h.device)
-    selector = rel_h.new_zeros(height + width, height * width)
-    selector[columns // width, columns] = 1
-    selector[height + columns % width, columns] = 1
-
-    def product(rows: torch.Tensor, cols: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-        terms = torch.cat([rows, cols], dim=-1).flatten(0, -2)
-        if out is None:
-            return (terms @ selector).view(*rows.shape, width)
-        torch.mm(terms, selector, out=out.view(-1, height * width))
-        return out
-
-    return product
 
 
 def differentiable_attention(

@@ -230,7 +230,7 @@ def test_bf16_bias_product_is_the_broadcast_sum(size, budget, monkeypatch):
     assert torch.equal(written, expected.bfloat16())
     with torch.inference_mode():
         ours = attention_with_relative_positions(q, k, v, rel_h, rel_w, 0.25)
-        monkeypatch.setattr(image_encoder, "BIAS_PRODUCT_MAX_TERMS", 0)  # the sum everywhere
+        monkeypatch.setattr(bias_masks, "BIAS_PRODUCT_MAX_TERMS", 0)  # the sum everywhere
         summed = attention_with_relative_positions(q, k, v, rel_h, rel_w, 0.25)
     assert torch.equal(ours, summed)
 

@@ -54,7 +54,7 @@ def bench(
     console = Console()
     results: dict[str, list[Timing]] = {}
     for name in [model, *compare]:
-        # One model in memory at a time; each timed in full before the next.
+        # Each model is timed in full before the next is built.
         predictor = Predictor(_network(name, random_weights), cache_size=0, precision=precision)
         if not results:
             console.print(machine_line(predictor), highlight=False, soft_wrap=True)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from helpers.fake_models import BoxSam
 from helpers.hostile import run_measured
-from samforge.inference import Predictor
+from samforge.inference import ImageEmbedding, Predictor
 from samforge.inference.objects import label_map_from_logits, segment_objects
-from samforge.inference.predictor import FULL_RESOLUTION_BUDGET
+from samforge.inference.predictor import CPU_DECODER_WORKING_SET, FULL_RESOLUTION_BUDGET
+from samforge.models import build_model
 from samforge.models.config import VIT_TEST
 from samforge.prompts import Prompts
 
@@ -85,3 +87,28 @@ def test_chunked_decoding_gives_the_masks_of_one_batch(multimask):
     np.testing.assert_allclose(scores, reference.scores[:, 0])
     decoded = chunked.decode(prompts, multimask).numpy()
     np.testing.assert_array_equal(decoded.masks, whole.decode(prompts, multimask).numpy().masks)
+
+
+def test_a_cpu_decodes_objects_in_chunks_whose_features_fit_the_working_set():
+    """A decoder at SAM's 1024² frame upscales 256² × 32 features (8 MiB) per object, so a
+    CPU decodes at most CPU_DECODER_WORKING_SET of them per pass, with the logits, scores
+    and masks each object gets when decoded alone."""
+    config = VIT_TEST.with_changes(image_size=1024)
+    predictor = Predictor(build_model(config).eval())
+    embedding = torch.randn(1, 256, 64, 64, generator=torch.Generator().manual_seed(0))
+    predictor.set_embedding(ImageEmbedding(embedding, (300, 500)))
+    boxes = random_boxes(5, 300, seed=4).astype(float)
+    sizes = [
+        chunk.masks.shape[0] for chunk in predictor.decode_chunks(Prompts.from_user(boxes=boxes))
+    ]
+    feature_bytes = 256**2 * 32 * 4
+    assert sum(sizes) == 5
+    assert max(sizes) == CPU_DECODER_WORKING_SET // feature_bytes < 5
+    together = predictor.decode(Prompts.from_user(boxes=boxes))
+    for index, box in enumerate(boxes):
+        alone = predictor.decode(Prompts.from_user(boxes=box))
+        torch.testing.assert_close(together.logits[index], alone.logits[0], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(together.scores[index], alone.scores[0])
+        # Random weights leave logits within rounding of the threshold; the rest agree.
+        decided = together.logits[index].abs() > 1e-4
+        assert torch.equal(together.masks[index][decided], alone.masks[0][decided])

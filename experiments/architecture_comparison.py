@@ -1,0 +1,175 @@
+"""Which architecture for the built-in model (issue 21, item 4): models trained by the same
+recipe, measured on the built-in model's held-out goals (issue 19) and on click and slice
+latency, side by side.
+
+Every quality figure comes from ``nano_model_card.py``'s own measurements (the same held-out
+volumes, phantoms, HC18 subjects and settings); latency is timed here, the models in turn in
+one process after a warm-up each (medians):
+
+- *slice*: ``set_image`` of one 512×512 CT-like slice, what propagation pays per slice and a
+  user per new image;
+- *click*: one box decoded to a mask at that slice's resolution.
+
+    python experiments/architecture_comparison.py \\
+        --model nano=runs/arch/nano/model.pth --model vit_t=runs/arch/vit_t/model.pth \\
+        [--data ../shared/data] [--out arch-card] [--phantoms 8] [--volumes 4] [--threads N]
+
+Writes ``results.json`` and ``results.md`` into ``--out`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from nano_model_card import (
+    HC18_HELD_OUT,
+    HELD_OUT_SEED,
+    HELD_OUT_VOLUMES,
+    MIN_SLICES,
+    box_round1,
+    default_data,
+    propagation_dice,
+)
+
+from samforge.data import read_case
+from samforge.data.phantoms.varied import varied_volume
+from samforge.files import write_text_atomically
+from samforge.inference import Predictor
+from samforge.models import load_model
+from samforge.testing.timing import alternating_medians, machine_description
+from samforge.workflows.interactive import phantom_images
+from samforge.workflows.subjects import subject_images
+
+SLICE_SHAPE = (512, 512)
+GOAL_NAMES = {
+    "3d_phantoms": "3D phantoms, box on the central slice (≥ 0.75)",
+    "totalseg": "TotalSegmentator organs ≥ 10 slices (≥ 0.60)",
+    "phantoms_2d": "2D phantoms, box, round 1 (≥ 0.85)",
+    "hc18": "HC18 250–299, box, round 1 (≥ 0.94)",
+}
+
+
+def labelled_path(text: str) -> tuple[str, Path]:
+    label, separator, path = text.partition("=")
+    if not separator or not label:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, got {text!r}")
+    return label, Path(path)
+
+
+def latency(models: dict[str, torch.nn.Module], repeats: int) -> dict[str, dict[str, float]]:
+    """{model: {"slice_ms", "click_ms"}}: embedding a 512² slice, decoding one box on it
+    (no embedding cache, which would answer the repeated slice)."""
+    predictors = {label: Predictor(model, cache_size=0) for label, model in models.items()}
+    rng = np.random.default_rng(0)
+    image = (rng.normal(40, 30, SLICE_SHAPE)).astype(np.int16)  # CT-like HU values
+    box = np.array([150, 180, 330, 360])
+    slices, clicks = {}, {}
+    for label, predictor in predictors.items():
+        slices[label] = lambda predictor=predictor: predictor.set_image(image)
+        predictor.set_image(image)
+        clicks[label] = lambda predictor=predictor: predictor.predict(boxes=box)
+    with torch.inference_mode():
+        slice_times = alternating_medians(slices, repeats)
+        for predictor in predictors.values():
+            predictor.set_image(image)
+        click_times = alternating_medians(clicks, 4 * repeats)
+    return {
+        label: {"slice_ms": 1000 * slice_times[label][0], "click_ms": 1000 * click_times[label][0]}
+        for label in predictors
+    }
+
+
+def size_facts(model: torch.nn.Module, path: Path) -> dict[str, float]:
+    parameters = sum(p.numel() for p in model.parameters())
+    encoder = sum(p.numel() for p in model.image_encoder.parameters())
+    return {
+        "parameters_m": parameters / 1e6,
+        "encoder_parameters_m": encoder / 1e6,
+        "file_mb": path.stat().st_size / 1e6,
+        "input": model.config.image_size,
+    }
+
+
+def quality(predictors: dict[str, Predictor], args: argparse.Namespace) -> dict[str, dict]:
+    """{goal: {model: mean Dice}} on the held-out data of ``nano_model_card.py``."""
+    results: dict[str, dict] = {}
+    volumes = [varied_volume(HELD_OUT_SEED + i) for i in range(args.volumes)]
+    results["3d_phantoms"] = propagation_dice(predictors, volumes, args.out / "phantoms_3d")
+    held_out = [
+        read_case(args.data / image, args.data / label, name=name)
+        for name, (image, label) in HELD_OUT_VOLUMES.items()
+        if (args.data / image).is_file()
+    ]
+    if held_out:
+        results["totalseg"] = propagation_dice(
+            predictors, held_out, args.out / "totalseg", MIN_SLICES
+        )
+    # The built-in model's 2D phantoms are 256² whatever the model's input.
+    phantoms = phantom_images(args.phantoms, 256, HELD_OUT_SEED)
+    results["phantoms_2d"] = box_round1(predictors, phantoms, args.out / "phantoms_2d", "2D")
+    if (args.data / "hc18").is_dir():
+        hc18, _ = subject_images(args.data / "hc18", HC18_HELD_OUT, "hc18")
+        results["hc18"] = box_round1(predictors, hc18, args.out / "hc18", "HC18 250–299")
+    return results
+
+
+def markdown(results: dict) -> str:
+    labels = list(results["models"])
+    lines = ["| | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+
+    def row(name: str, values: dict, fmt: str) -> None:
+        lines.append(f"| {name} | " + " | ".join(format(values[m], fmt) for m in labels) + " |")
+
+    facts = results["models"]
+    row("input side", {m: facts[m]["input"] for m in labels}, "d")
+    row("parameters (M)", {m: facts[m]["parameters_m"] for m in labels}, ".2f")
+    row("file (MB)", {m: facts[m]["file_mb"] for m in labels}, ".1f")
+    row("slice: embed 512² (ms)", {m: results["latency"][m]["slice_ms"] for m in labels}, ".1f")
+    row("click: 1 box (ms)", {m: results["latency"][m]["click_ms"] for m in labels}, ".1f")
+    for key, name in GOAL_NAMES.items():
+        if key in results["quality"]:
+            row(name, results["quality"][key], ".3f")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=labelled_path, action="append", required=True)
+    parser.add_argument("--data", type=Path, default=default_data())
+    parser.add_argument("--out", type=Path, default=Path("arch-card"))
+    parser.add_argument("--phantoms", type=int, default=8, help="2D phantoms per modality")
+    parser.add_argument("--volumes", type=int, default=4, help="held-out 3D phantoms")
+    parser.add_argument("--repeats", type=int, default=5, help="timed slices per model")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    models = {label: load_model(path) for label, path in args.model}
+    predictors = {label: Predictor(model) for label, model in models.items()}
+    started = time.perf_counter()
+    results: dict = {
+        "models": {label: size_facts(models[label], path) for label, path in args.model},
+        "latency": latency(models, args.repeats),
+    }
+    results["quality"] = quality(predictors, args)
+    results["settings"] = {
+        "models": {label: str(path) for label, path in args.model},
+        "precision": {label: p.precision for label, p in predictors.items()},
+        "threads": args.threads,
+        "seconds": time.perf_counter() - started,
+        "machine": machine_description(),
+    }
+    write_text_atomically(args.out / "results.json", json.dumps(results, indent=2))
+    table = markdown(results)
+    write_text_atomically(args.out / "results.md", table)
+    print(f"# {results['settings']['machine']}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,24 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from nano_model_card import (
-    HC18_HELD_OUT,
-    HELD_OUT_SEED,
-    HELD_OUT_VOLUMES,
-    MIN_SLICES,
-    box_round1,
-    default_data,
-    propagation_dice,
-)
+from nano_model_card import default_data, held_out_dice
 
-from samforge.data import read_case
-from samforge.data.phantoms.varied import varied_volume
 from samforge.files import write_text_atomically
 from samforge.inference import Predictor
 from samforge.models import load_model
 from samforge.testing.timing import alternating_medians, machine_description
-from samforge.workflows.interactive import phantom_images
-from samforge.workflows.subjects import subject_images
 
 SLICE_SHAPE = (512, 512)
 GOAL_NAMES = {
@@ -95,29 +83,6 @@ def size_facts(model: torch.nn.Module, path: Path) -> dict[str, float]:
     }
 
 
-def quality(predictors: dict[str, Predictor], args: argparse.Namespace) -> dict[str, dict]:
-    """{goal: {model: mean Dice}} on the held-out data of ``nano_model_card.py``."""
-    results: dict[str, dict] = {}
-    volumes = [varied_volume(HELD_OUT_SEED + i) for i in range(args.volumes)]
-    results["3d_phantoms"] = propagation_dice(predictors, volumes, args.out / "phantoms_3d")
-    held_out = [
-        read_case(args.data / image, args.data / label, name=name)
-        for name, (image, label) in HELD_OUT_VOLUMES.items()
-        if (args.data / image).is_file()
-    ]
-    if held_out:
-        results["totalseg"] = propagation_dice(
-            predictors, held_out, args.out / "totalseg", MIN_SLICES
-        )
-    # The built-in model's 2D phantoms are 256² whatever the model's input.
-    phantoms = phantom_images(args.phantoms, 256, HELD_OUT_SEED)
-    results["phantoms_2d"] = box_round1(predictors, phantoms, args.out / "phantoms_2d", "2D")
-    if (args.data / "hc18").is_dir():
-        hc18, _ = subject_images(args.data / "hc18", HC18_HELD_OUT, "hc18")
-        results["hc18"] = box_round1(predictors, hc18, args.out / "hc18", "HC18 250–299")
-    return results
-
-
 def markdown(results: dict) -> str:
     labels = list(results["models"])
     lines = ["| | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
@@ -156,7 +121,7 @@ def main() -> None:
         "models": {label: size_facts(models[label], path) for label, path in args.model},
         "latency": latency(models, args.repeats),
     }
-    results["quality"] = quality(predictors, args)
+    results["quality"] = held_out_dice(predictors, args.data, args.out, args.phantoms, args.volumes)
     results["settings"] = {
         "models": {label: str(path) for label, path in args.model},
         "precision": {label: p.precision for label, p in predictors.items()},

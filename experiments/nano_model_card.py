@@ -60,6 +60,7 @@ HELD_OUT_VOLUMES = {
         "totalsegmentator/example_seg_mr.nii.gz",
     ),
 }
+PHANTOM_SIDE = 256  # the 2D phantoms of the goals
 MIN_SLICES = 10  # organs of the TotalSegmentator goal span at least this many slices
 # (name, target, higher is better); the robustness goal is the largest drop from clean.
 GOALS = (
@@ -98,6 +99,30 @@ def box_round1(predictors: dict, images: list, out: Path, title: str) -> dict:
         predictors, images, out, title, InteractiveSettings(rounds=1), starts=("box",)
     )
     return {model: starts["box"][1] for model, starts in run.dice_by_round().items()}
+
+
+def held_out_dice(
+    predictors: dict, data: Path, out: Path, phantoms_per_modality: int, volumes: int
+) -> dict:
+    """{goal: {model: mean Dice}} for the four Dice goals (3D phantoms, TotalSegmentator,
+    2D phantoms, HC18), each on its held-out data; a goal whose data is absent is left out.
+    The 2D phantoms are the built-in model's 256² whatever a model's input."""
+    results: dict = {}
+    cases = [varied_volume(HELD_OUT_SEED + i) for i in range(volumes)]
+    results["3d_phantoms"] = propagation_dice(predictors, cases, out / "phantoms_3d")
+    held_out = [
+        read_case(data / image, data / label, name=name)
+        for name, (image, label) in HELD_OUT_VOLUMES.items()
+        if (data / image).is_file()
+    ]
+    if held_out:
+        results["totalseg"] = propagation_dice(predictors, held_out, out / "totalseg", MIN_SLICES)
+    phantoms = phantom_images(phantoms_per_modality, PHANTOM_SIDE, HELD_OUT_SEED)
+    results["phantoms_2d"] = box_round1(predictors, phantoms, out / "phantoms_2d", "2D")
+    if (data / "hc18").is_dir():
+        hc18, _ = subject_images(data / "hc18", HC18_HELD_OUT, "hc18")
+        results["hc18"] = box_round1(predictors, hc18, out / "hc18", "HC18 250–299")
+    return results
 
 
 def robustness(predictors: dict, images: list, out: Path) -> dict:
@@ -221,21 +246,7 @@ def main() -> None:
     started = time.perf_counter()
     size = models["v1"].config.image_size
     results: dict = {"models": list(models)}
-    volumes = [varied_volume(HELD_OUT_SEED + i) for i in range(args.volumes)]
-    results["3d_phantoms"] = propagation_dice(predictors, volumes, args.out / "phantoms_3d")
-    held_out = [
-        read_case(args.data / image, args.data / label, name=name)
-        for name, (image, label) in HELD_OUT_VOLUMES.items()
-        if (args.data / image).is_file()
-    ]
-    if held_out:
-        folder = args.out / "totalseg"
-        results["totalseg"] = propagation_dice(predictors, held_out, folder, MIN_SLICES)
-    phantoms = phantom_images(args.phantoms, size, HELD_OUT_SEED)
-    results["phantoms_2d"] = box_round1(predictors, phantoms, args.out / "phantoms_2d", "2D")
-    if (args.data / "hc18").is_dir():
-        hc18, _ = subject_images(args.data / "hc18", HC18_HELD_OUT, "hc18")
-        results["hc18"] = box_round1(predictors, hc18, args.out / "hc18", "HC18 250–299")
+    results |= held_out_dice(predictors, args.data, args.out, args.phantoms, args.volumes)
     robust_images = phantom_images(args.robust_images, size, HELD_OUT_SEED)
     results["robustness"] = robustness(predictors, robust_images, args.out / "robustness")
     results["goals"] = goal_rows(results)

@@ -14,21 +14,25 @@ one process after a warm-up each (medians):
         --model nano=runs/arch/nano/model.pth --model vit_t=runs/arch/vit_t/model.pth \\
         [--data ../shared/data] [--out arch-card] [--phantoms 8] [--volumes 4] [--threads N]
 
-Writes ``results.json`` and ``results.md`` into ``--out`` and prints the table.
+Writes ``results.json`` and ``results.md`` into ``--out`` and prints the table; with
+``--run LABEL=RUN_FOLDER`` (repeatable) also ``training_curves.png``, each run's training
+Dice (last prediction) against its steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from nano_model_card import default_data, held_out_dice
 
-from samforge.files import write_text_atomically
+from samforge.files import atomic_path, write_text_atomically
 from samforge.inference import Predictor
 from samforge.models import load_model
 from samforge.testing.timing import alternating_medians, machine_description
@@ -102,9 +106,33 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def training_curves(runs: list[tuple[str, Path]], out: Path) -> Path:
+    """Plot each run's ``train/dice_last`` (10-point means) against its steps."""
+    figure = Figure(figsize=(6, 3.4))
+    axes = figure.subplots()
+    for label, run in runs:
+        with (run / "logs" / "metrics.csv").open(newline="") as file:
+            rows = [r for r in csv.DictReader(file) if r.get("train/dice_last")]
+        steps = np.array([int(r["step"]) for r in rows])
+        dice = np.array([float(r["train/dice_last"]) for r in rows])
+        window = min(10, len(dice))
+        smooth = np.convolve(dice, np.ones(window) / window, mode="valid")
+        axes.plot(steps[window - 1 :], smooth, label=label)
+    axes.set_xscale("log")
+    axes.set_xlabel("step (batch 2)")
+    axes.set_ylabel("training Dice, last prediction")
+    axes.legend()
+    figure.tight_layout()
+    path = out / "training_curves.png"
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=labelled_path, action="append", required=True)
+    parser.add_argument("--run", type=labelled_path, action="append", default=[])
     parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--out", type=Path, default=Path("arch-card"))
     parser.add_argument("--phantoms", type=int, default=8, help="2D phantoms per modality")
@@ -113,6 +141,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.run:
+        training_curves(args.run, args.out)
 
     models = {label: load_model(path) for label, path in args.model}
     predictors = {label: Predictor(model) for label, model in models.items()}

@@ -19,6 +19,7 @@ from helpers.official import official_sam_from_state_dict
 from samforge.errors import ConfigError
 from samforge.models import load_model
 from samforge.training import load_config, train
+from samforge.training.module import SamTrainingModule
 
 SAMFORGE = [sys.executable, "-m", "samforge"]
 
@@ -303,3 +304,21 @@ def test_from_scratch_on_one_volume_given_as_image_and_label_files(tmp_path):
     result = train(load_config(values))
     assert result.global_step == 2
     assert load_model(result.export_path).config.encoder_embed_dim == 64
+
+
+def test_training_flushes_subnormal_floats_and_stops_afterwards(tmp_path, monkeypatch):
+    """Subnormal gradients made backward products 10–25× slower (docs/training.md): every
+    training step computes with them flushed to zero, and the caller's process keeps them
+    again once the run returns."""
+    subnormal = torch.tensor([1e-40])  # float32 subnormal: below 1.18e-38
+    seen: list[float] = []
+    original = SamTrainingModule.training_step
+
+    def recording(self, *args, **kwargs):
+        seen.append(float(subnormal * 2.0))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SamTrainingModule, "training_step", recording)
+    train(load_config(write_config(tmp_path, trainer__max_steps=2)))
+    assert seen == [0.0, 0.0]
+    assert float(subnormal * 2.0) == pytest.approx(2e-40)

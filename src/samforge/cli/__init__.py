@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 import warnings
 
-import torch
 import typer
 from rich.console import Console
 
 from ..errors import SamforgeError
+from ..subnormals import subnormals_flushed
 from . import (
     bench,
     data_inspect,
@@ -64,12 +64,11 @@ def main() -> None:
     """Entry point: user errors print as one clear message and exit with status 2;
     warnings as one line each."""
     warnings.showwarning = _print_warning
-    # Before torch starts its threads, which inherit the switch: subnormal gradients made
-    # CPU training twice as slow (samforge.training.engine.subnormals_flushed); as
-    # TensorFlow does on CPUs, values below 1.2e-38 are computed as zero in every command.
-    torch.set_flush_denormal(True)
     try:
-        app()
+        # Before torch starts its threads, which inherit the switch: subnormal gradients
+        # made CPU training twice as slow (samforge.subnormals).
+        with subnormals_flushed():
+            app()
     except SamforgeError as error:
         # soft_wrap: one line however long, not wrapped at the console width
         Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}", highlight=False)

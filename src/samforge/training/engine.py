@@ -10,18 +10,16 @@ place, so a file that exists is complete; they are read back only with
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from ..models import PromptableModel
 from ..models.semantic import SemanticModel
+from ..subnormals import subnormals_flushed
 from .config import TrainConfig
 from .data_module import SegmentationDataModule
 from .export import export_joint_decoder, export_trained, gathered_model
@@ -93,7 +91,7 @@ def train(config: TrainConfig, *, resume: bool = False, threads: int | None = No
     warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
     if checkpoint is not None:  # a resumed run's checkpoint folder holds its checkpoints
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
-    with subnormals_flushed():
+    with subnormals_flushed():  # backward products run 2× faster on x86 CPUs
         trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True)
     # A full checkpoint: "train longer" resumes from it (it is the newest step file). A run
     # that reached max_steps saved it already (CheckpointAtMaxSteps).
@@ -110,28 +108,3 @@ def train(config: TrainConfig, *, resume: bool = False, threads: int | None = No
         export_joint_decoder(trained, objective, joint, config)  # with objective.e_sem
         write_summary(run_dir, trainer, export_path, time.perf_counter() - started, report)
     return TrainResult(run_dir, export_path, final, trainer.global_step, report)
-
-
-@contextlib.contextmanager
-def subnormals_flushed() -> Iterator[None]:
-    """Flush subnormal floats to zero on the CPU while training, then restore the setting.
-
-    The exact GELU's derivative underflows to subnormal floats far left of zero, and the
-    products that take those gradients (the mask decoder's upscaling, in the backward
-    pass) ran 10–25× slower than their size warrants on x86 CPUs. Values below 1.2e-38
-    change nothing a loss can show (docs/training.md).
-
-    The switch is per thread, and threads inherit it when created: here it reaches the
-    calling thread, so a process whose torch threads already exist gains part of the
-    speed; the ``samforge`` command sets it before torch starts any (the whole gain)."""
-    was_flushing = flushing_subnormals()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(was_flushing)
-
-
-def flushing_subnormals() -> bool:
-    """Whether this thread flushes subnormal floats to zero (PyTorch has no getter)."""
-    return float(torch.tensor([1e-40]) * 2.0) == 0.0

@@ -23,6 +23,7 @@ FLOORS = {
     "errors": 0,
     "files": 1,
     "preprocessing": 1,
+    "subnormals": 1,
     "models": 2,
     "data": 2,
     "prompts": 3,

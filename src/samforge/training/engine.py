@@ -91,7 +91,7 @@ def train(config: TrainConfig, *, resume: bool = False, threads: int | None = No
     warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
     if checkpoint is not None:  # a resumed run's checkpoint folder holds its checkpoints
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
-    with subnormals_flushed():  # backward products run 2× faster on x86 CPUs
+    with subnormals_flushed():  # subnormal gradients slow x86 CPUs (samforge.subnormals)
         trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True)
     # A full checkpoint: "train longer" resumes from it (it is the newest step file). A run
     # that reached max_steps saved it already (CheckpointAtMaxSteps).

@@ -63,7 +63,6 @@ def latency(models: dict[str, torch.nn.Module], repeats: int) -> dict[str, dict[
     slices, clicks = {}, {}
     for label, predictor in predictors.items():
         slices[label] = lambda predictor=predictor: predictor.set_image(image)
-        predictor.set_image(image)
         clicks[label] = lambda predictor=predictor: predictor.predict(boxes=box)
     with torch.inference_mode():
         slice_times = alternating_medians(slices, repeats)

@@ -124,15 +124,26 @@ def test_the_samforge_nano_recipe_is_valid(monkeypatch):
     assert held_out == {("250-299",)}
 
 
-def test_the_samforge_nano_v2_recipe_is_valid_and_keeps_the_card_s_data_out(monkeypatch):
-    """v2 trains for propagation and never on what experiments/nano_model_card.py measures:
-    HC18 250–299, TotalSegmentator's example_ct_sm / example_mr_sm, the MNI152 template."""
+@pytest.mark.parametrize(
+    ("recipe", "start", "ends"),
+    [
+        ("samforge_nano_v2", "samforge_nano_v1", False),
+        ("samforge_nano_v3", "samforge_nano_v2", True),
+    ],
+)
+def test_the_samforge_nano_v2_and_v3_recipes_are_valid_and_keep_the_card_s_data_out(
+    monkeypatch, recipe, start, ends
+):
+    """v2 and v3 train for propagation and never on what experiments/nano_model_card.py
+    measures: HC18 250–299, TotalSegmentator's example_ct_sm / example_mr_sm, the MNI152
+    template; v3 (extending v2's recipe) adds the steps past organs' ends."""
     root = Path(__file__).resolve().parents[2]
     if not (root.parent / "shared" / "data" / "hc18").is_dir():
         pytest.skip("../shared/data is absent beside the repository")
     monkeypatch.chdir(root)
-    config = load_config(root / "configs" / "recipes" / "samforge_nano_v2.yaml")
-    assert config.model == "samforge_nano_v1" and config.objective.kind == "propagation"
+    config = load_config(root / "configs" / "recipes" / f"{recipe}.yaml")
+    assert config.model == start and config.objective.kind == "propagation"
+    assert config.data.volumes is not None and config.data.volumes.organ_ends is ends
     volumes = config.data.volumes
     assert volumes is not None and not volumes.mni152 and volumes.mode == "mask"
     trained = [s.image for s in config.data.train] + [f.image for f in volumes.files]

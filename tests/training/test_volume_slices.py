@@ -15,10 +15,14 @@ from samforge.inference import Predictor, PropagationSettings
 from samforge.inference.propagation import _Runner  # one front, from a mask we choose
 from samforge.models import load_model
 from samforge.training import load_config, train
+from samforge.training.objectives.iterative import PromptingSettings
+from samforge.training.objectives.propagation import _organ_losses
+from samforge.training.scoring import ScoringFrame
 from samforge.training.volume_config import VolumeSlicesConfig
 from samforge.training.volume_slices import (
     VolumeSliceDataset,
     WithAdjacentSlices,
+    _slice_pair,
     collate_with_slices,
     label_areas,
 )
@@ -47,7 +51,10 @@ def test_items_carry_the_prompts_propagation_feeds_the_decoder_for_the_next_slic
     """The reference is propagation itself: from a mask on slice z it decodes slice z ± 1
     with a box and mask logits; an item whose adjacent slice holds that mask as its label
     must carry exactly those decoder inputs."""
-    config = VolumeSlicesConfig(phantoms=["ct"], n_obj=1, prompt_noise_px=0, p_corrupt=0)
+    # organ_ends off: the organ is identified by its target on the item's slice.
+    config = VolumeSlicesConfig(
+        phantoms=["ct"], n_obj=1, prompt_noise_px=0, p_corrupt=0, organ_ends=False
+    )
     item_set = slices(config)
     item = item_set[0]
     case_name, where = item["name"].rsplit("_z", 1)
@@ -156,3 +163,64 @@ def test_training_with_slices_resumes_to_the_weights_of_one_long_run(tmp_path):
 def test_a_volume_without_labels_is_a_data_error():
     with pytest.raises(DataError, match="labelled volumes"):
         label_areas(np.zeros((4, 4), np.uint8))
+
+
+def test_the_step_past_an_organs_end_is_an_item_with_an_empty_target():
+    """Every propagation front ends by decoding the slice after the organ's last one; the
+    items must include that step (with organ_ends) and never prompt from an absent organ."""
+    label = np.zeros((3, 8, 8), np.uint8)
+    label[0:2, 2:6, 2:6] = 1  # organ 1 on slices 0 and 1 only
+    label[:, 6:8, 0:2] = 2  # organ 2 on every slice (4 px)
+    areas = label_areas(label)
+    drawn = {
+        (index, step, tuple(organs))
+        for seed in range(200)
+        for index, step, organs in [_slice_pair(areas, 4, np.random.default_rng(seed))]
+    }
+    assert (2, -1, (1, 2)) in drawn  # organ 1 ended on slice 1: its target on slice 2 is empty
+    for index, step, organs in drawn:
+        assert all(np.sum(label[index + step] == organ) >= 4 for organ in organs)
+    without = {
+        tuple(_slice_pair(areas, 4, np.random.default_rng(seed), ends=False)[2])
+        for seed in range(200)
+        if _slice_pair(areas, 4, np.random.default_rng(seed), ends=False)[0] == 2
+    }
+    assert without == {(2,)}  # v2's recipe: only organs on both slices
+
+
+def test_an_ended_organ_scores_its_drawn_area_against_its_prompt_box():
+    """Dice has no gradient for an empty target; an ended organ scores Σp / (Σp + A), A its
+    prompt box's area in low-resolution pixels. Closed form for logits of 0 (p = ½) on an
+    s × s grid: (s²/2) / (s²/2 + A); the kept organ's Dice loss there is
+    1 − 2·Σpt/(Σp² + Σt²) = 1 − 2·0.5n/(0.25n + n) = 0.2."""
+    settings = PromptingSettings()
+    transform = load_model("samforge_random_tiny").config.input_transform()
+    side = transform.image_size
+    targets = torch.stack(
+        [torch.ones(12, 10, dtype=torch.bool), torch.zeros(12, 10, dtype=torch.bool)]
+    )
+    frame = ScoringFrame(torch.zeros(2, side, side, dtype=torch.bool), [targets], transform)
+    # Constant logits stay constant through the resize to the slice's 12 × 10 pixels.
+    cells = side // 4
+    logits = torch.zeros(2, 1, cells, cells, requires_grad=True)
+    scores = frame.score(logits, settings.dice, False)
+    area = 100.0
+    loss = _organ_losses(
+        scores, logits, torch.tensor([False, True]), torch.tensor([0.0, area]), settings
+    )
+    drawn = cells * cells / 2
+    assert loss.item() == pytest.approx((0.2 + drawn / (drawn + area)) / 2, rel=1e-5)
+    loss.backward()
+    assert (logits.grad[1] > 0).all()  # lowering the ended organ's logits lowers the loss
+
+
+def test_items_put_the_organs_that_end_first():
+    """With organ_ends, an item of a slice past some organ's end carries that organ (an
+    empty target) whatever n_obj leaves out; v2's recipe (organ_ends false) never does."""
+    with_ends = slices(VolumeSlicesConfig(phantoms=["ct"], n_obj=1, p_corrupt=0), length=40)
+    without = slices(
+        VolumeSlicesConfig(phantoms=["ct"], n_obj=1, p_corrupt=0, organ_ends=False), length=40
+    )
+    empty = [not with_ends[i]["original_masks"].any() for i in range(40)]
+    assert 0 < sum(empty) < 40
+    assert all(without[i]["original_masks"].flatten(1).sum(1).min() >= 20 for i in range(40))

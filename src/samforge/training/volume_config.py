@@ -28,7 +28,9 @@ class VolumeSlicesConfig(BaseModel):
     ``mode`` and ``box_extension`` are propagation's (:class:`PropagationSettings`; the
     defaults are its defaults); ``prompt_noise_px`` grows or shrinks the adjacent slice's
     label by up to that many pixels in half the items, since propagation prompts from the
-    model's previous mask, never exactly the label.
+    model's previous mask, never exactly the label. ``organ_ends`` keeps the organs of the
+    prompting slice that are absent (or under ``min_size``) on the target slice, so the
+    model learns where an organ ends; v2's recipe trained without them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -38,7 +40,8 @@ class VolumeSlicesConfig(BaseModel):
     phantoms: list[Literal["ct", "mr", "us"]] = ["ct", "mr", "us"]  # varied, new every item
     p_phantom: float = Field(0.5, ge=0.0, le=1.0)  # share of phantoms when there are files
     n_obj: int = Field(3, ge=1)
-    min_size: int = Field(20, ge=1)  # pixels of the object on both slices
+    min_size: int = Field(20, ge=1)  # pixels of the object on the prompting slice
+    organ_ends: bool = True  # also the step past an organ's last slice (empty target)
     mode: Literal["box", "mask"] = "mask"  # per-object prompts of fixed shape batch together
     box_extension: float = Field(0.0, ge=0.0)
     prompt_noise_px: int = Field(1, ge=0)

@@ -5,7 +5,9 @@ slice z, through :func:`samforge.prompts.volume_prompts.prompts_from_mask`. Each
 is one such step with the adjacent slice's label (grown or shrunk a little, as a predicted
 mask differs from the label) in place of the previous mask, prompted by that same function
 with the config's ``mode`` and ``box_extension`` (propagation's defaults: box + mask logits,
-no extension). The target is the same organ's label on the slice itself.
+no extension). The target is the same organ's label on the slice itself, which is empty
+where the organ ended on the adjacent slice: every front of a propagation meets one such
+slice, and a model that never saw one keeps drawing the organ beyond its end.
 
 Volumes: the config's label files, nilearn's MNI152, and a new varied phantom
 (:func:`samforge.data.phantoms.varied.varied_volume`) for every phantom item, its seed drawn
@@ -76,12 +78,12 @@ class VolumeSliceDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index, 19])
         for _ in range(ATTEMPTS):
             case, areas = self._volume(rng)
-            choice = _slice_pair(areas, self.config.min_size, rng)
+            choice = _slice_pair(areas, self.config.min_size, rng, self.config.organ_ends)
             if choice is not None:
                 return self._item(case, *choice, rng)
         raise DataError(
-            f"{ATTEMPTS} volumes in a row had no organ of ≥ {self.config.min_size} px on two "
-            "adjacent slices: lower data.volumes.min_size or check the volumes' label files."
+            f"{ATTEMPTS} volumes in a row had no organ of ≥ {self.config.min_size} px on a "
+            "slice with a neighbour: lower data.volumes.min_size or check the label files."
         )
 
     def _volume(self, rng: np.random.Generator) -> tuple[Case, np.ndarray]:
@@ -105,8 +107,8 @@ class VolumeSliceDataset(Dataset):
         self, case: Case, index: int, step: int, organs: np.ndarray, rng: np.random.Generator
     ) -> dict[str, Any]:
         assert case.label is not None  # label_areas read it
-        chosen = rng.choice(organs, size=min(self.config.n_obj, len(organs)), replace=False)
         label, adjacent = case.label[index], case.label[index + step]
+        chosen = self._chosen_organs(label, organs, rng)
         targets = np.stack([label == organ for organ in chosen])
         prompts = [
             prompts_from_mask(
@@ -140,6 +142,19 @@ class VolumeSliceDataset(Dataset):
             item["mask_input"] = torch.cat([p.mask_input for p in prompts])  # type: ignore[misc]
         return item
 
+    def _chosen_organs(
+        self, label: np.ndarray, organs: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Up to ``n_obj`` of ``organs`` at random; with ``organ_ends``, those that end
+        before this slice (under ``min_size`` px in its ``label``) first: few slices hold
+        an organ's end, yet every propagation front meets one."""
+        count = min(self.config.n_obj, len(organs))
+        if not self.config.organ_ends:
+            return rng.choice(organs, size=count, replace=False)
+        shuffled = rng.permutation(organs)
+        ended = [np.count_nonzero(label == organ) < self.config.min_size for organ in shuffled]
+        return shuffled[np.argsort(np.logical_not(ended), kind="stable")][:count]
+
     def _as_predicted(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``mask`` grown or shrunk by 1..``prompt_noise_px`` pixels in half the draws (a
         shrunk mask that would vanish stays as it is)."""
@@ -168,20 +183,33 @@ def label_areas(label: np.ndarray | None) -> np.ndarray:
 
 
 def _slice_pair(
-    areas: np.ndarray, min_size: int, rng: np.random.Generator
+    areas: np.ndarray, min_size: int, rng: np.random.Generator, ends: bool = True
 ) -> tuple[int, int, np.ndarray] | None:
-    """(slice, step ±1, organs on both) drawn uniformly among the usable pairs, or None."""
+    """(slice, step ±1, its organs) drawn uniformly among the usable pairs, or None; see
+    :func:`_prompted_organs`."""
     present = areas[1:] >= min_size  # (K, D), background left out
-    pairs = []
-    for step in (-1, 1):
-        both = present[:, 1:] & present[:, :-1]  # organ k on slices d and d + 1
-        slices = np.nonzero(both.any(axis=0))[0] + (1 if step < 0 else 0)
-        pairs += [(int(index), step) for index in slices]
+    depth = present.shape[1]
+    pairs = [
+        (index, step)
+        for step in (-1, 1)
+        for index in range(depth)
+        if 0 <= index + step < depth and _prompted_organs(present, index, step, ends).size
+    ]
     if not pairs:
         return None
     index, step = pairs[int(rng.integers(len(pairs)))]
-    organs = np.nonzero(present[:, index] & present[:, index + step])[0] + 1
-    return index, step, organs
+    return index, step, _prompted_organs(present, index, step, ends)
+
+
+def _prompted_organs(present: np.ndarray, index: int, step: int, ends: bool) -> np.ndarray:
+    """The organs (label values) to segment on slice ``index`` from slice ``index + step``:
+    those present there (``present``: (K, D) bool, ≥ min_size px). With ``ends``, also
+    those that are smaller or absent on the slice itself (the step past an organ's end);
+    without, only organs present on both."""
+    usable = present[:, index + step]
+    if not ends:
+        usable = usable & present[:, index]
+    return np.nonzero(usable)[0] + 1
 
 
 class WithAdjacentSlices(Dataset):

@@ -5,7 +5,11 @@ Every step takes MedicoSAM's iterative-prompting loss on the batch's 2D objects
 propagation step on ``batch["slices"]`` (:mod:`samforge.training.volume_slices`): each
 slice's organs decoded once, single-mask as propagation decodes them, from the prompts
 propagation derives from the adjacent slice. That loss is MedicoSAM's per prediction (Dice
-+ MSE of the predicted IoU), scored at the slice's original size.
++ MSE of the predicted IoU), scored at the slice's original size. An organ that ended on
+the adjacent slice has an empty target, whose Dice has no gradient; it scores instead the
+share Σp / (Σp + A) of its predicted soft area Σp against A, its prompt box's area (both
+in low-resolution pixels): 0 when nothing is drawn, ½ when a box's worth is, with
+gradients of the size Dice gives an organ of that area, so the model learns to stop.
 
 The config needs ``data.volumes`` (:class:`~samforge.training.volume_config.VolumeSlicesConfig`);
 validation batches carry no slices and are scored by the 2D loss alone.
@@ -20,7 +24,7 @@ from pydantic import Field
 
 from ...errors import ConfigError
 from ...models import PromptableModel
-from ..scoring import ScoringFrame
+from ..scoring import MaskScores, ScoringFrame
 from .base import ObjectiveSettings, register_objective, repeat_per_object
 from .iterative import IterativePrompting, PromptingSettings, _mask_loss
 
@@ -84,7 +88,38 @@ def adjacent_slice_loss(
     frame = ScoringFrame(masks.flatten(0, 1) > 0.5, slices["original_masks"], transform)
     denominator = "linear" if settings.dice_reduction == "batch" else settings.dice
     scores = frame.score(low_res, denominator, settings.focal_weight > 0)
-    loss = _mask_loss(scores, settings)
+    ended = ~torch.cat([m.flatten(1).any(dim=1) for m in slices["original_masks"]]).to(device)
+    cell = transform.image_size / low_res.shape[-1]  # frame pixels per low-res pixel
+    box_areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / cell**2
+    loss = _organ_losses(scores, low_res, ended, box_areas, settings)
     if iou_pred is not None:
         loss = loss + settings.iou_weight * torch.mean((iou_pred - scores.true_iou) ** 2)
     return loss, scores.hard_dice.detach().mean()
+
+
+def _organ_losses(
+    scores: MaskScores,
+    low_res: torch.Tensor,
+    ended: torch.Tensor,
+    box_areas: torch.Tensor,
+    settings: PromptingSettings,
+) -> torch.Tensor:
+    """The mean over N organs of the mask loss (:func:`_mask_loss`) of those still on the
+    slice and, for the ``ended`` (N,) ones, Σp / (Σp + A): p the sigmoid of their (N, 1,
+    s, s) low-resolution logits, A their ``box_areas`` (N,) in low-resolution pixels."""
+    count = len(ended)
+    loss = low_res.new_zeros((), dtype=torch.float32)
+    if not ended.all():
+        on = ~ended
+        kept = MaskScores(
+            scores.intersection[on],
+            scores.total[on],
+            None if scores.focal is None else scores.focal[on],
+            scores.true_iou[on],
+            scores.hard_dice[on],
+        )
+        loss = loss + _mask_loss(kept, settings) * (count - int(ended.sum()))
+    if ended.any():
+        drawn = torch.sigmoid(low_res[ended].float()).sum(dim=(1, 2, 3))
+        loss = loss + (drawn / (drawn + box_areas[ended].clamp(min=1.0))).sum()
+    return loss / count

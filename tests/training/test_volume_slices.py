@@ -186,6 +186,11 @@ def test_the_step_past_an_organs_end_is_an_item_with_an_empty_target():
         if _slice_pair(areas, 4, np.random.default_rng(seed), ends=False)[0] == 2
     }
     assert without == {(2,)}  # v2's recipe: only organs on both slices
+    # p_end 1: always a step past an end; here the only one is slice 1 -> 2.
+    forced = {
+        _slice_pair(areas, 4, np.random.default_rng(seed), p_end=1.0)[:2] for seed in range(50)
+    }
+    assert forced == {(2, -1)}
 
 
 def test_an_ended_organ_scores_its_drawn_area_against_its_prompt_box():

@@ -30,7 +30,8 @@ class VolumeSlicesConfig(BaseModel):
     label by up to that many pixels in half the items, since propagation prompts from the
     model's previous mask, never exactly the label. ``organ_ends`` keeps the organs of the
     prompting slice that are absent (or under ``min_size``) on the target slice, so the
-    model learns where an organ ends; v2's recipe trained without them.
+    model learns where an organ ends (v2's recipe trained without them); ``p_end`` draws
+    that many items among the slices past an organ's end, since few slices are.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -42,6 +43,7 @@ class VolumeSlicesConfig(BaseModel):
     n_obj: int = Field(3, ge=1)
     min_size: int = Field(20, ge=1)  # pixels of the object on the prompting slice
     organ_ends: bool = True  # also the step past an organ's last slice (empty target)
+    p_end: float = Field(0.0, ge=0.0, le=1.0)  # share of items drawn past an organ's end
     mode: Literal["box", "mask"] = "mask"  # per-object prompts of fixed shape batch together
     box_extension: float = Field(0.0, ge=0.0)
     prompt_noise_px: int = Field(1, ge=0)

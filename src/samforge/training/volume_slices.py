@@ -78,7 +78,9 @@ class VolumeSliceDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index, 19])
         for _ in range(ATTEMPTS):
             case, areas = self._volume(rng)
-            choice = _slice_pair(areas, self.config.min_size, rng, self.config.organ_ends)
+            choice = _slice_pair(
+                areas, self.config.min_size, rng, self.config.organ_ends, self.config.p_end
+            )
             if choice is not None:
                 return self._item(case, *choice, rng)
         raise DataError(
@@ -183,10 +185,15 @@ def label_areas(label: np.ndarray | None) -> np.ndarray:
 
 
 def _slice_pair(
-    areas: np.ndarray, min_size: int, rng: np.random.Generator, ends: bool = True
+    areas: np.ndarray,
+    min_size: int,
+    rng: np.random.Generator,
+    ends: bool = True,
+    p_end: float = 0.0,
 ) -> tuple[int, int, np.ndarray] | None:
     """(slice, step ±1, its organs) drawn uniformly among the usable pairs, or None; see
-    :func:`_prompted_organs`."""
+    :func:`_prompted_organs`. With ``ends``, a pair past some organ's end is drawn with
+    probability ``p_end`` (when the volume has one) instead."""
     present = areas[1:] >= min_size  # (K, D), background left out
     depth = present.shape[1]
     pairs = [
@@ -197,6 +204,9 @@ def _slice_pair(
     ]
     if not pairs:
         return None
+    if ends and p_end > 0 and rng.random() < p_end:
+        ending = [(i, s) for i, s in pairs if (present[:, i + s] & ~present[:, i]).any()]
+        pairs = ending or pairs
     index, step = pairs[int(rng.integers(len(pairs)))]
     return index, step, _prompted_organs(present, index, step, ends)
 

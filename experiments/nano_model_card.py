@@ -16,13 +16,15 @@ robustness                  box, round 1, on the 2D phantoms: each of the 12 cor
                             at severity 3 loses at most 0.05 Dice against clean           drop
 ==========================  ============================================================  ======
 
-A candidate ships as ``samforge_nano`` only if it meets or beats v1 on every goal.
+A candidate ships as ``samforge_nano`` only if it meets or beats every other model of the
+card (v1, and the versions named with ``--also``) on every goal.
 Writes ``results.json``, ``results.md``, each evaluation's report and, with ``--run``, the
 candidate's training curve (``training_curve.png``) into ``--out``.
 
     python experiments/nano_model_card.py [--candidate runs/samforge_nano_v2/model.pth]
         [--run runs/samforge_nano_v2] [--data ../shared/data] [--out nano-card]
-        [--phantoms 8] [--volumes 8] [--robust-images 4] [--threads N]
+        [--also samforge_nano_v2] [--phantoms 8] [--volumes 8] [--robust-images 4]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -185,19 +187,24 @@ def markdown(results: dict) -> str:
 
 
 def verdict(results: dict) -> str:
-    """Whether the candidate meets or beats v1 on every goal (what shipping needs)."""
+    """Whether the candidate meets or beats every other model on every goal (what
+    shipping needs)."""
     if "candidate" not in results["models"]:
         return "no candidate given"
+    others = [model for model in results["models"] if model != "candidate"]
     worse = []
     for row in results["goals"]:
         if "candidate" not in row:
             continue
         sign = 1 if row["higher_is_better"] else -1
-        if sign * (row["candidate"] - row["v1"]) < 0:
-            worse.append(row["goal"])
+        worse += [
+            f"{row['goal']} (against {other})"
+            for other in others
+            if sign * (row["candidate"] - row[other]) < 0
+        ]
     if worse:
-        return "do NOT ship: the candidate is worse than v1 on " + "; ".join(worse)
-    return "the candidate meets or beats v1 on every goal"
+        return "do NOT ship: the candidate is worse on " + "; ".join(worse)
+    return f"the candidate meets or beats {', '.join(others)} on every goal"
 
 
 def training_curve(run: Path, out: Path) -> Path | None:
@@ -230,6 +237,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidate", type=Path, help="a model file to compare with v1")
     parser.add_argument("--run", type=Path, help="the candidate's run folder (its curve)")
+    parser.add_argument(
+        "--also", action="append", default=[], help="another registered version to compare"
+    )
     parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--out", type=Path, default=Path("nano-card"))
     parser.add_argument("--phantoms", type=int, default=8, help="2D phantoms per modality")
@@ -240,6 +250,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     models = {"v1": load_model("samforge_nano_v1")}
+    models |= {name.removeprefix("samforge_nano_"): load_model(name) for name in args.also}
     if args.candidate is not None:
         models["candidate"] = load_model(args.candidate)
     predictors = {label: Predictor(model) for label, model in models.items()}

@@ -19,6 +19,13 @@ from torch import nn
 # Off: the plain modules everywhere (benchmarks/bench_encoder.py times both). A build
 # without these private ops (another platform or torch version) takes the plain modules.
 ENABLED = hasattr(torch.ops.mkldnn, "_linear_pointwise")
+# oneDNN has no bf16 inner product on CPUs without AVX-512 (AVX2 only: "could not create a
+# primitive descriptor"); there bf16 takes the plain modules.
+BF16_ENABLED = (
+    ENABLED
+    and hasattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported")
+    and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+)
 
 
 def fused_kernels_apply(x: torch.Tensor, *layers: nn.Module) -> bool:
@@ -32,13 +39,14 @@ def fused_kernels_apply(x: torch.Tensor, *layers: nn.Module) -> bool:
 
 
 def fused_kernels_take(x: torch.Tensor) -> bool:
-    """:func:`fused_kernels_apply` without the layers: whether x may go through oneDNN."""
+    """:func:`fused_kernels_apply` without the layers: whether x may go through oneDNN
+    (bf16 only where oneDNN supports it on this CPU)."""
     # Compilation first: torch.compile resolves it without a graph break.
     return (
         ENABLED
         and not torch.compiler.is_compiling()
         and x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.bfloat16)
+        and (x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and BF16_ENABLED))
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
         and torch.backends.mkldnn.is_available()

@@ -70,7 +70,7 @@ def diagnose(predictor: Predictor, volumes: int) -> dict:
             truth = instance.mask
             centre, prompts = start_prompt(truth, "box")
             predictor.set_image(case.image[centre], mapping=mapping)
-            central = predictor.decode(prompts, multimask=True).best().masks[0, 0].numpy()
+            central = predictor.decode(prompts, multimask=True).best().masks[0, 0].cpu().numpy()
             scores["central"].append(dice(central, truth[centre]))
             steps = single_steps(predictor, case.image, truth, centre, mapping)
             scores["single steps"].append(dice(steps, truth))

@@ -143,9 +143,9 @@ def test_the_samforge_nano_v2_and_v3_recipes_are_valid_and_keep_the_card_s_data_
     monkeypatch.chdir(root)
     config = load_config(root / "configs" / "recipes" / f"{recipe}.yaml")
     assert config.model == start and config.objective.kind == "propagation"
-    assert config.data.volumes is not None and config.data.volumes.organ_ends is ends
     volumes = config.data.volumes
     assert volumes is not None and not volumes.mni152 and volumes.mode == "mask"
+    assert volumes.organ_ends is ends
     trained = [s.image for s in config.data.train] + [f.image for f in volumes.files]
     assert not any(path is not None and "_sm." in path.name for path in trained)
     subjects = [s.subjects for s in config.data.train if s.path is not None]

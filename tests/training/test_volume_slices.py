@@ -181,11 +181,11 @@ def test_the_step_past_an_organs_end_is_an_item_with_an_empty_target():
     for index, step, organs in drawn:
         assert all(np.sum(label[index + step] == organ) >= 4 for organ in organs)
     without = {
-        tuple(_slice_pair(areas, 4, np.random.default_rng(seed), ends=False)[2])
+        (index, step, tuple(organs))
         for seed in range(200)
-        if _slice_pair(areas, 4, np.random.default_rng(seed), ends=False)[0] == 2
+        for index, step, organs in [_slice_pair(areas, 4, np.random.default_rng(seed), False)]
     }
-    assert without == {(2,)}  # v2's recipe: only organs on both slices
+    assert (2, -1, (2,)) in without and (2, -1, (1, 2)) not in without  # only organs on both
     # p_end 1: always a step past an end; here the only one is slice 1 -> 2.
     forced = {
         _slice_pair(areas, 4, np.random.default_rng(seed), p_end=1.0)[:2] for seed in range(50)
@@ -220,12 +220,14 @@ def test_an_ended_organ_scores_its_drawn_area_against_its_prompt_box():
 
 
 def test_items_put_the_organs_that_end_first():
-    """With organ_ends, an item of a slice past some organ's end carries that organ (an
-    empty target) whatever n_obj leaves out; v2's recipe (organ_ends false) never does."""
-    with_ends = slices(VolumeSlicesConfig(phantoms=["ct"], n_obj=1, p_corrupt=0), length=40)
-    without = slices(
-        VolumeSlicesConfig(phantoms=["ct"], n_obj=1, p_corrupt=0, organ_ends=False), length=40
-    )
-    empty = [not with_ends[i]["original_masks"].any() for i in range(40)]
-    assert 0 < sum(empty) < 40
-    assert all(without[i]["original_masks"].flatten(1).sum(1).min() >= 20 for i in range(40))
+    """With organ_ends, an item keeps the organs that end before its slice whatever n_obj
+    leaves out; without (v2's recipe) the organs are drawn at random."""
+    label = np.zeros((8, 8), np.uint8)
+    label[:4, :4], label[4:, 4:] = 2, 3  # organs 2 and 3 continue here, organ 1 has ended
+    organs = np.array([1, 2, 3])
+    ends = slices(VolumeSlicesConfig(phantoms=["ct"], n_obj=1, min_size=4))
+    random = slices(VolumeSlicesConfig(phantoms=["ct"], n_obj=1, min_size=4, organ_ends=False))
+    rngs = [np.random.default_rng(seed) for seed in range(30)]
+    assert {int(ends._chosen_organs(label, organs, rng)[0]) for rng in rngs} == {1}
+    rngs = [np.random.default_rng(seed) for seed in range(30)]
+    assert {int(random._chosen_organs(label, organs, rng)[0]) for rng in rngs} == {1, 2, 3}

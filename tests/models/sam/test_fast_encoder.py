@@ -180,8 +180,14 @@ def test_fused_kernels_stay_out_of_training_and_tracing():
     assert traced(torch.ones(2, 4)).sum() == 0
 
 
-def test_bf16_weights_agree_with_fp32(encoders):
-    """The bf16 copy of the weights (``precision="bf16"``) through the fused kernels."""
+@pytest.mark.parametrize("fused", [True, False], ids=["onednn", "plain"])
+def test_bf16_weights_agree_with_fp32(encoders, fused, monkeypatch):
+    """The bf16 copy of the weights (``precision="bf16"``) through the fused kernels, and
+    through the plain modules, which CPUs without oneDNN bf16 (AVX2 only) take."""
+    if fused and not onednn.BF16_ENABLED:
+        pytest.skip("oneDNN has no bf16 inner product on this CPU (no AVX-512)")
+    if not fused:
+        monkeypatch.setattr(onednn, "BF16_ENABLED", False)
     image_size, _, ours = encoders
     images = torch.randn(1, 3, image_size, image_size, generator=torch.Generator().manual_seed(8))
     with torch.inference_mode():

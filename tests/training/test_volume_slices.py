@@ -35,6 +35,22 @@ def slices(config: VolumeSlicesConfig, length: int = 4, seed: int = 0) -> Volume
     return VolumeSliceDataset(config, transform, length, seed)
 
 
+def item_source(item: dict, modalities: tuple[str, ...]) -> tuple:
+    """(volume, slice index, step, organ label) of a phantom item of one organ, read back
+    from its name and its target (organ_ends off: the organ is on the item's slice)."""
+    case_name, where = item["name"].rsplit("_z", 1)
+    index, step = int(where[:3]), 1 if where[3] == "+" else -1
+    seed = int(case_name.split("_")[-1])
+    assert seed >= TRAINING_SEEDS  # never an evaluation seed
+    case = varied_volume(seed, modalities)
+    organ = next(
+        o
+        for o in np.unique(case.label[index])[1:]
+        if np.array_equal(case.label[index] == o, item["original_masks"][0].numpy())
+    )
+    return case, index, step, organ
+
+
 class Recording:
     """Stands in for the Predictor's decoder: records the prompts propagation passes."""
 
@@ -55,18 +71,8 @@ def test_items_carry_the_prompts_propagation_feeds_the_decoder_for_the_next_slic
     config = VolumeSlicesConfig(
         phantoms=["ct"], n_obj=1, prompt_noise_px=0, p_corrupt=0, organ_ends=False
     )
-    item_set = slices(config)
-    item = item_set[0]
-    case_name, where = item["name"].rsplit("_z", 1)
-    index, step = int(where[:3]), 1 if where[3] == "+" else -1
-    seed = int(case_name.split("_")[-1])
-    assert seed >= TRAINING_SEEDS  # never an evaluation seed
-    case = varied_volume(seed, ("ct",))
-    organ = next(
-        o
-        for o in np.unique(case.label[index])[1:]
-        if np.array_equal(case.label[index] == o, item["original_masks"][0].numpy())
-    )
+    item = slices(config)[0]
+    case, index, step, organ = item_source(item, ("ct",))
     predictor = Predictor(load_model("samforge_random_tiny"))
     recording = Recording(predictor)
     predictor.engine.decode = recording

@@ -32,6 +32,10 @@ class VolumeSlicesConfig(BaseModel):
     prompting slice that are absent (or under ``min_size``) on the target slice, so the
     model learns where an organ ends (v2's recipe trained without them); ``p_end`` draws
     that many items among the slices past an organ's end, since few slices are.
+    ``chain`` makes each item that many propagation steps in a row: the first prompted
+    from the adjacent slice's label, each next from the model's own mask on the slice
+    before, as propagation runs, so the model trains on its own errors (v2 and v3 trained
+    on single steps, ``chain: 1``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,6 +48,7 @@ class VolumeSlicesConfig(BaseModel):
     min_size: int = Field(20, ge=1)  # pixels of the object on the prompting slice
     organ_ends: bool = True  # also the step past an organ's last slice (empty target)
     p_end: float = Field(0.0, ge=0.0, le=1.0)  # share of items drawn past an organ's end
+    chain: int = Field(1, ge=1)  # propagation steps per item, from the model's own masks
     mode: Literal["box", "mask"] = "mask"  # per-object prompts of fixed shape batch together
     box_extension: float = Field(0.0, ge=0.0)
     prompt_noise_px: int = Field(1, ge=0)

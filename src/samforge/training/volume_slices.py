@@ -30,7 +30,14 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from ..data import Case, IntensitySettings, collate_objects, read_case, validate_image
+from ..data import (
+    Case,
+    IntensityMapping,
+    IntensitySettings,
+    collate_objects,
+    read_case,
+    validate_image,
+)
 from ..data.builtin import mni152_case
 from ..data.corruptions import CORRUPTIONS, corrupt
 from ..data.phantoms.varied import TRAINING_SEEDS, varied_volume
@@ -78,8 +85,9 @@ class VolumeSliceDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index, 19])
         for _ in range(ATTEMPTS):
             case, areas = self._volume(rng)
+            config = self.config
             choice = _slice_pair(
-                areas, self.config.min_size, rng, self.config.organ_ends, self.config.p_end
+                areas, config.min_size, rng, config.organ_ends, config.p_end, config.chain
             )
             if choice is not None:
                 return self._item(case, *choice, rng)
@@ -122,14 +130,14 @@ class VolumeSliceDataset(Dataset):
             )
             for organ in chosen
         ]
-        values = self.intensity.case_mapping(case).apply(validate_image(case.image[index]))
+        mapping = self.intensity.case_mapping(case)
+        corruption = None
         if rng.random() < self.config.p_corrupt:
             kind = sorted(CORRUPTIONS)[int(rng.integers(len(CORRUPTIONS)))]
-            values = corrupt(values, kind, int(rng.integers(1, 6)), seed=rng)
-        image = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
+            corruption = (kind, int(rng.integers(1, 6)))
         masks = self.transform.label_masks(torch.from_numpy(targets).float()[None])
         item = {
-            "image": self.transform.image(image)[0].contiguous(),
+            "image": self._image(case.image[index], mapping, corruption, rng),
             "masks": masks[0].float(),
             "original_masks": torch.from_numpy(targets),
             # In the model frame, as the Predictor passes boxes to the decoder.
@@ -142,7 +150,34 @@ class VolumeSliceDataset(Dataset):
         }
         if self.config.mode == "mask":
             item["mask_input"] = torch.cat([p.mask_input for p in prompts])  # type: ignore[misc]
+        if self.config.chain > 1:
+            later = [index - k * step for k in range(1, self.config.chain)]
+            chained = torch.from_numpy(
+                np.stack([np.stack([case.label[z] == organ for organ in chosen]) for z in later])
+            )
+            item["chain_image"] = torch.stack(
+                [self._image(case.image[z], mapping, corruption, rng) for z in later]
+            )
+            item["chain_masks"] = self.transform.label_masks(chained.float()).float()
+            item["chain_original_masks"] = chained
+            # The objective prompts the later steps from the model's masks in this way.
+            item["prompting"] = (self.config.mode, self.config.box_extension)
         return item
+
+    def _image(
+        self,
+        values: np.ndarray,
+        mapping: IntensityMapping,
+        corruption: tuple[str, int] | None,
+        rng: np.random.Generator,
+    ) -> torch.Tensor:
+        """A (H, W) slice -> the model's (3, S, S) input: intensities mapped as propagation
+        maps the volume's, then the item's corruption (kind, severity), if any."""
+        values = mapping.apply(validate_image(values))
+        if corruption is not None:
+            values = corrupt(values, *corruption, seed=rng)
+        image = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
+        return self.transform.image(image)[0].contiguous()
 
     def _chosen_organs(
         self, label: np.ndarray, organs: np.ndarray, rng: np.random.Generator
@@ -190,22 +225,29 @@ def _slice_pair(
     rng: np.random.Generator,
     ends: bool = True,
     p_end: float = 0.0,
+    chain: int = 1,
 ) -> tuple[int, int, np.ndarray] | None:
     """(slice, step ±1, its organs) drawn uniformly among the usable pairs, or None; see
-    :func:`_prompted_organs`. With ``ends``, a pair past some organ's end is drawn with
-    probability ``p_end`` (when the volume has one) instead."""
+    :func:`_prompted_organs`. A pair needs room for ``chain`` steps: slices ``index``,
+    ``index - step``, ... in the volume. With ``ends``, a pair whose steps pass some
+    organ's end is drawn with probability ``p_end`` (when the volume has one) instead."""
     present = areas[1:] >= min_size  # (K, D), background left out
     depth = present.shape[1]
+    reach = chain - 1  # slices after the first target
     pairs = [
         (index, step)
         for step in (-1, 1)
         for index in range(depth)
-        if 0 <= index + step < depth and _prompted_organs(present, index, step, ends).size
+        if 0 <= index + step < depth
+        and 0 <= index - reach * step < depth
+        and _prompted_organs(present, index, step, ends).size
     ]
     if not pairs:
         return None
     if ends and p_end > 0 and rng.random() < p_end:
-        ending = [(i, s) for i, s in pairs if (present[:, i + s] & ~present[:, i]).any()]
+        ending = [
+            (i, s) for i, s in pairs if (present[:, i + s] & ~present[:, i - reach * s]).any()
+        ]
         pairs = ending or pairs
     index, step = pairs[int(rng.integers(len(pairs)))]
     return index, step, _prompted_organs(present, index, step, ends)
@@ -252,6 +294,11 @@ def collate_with_slices(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for key in ("masks", "boxes", "mask_input")
         if key in items[0]
     }
+    if "chain_image" in items[0]:  # (B, K - 1, ...): the chain's later slices
+        slices["chain_image"] = torch.stack([item["chain_image"] for item in items])
+        slices["chain_masks"] = torch.stack([item["chain_masks"][:, :count] for item in items])
+        slices["chain_original_masks"] = [item["chain_original_masks"][:, :count] for item in items]
+        slices["prompting"] = items[0]["prompting"]
     slices["image"] = torch.stack([item["image"] for item in items])
     slices["original_masks"] = [item["original_masks"][:count] for item in items]
     slices["input_size"] = torch.stack([item["input_size"] for item in items])

@@ -17,13 +17,16 @@ validation batches carry no slices and are scored by the 2D loss alone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import torch
 from pydantic import Field
 
 from ...errors import ConfigError
 from ...models import PromptableModel
+from ...preprocessing import ModelInputTransform
+from ...prompts.volume_prompts import prompts_from_mask
 from ..scoring import MaskScores, ScoringFrame
 from .base import ObjectiveSettings, register_objective, repeat_per_object
 from .iterative import IterativePrompting, PromptingSettings, _mask_loss
@@ -67,13 +70,26 @@ class PropagationTraining(IterativePrompting):
         return logs
 
 
+class _Step(NamedTuple):
+    """One propagation step's mean loss over its ``count`` organs, their (count,) hard
+    Dice (detached) and their (count, 1, s, s) low-resolution logits."""
+
+    loss: torch.Tensor
+    hard_dice: torch.Tensor
+    low_res: torch.Tensor
+
+
 def adjacent_slice_loss(
     model: PromptableModel, slices: dict[str, Any], settings: PromptingSettings
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, mean hard Dice, detached) of one propagation step on B slices of n organs.
+    """(loss, mean hard Dice, detached) of the propagation steps on B slices of n organs:
+    the mean over every organ of every step.
 
     ``slices``: ``image`` (B, 3, S, S), ``masks`` (B, n, S, S), ``original_masks`` per
-    slice (n, H, W), ``boxes`` (B, n, 4), optionally ``mask_input`` (B, n, 1, s, s).
+    slice (n, H, W), ``boxes`` (B, n, 4), optionally ``mask_input`` (B, n, 1, s, s): the
+    first step, prompted from the adjacent slice. With a chain, also ``chain_image``
+    (B, K-1, 3, S, S), ``chain_masks`` (B, K-1, n, S, S), ``chain_original_masks`` per
+    slice (K-1, n, H, W) and ``prompting`` (mode, box_extension): the next steps.
     """
     images, masks = slices["image"], slices["masks"]
     n_obj = masks.shape[1]
@@ -83,18 +99,110 @@ def adjacent_slice_loss(
     if mask_input is not None:
         mask_input = mask_input.flatten(0, 1).to(device)
     embeddings = repeat_per_object(model.embed_images(images), n_obj)
+    targets = masks.flatten(0, 1)
+    steps = [
+        _step(model, embeddings, boxes, mask_input, targets, slices["original_masks"], settings)
+    ]
+    if "chain_image" in slices:
+        steps += _chain_steps(model, slices, steps[0].low_res.detach(), settings)
+    dice = torch.cat([step.hard_dice for step in steps])
+    loss = torch.stack([step.loss * len(step.hard_dice) for step in steps]).sum()
+    return loss / len(dice), dice.mean()
+
+
+def _step(
+    model: PromptableModel,
+    embeddings: torch.Tensor,
+    boxes: torch.Tensor,
+    mask_input: torch.Tensor | None,
+    targets: torch.Tensor,
+    original_targets: Sequence[torch.Tensor],
+    settings: PromptingSettings,
+) -> _Step:
+    """N organs decoded single-mask from their (N, 4) model-frame ``boxes`` (and mask
+    logits) on their (N, C, h, w) ``embeddings``, scored against (N, S, S) ``targets`` and
+    per image (n, H, W) ``original_targets``."""
     low_res, iou_pred = model.decode(embeddings, None, boxes, mask_input, False)
     transform = model.config.input_transform()
-    frame = ScoringFrame(masks.flatten(0, 1) > 0.5, slices["original_masks"], transform)
+    frame = ScoringFrame(targets > 0.5, original_targets, transform)
     denominator = "linear" if settings.dice_reduction == "batch" else settings.dice
     scores = frame.score(low_res, denominator, settings.focal_weight > 0)
-    ended = ~torch.cat([m.flatten(1).any(dim=1) for m in slices["original_masks"]]).to(device)
+    ended = ~torch.cat([m.flatten(1).any(dim=1) for m in original_targets]).to(boxes.device)
     cell = transform.image_size / low_res.shape[-1]  # frame pixels per low-res pixel
     box_areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / cell**2
     loss = _organ_losses(scores, low_res, ended, box_areas, settings)
     if iou_pred is not None:
         loss = loss + settings.iou_weight * torch.mean((iou_pred - scores.true_iou) ** 2)
-    return loss, scores.hard_dice.detach().mean()
+    return _Step(loss, scores.hard_dice.detach().flatten(), low_res)
+
+
+def _chain_steps(
+    model: PromptableModel,
+    slices: dict[str, Any],
+    low_res: torch.Tensor,
+    settings: PromptingSettings,
+) -> list[_Step]:
+    """The chain's later steps: each organ prompted, as propagation prompts it, from the
+    model's own mask on the slice before (from its detached (B·n, 1, s, s) ``low_res``
+    logits there); an organ whose mask came out empty stops, as propagation stops."""
+    chain_images, chain_masks = slices["chain_image"], slices["chain_masks"]
+    batch, later, n_obj = chain_masks.shape[:3]
+    mode, extension = slices["prompting"]
+    transform = model.config.input_transform()
+    embeddings = model.embed_images(chain_images.flatten(0, 1))  # (B·(K-1), C, h, w)
+    active = torch.ones(batch * n_obj, dtype=torch.bool)
+    sizes = [tuple(m.shape[-2:]) for m in slices["original_masks"]]
+    steps = []
+    for k in range(later):
+        drawn = [
+            transform.masks(low_res[b * n_obj : (b + 1) * n_obj].float(), sizes[b])[:, 0] > 0
+            for b in range(batch)
+        ]
+        active &= torch.cat([d.flatten(1).any(dim=1) for d in drawn]).cpu()
+        kept = torch.nonzero(active).flatten()
+        if not len(kept):
+            break
+        boxes, mask_input = _prompts_from_masks(drawn, kept, n_obj, mode, extension, transform)
+        images = kept // n_obj
+        originals = [
+            slices["chain_original_masks"][b][k][kept[images == b] % n_obj]
+            for b in images.unique().tolist()
+        ]
+        step = _step(
+            model,
+            embeddings[images * later + k],
+            boxes.to(chain_masks.device),
+            None if mask_input is None else mask_input.to(chain_masks.device),
+            chain_masks[images, k, kept % n_obj],
+            originals,
+            settings,
+        )
+        steps.append(step)
+        low_res = torch.zeros_like(low_res)
+        low_res[kept] = step.low_res.detach()
+    return steps
+
+
+def _prompts_from_masks(
+    drawn: list[torch.Tensor],
+    kept: torch.Tensor,
+    n_obj: int,
+    mode: str,
+    extension: float,
+    transform: ModelInputTransform,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(m, 4) model-frame boxes and, in mode "mask", (m, 1, s, s) mask logits of the
+    ``kept`` organs (indices b·n + j) from their masks ``drawn`` per image (n, H, W)."""
+    low_res_size = transform.image_size // 4
+    boxes, logits = [], []
+    for index in kept.tolist():
+        mask = drawn[index // n_obj][index % n_obj].cpu().numpy()
+        prompts = prompts_from_mask(mask, mode, transform, low_res_size, extension)
+        assert prompts.boxes is not None  # modes box and mask
+        boxes.append(transform.boxes(prompts.boxes, mask.shape))
+        if prompts.mask_input is not None:
+            logits.append(prompts.mask_input)
+    return torch.cat(boxes), torch.cat(logits) if logits else None
 
 
 def _organ_losses(

@@ -18,7 +18,6 @@ from samforge.training.objectives.iterative import PromptingSettings
 from samforge.training.objectives.propagation import adjacent_slice_loss
 from samforge.training.volume_config import VolumeSlicesConfig
 from samforge.training.volume_slices import (
-    WithAdjacentSlices,
     _slice_pair,
     collate_with_slices,
     label_areas,

@@ -7,7 +7,9 @@ mask differs from the label) in place of the previous mask, prompted by that sam
 with the config's ``mode`` and ``box_extension`` (propagation's defaults: box + mask logits,
 no extension). The target is the same organ's label on the slice itself, which is empty
 where the organ ended on the adjacent slice: every front of a propagation meets one such
-slice, and a model that never saw one keeps drawing the organ beyond its end.
+slice, and a model that never saw one keeps drawing the organ beyond its end. With
+``chain`` K > 1 an item also holds the K - 1 slices after it, away from the prompt: the
+objective prompts each from the model's own mask on the slice before, as propagation does.
 
 Volumes: the config's label files, nilearn's MNI152, and a new varied phantom
 (:func:`samforge.data.phantoms.varied.varied_volume`) for every phantom item, its seed drawn
@@ -63,7 +65,10 @@ class VolumeSliceDataset(Dataset):
     ``original_masks`` (n, H, W) bool, the organs on the slice; ``boxes`` (n, 4) float32
     (model frame) and, in mode "mask", ``mask_input`` (n, 1, S/4, S/4): the prompts from the
     adjacent slice as the Predictor hands them to the decoder; ``input_size``,
-    ``original_size`` (2,) int64; ``name`` str.
+    ``original_size`` (2,) int64; ``name`` str. With ``chain`` K > 1 also ``chain_image``
+    (K-1, 3, S, S), ``chain_masks`` (K-1, n, S, S), ``chain_original_masks``
+    (K-1, n, H, W): the slices z - step, z - 2·step, ...; ``prompting``: (mode,
+    box_extension), how the objective prompts them.
     """
 
     def __init__(

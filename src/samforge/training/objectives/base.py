@@ -124,3 +124,10 @@ def repeat_per_object(embeddings: Embeddings, n_obj: int) -> Embeddings:
     if isinstance(embeddings, dict):
         return {key: value.repeat_interleave(n_obj, dim=0) for key, value in embeddings.items()}
     return embeddings.repeat_interleave(n_obj, dim=0)
+
+
+def embedding_rows(embeddings: Embeddings, rows: torch.Tensor) -> Embeddings:
+    """The ``rows`` (N,) of image embeddings (B, ...), a tensor or a dict of them."""
+    if isinstance(embeddings, dict):
+        return {key: value[rows] for key, value in embeddings.items()}
+    return embeddings[rows]

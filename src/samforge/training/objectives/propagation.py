@@ -1,15 +1,18 @@
 """Training for 3D propagation beside MedicoSAM's objective, kind ``propagation`` (issue 19).
 
 Every step takes MedicoSAM's iterative-prompting loss on the batch's 2D objects
-(:mod:`.iterative`, the same settings) and adds ``slice_weight`` × the loss of one
-propagation step on ``batch["slices"]`` (:mod:`samforge.training.volume_slices`): each
+(:mod:`.iterative`, the same settings) and adds ``slice_weight`` × the loss of the
+propagation steps on ``batch["slices"]`` (:mod:`samforge.training.volume_slices`): each
 slice's organs decoded once, single-mask as propagation decodes them, from the prompts
-propagation derives from the adjacent slice. That loss is MedicoSAM's per prediction (Dice
-+ MSE of the predicted IoU), scored at the slice's original size. An organ that ended on
-the adjacent slice has an empty target, whose Dice has no gradient; it scores instead the
-share Σp / (Σp + A) of its predicted soft area Σp against A, its prompt box's area (both
-in low-resolution pixels): 0 when nothing is drawn, ½ when a box's worth is, with
-gradients of the size Dice gives an organ of that area, so the model learns to stop.
+propagation derives from the adjacent slice; with ``data.volumes.chain`` K, then K - 1
+steps more, each slice prompted from the model's own (detached) mask on the one before, as
+propagation prompts it, an organ stopping where its mask comes out empty. That loss is
+MedicoSAM's per prediction (Dice + MSE of the predicted IoU), scored at the slice's
+original size. An organ that ended on the adjacent slice has an empty target, whose Dice
+has no gradient; it scores instead the share Σp / (Σp + A) of its predicted soft area Σp
+against A, its prompt box's area (both in low-resolution pixels): 0 when nothing is drawn,
+½ when a box's worth is, with gradients of the size Dice gives an organ of that area, so
+the model learns to stop.
 
 The config needs ``data.volumes`` (:class:`~samforge.training.volume_config.VolumeSlicesConfig`);
 validation batches carry no slices and are scored by the 2D loss alone.
@@ -28,7 +31,13 @@ from ...models import PromptableModel
 from ...preprocessing import ModelInputTransform
 from ...prompts.volume_prompts import prompts_from_mask
 from ..scoring import MaskScores, ScoringFrame
-from .base import ObjectiveSettings, register_objective, repeat_per_object
+from .base import (
+    Embeddings,
+    ObjectiveSettings,
+    embedding_rows,
+    register_objective,
+    repeat_per_object,
+)
 from .iterative import IterativePrompting, PromptingSettings, _mask_loss
 
 if TYPE_CHECKING:
@@ -44,7 +53,7 @@ class PropagationTrainingSettings(PromptingSettings):
 
 @register_objective
 class PropagationTraining(IterativePrompting):
-    """MedicoSAM's objective on 2D objects + one propagation step on volume slices."""
+    """MedicoSAM's objective on 2D objects + propagation steps on volume slices."""
 
     settings_type = PropagationTrainingSettings
     settings: PropagationTrainingSettings
@@ -112,7 +121,7 @@ def adjacent_slice_loss(
 
 def _step(
     model: PromptableModel,
-    embeddings: torch.Tensor,
+    embeddings: Embeddings,
     boxes: torch.Tensor,
     mask_input: torch.Tensor | None,
     targets: torch.Tensor,
@@ -170,7 +179,7 @@ def _chain_steps(
         ]
         step = _step(
             model,
-            embeddings[images * later + k],
+            embedding_rows(embeddings, images * later + k),
             boxes.to(chain_masks.device),
             None if mask_input is None else mask_input.to(chain_masks.device),
             chain_masks[images, k, kept % n_obj],

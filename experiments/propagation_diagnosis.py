@@ -35,6 +35,7 @@ from samforge.evaluation.metrics import dice
 from samforge.evaluation.start_prompts3d import start_prompt
 from samforge.inference import Predictor, PropagationSettings, propagate
 from samforge.models import load_model
+from samforge.prompts import wants_multimask
 from samforge.prompts.volume_prompts import prompts_from_mask
 from samforge.testing.timing import machine_description
 
@@ -70,7 +71,9 @@ def diagnose(predictor: Predictor, volumes: int) -> dict:
             truth = instance.mask
             centre, prompts = start_prompt(truth, "box")
             predictor.set_image(case.image[centre], mapping=mapping)
-            central = predictor.decode(prompts, multimask=True).best().masks[0, 0].cpu().numpy()
+            # As propagation decodes its start: one mask for a box (SAM's advice).
+            start = predictor.decode(prompts, wants_multimask(prompts)).best()
+            central = start.masks[0, 0].cpu().numpy()
             scores["central"].append(dice(central, truth[centre]))
             steps = single_steps(predictor, case.image, truth, centre, mapping)
             scores["single steps"].append(dice(steps, truth))

@@ -238,7 +238,10 @@ def main() -> None:
     parser.add_argument("--candidate", type=Path, help="a model file to compare with v1")
     parser.add_argument("--run", type=Path, help="the candidate's run folder (its curve)")
     parser.add_argument(
-        "--also", action="append", default=[], help="another registered version to compare"
+        "--also",
+        action="append",
+        default=[],
+        help="another version to compare: a registered name or a model file",
     )
     parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--out", type=Path, default=Path("nano-card"))

@@ -125,18 +125,20 @@ def test_the_samforge_nano_recipe_is_valid(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("recipe", "start", "ends"),
+    ("recipe", "start", "ends", "chain"),
     [
-        ("samforge_nano_v2", "samforge_nano_v1", False),
-        ("samforge_nano_v3", "samforge_nano_v2", True),
+        ("samforge_nano_v2", "samforge_nano_v1", False, 1),
+        ("samforge_nano_v3", "samforge_nano_v2", True, 1),
+        ("samforge_nano_v3_chains", "samforge_nano_v2", True, 3),
     ],
 )
-def test_the_samforge_nano_v2_and_v3_recipes_are_valid_and_keep_the_card_s_data_out(
-    monkeypatch, recipe, start, ends
+def test_the_samforge_nano_recipes_are_valid_and_keep_the_card_s_data_out(
+    monkeypatch, recipe, start, ends, chain
 ):
-    """v2 and v3 train for propagation and never on what experiments/nano_model_card.py
-    measures: HC18 250–299, TotalSegmentator's example_ct_sm / example_mr_sm, the MNI152
-    template; v3 (extending v2's recipe) adds the steps past organs' ends."""
+    """v2, v3 and v3 on chains train for propagation and never on what
+    experiments/nano_model_card.py measures: HC18 250–299, TotalSegmentator's
+    example_ct_sm / example_mr_sm, the MNI152 template; v3 (extending v2's recipe) adds the
+    steps past organs' ends, the chain recipe (extending v3's) three steps per item."""
     root = Path(__file__).resolve().parents[2]
     if not (root.parent / "shared" / "data" / "hc18").is_dir():
         pytest.skip("../shared/data is absent beside the repository")
@@ -145,7 +147,7 @@ def test_the_samforge_nano_v2_and_v3_recipes_are_valid_and_keep_the_card_s_data_
     assert config.model == start and config.objective.kind == "propagation"
     volumes = config.data.volumes
     assert volumes is not None and not volumes.mni152 and volumes.mode == "mask"
-    assert volumes.organ_ends is ends
+    assert volumes.organ_ends is ends and volumes.chain == chain
     trained = [s.image for s in config.data.train] + [f.image for f in volumes.files]
     assert not any(path is not None and "_sm." in path.name for path in trained)
     subjects = [s.subjects for s in config.data.train if s.path is not None]

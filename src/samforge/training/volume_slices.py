@@ -88,9 +88,9 @@ class VolumeSliceDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, index, 19])
+        config = self.config
         for _ in range(ATTEMPTS):
             case, areas = self._volume(rng)
-            config = self.config
             choice = _slice_pair(
                 areas, config.min_size, rng, config.organ_ends, config.p_end, config.chain
             )
